@@ -1,0 +1,3 @@
+from ghostroll.cli import main
+
+raise SystemExit(main())

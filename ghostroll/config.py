@@ -1,0 +1,424 @@
+"""Configuration: one declarative key table, parsed once at the edge.
+
+Every setting is a `Key` in `KEYS`. Its TOML place (`[section] name`), its
+environment variable (`GHOSTROLL_*`) and its CLI flag (`--name-with-dashes`) are all
+derived from that one row, and `docs/configuration.md` is generated from it (a test
+checks the file is current). Sources, lowest to highest:
+
+    defaults < TOML file < GHOSTROLL_* environment < CLI flags
+
+`load()` returns a frozen `Config` (one frozen dataclass per section) plus where each
+value came from, for `ghostroll doctor`. Invalid values raise `ConfigError` naming the
+key, the source and what is allowed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ghostroll.errors import ConfigError
+
+SYSTEM_CONFIG = Path("/etc/ghostroll/config.toml")
+USER_CONFIG = Path("~/.config/ghostroll/config.toml")
+
+
+def default_process_workers() -> int:
+    return max(1, min(6, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class Key:
+    section: str
+    name: str
+    type: type
+    default: Any
+    meaning: str
+    choices: tuple[str, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    secret: bool = False
+    env_override: str | None = None  # for names kept from the original system
+
+    @property
+    def env(self) -> str:
+        return self.env_override or f"GHOSTROLL_{self.name.upper()}"
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    def default_value(self) -> Any:
+        return self.default() if callable(self.default) else self.default
+
+    def default_text(self) -> str:
+        if self.name == "process_workers":
+            return "CPU count clamped to 1..6"
+        value = self.default_value()
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        return '""' if value == "" else str(value)
+
+
+def _k(section: str, name: str, typ: type, default: Any, meaning: str, **kw: Any) -> Key:
+    return Key(section, name, typ, default, meaning, **kw)
+
+
+KEYS: tuple[Key, ...] = (
+    # [card]
+    _k("card", "sd_label", str, "auto-import",
+       "Volume label of cards to ingest (`ghostroll watch`; macOS may add ` 1`)."),
+    _k("card", "mount_roots", str, "/Volumes,/media/$USER,/run/media/$USER,/mnt",
+       "Comma-separated folders `ghostroll watch` polls for a mounted card."),
+    _k("card", "poll_seconds", float, 2.0, "How often `ghostroll watch` looks for a card.",
+       minimum=0.1, maximum=60),
+    _k("card", "test_copy_delay_ms", int, 0,
+       "Test only: sleep this long per copied MiB so a pulled card lands mid-copy.",
+       minimum=0, maximum=10_000),
+    # [storage]
+    _k("storage", "base_dir", Path, "~/ghostroll", "Where sessions are written."),
+    _k("storage", "db_path", Path, "~/.ghostroll/ghostroll.db",
+       "SQLite database: what was ingested, sessions, upload queue."),
+    _k("storage", "always_create_session", bool, False,
+       "Create a session even when the card holds nothing new."),
+    _k("storage", "free_space_margin_mb", int, 256,
+       "Keep at least this much free on the session disk after a copy.",
+       minimum=0, maximum=1_000_000),
+    # [images]
+    _k("images", "share_max_long_edge", int, 2048, "Share image long edge, pixels.",
+       minimum=256, maximum=8192),
+    _k("images", "share_quality", int, 90, "Share image JPEG quality.", minimum=30, maximum=100),
+    _k("images", "thumb_max_long_edge", int, 512, "Thumbnail long edge, pixels.",
+       minimum=64, maximum=2048),
+    _k("images", "thumb_quality", int, 85, "Thumbnail JPEG quality.", minimum=30, maximum=100),
+    _k("images", "share_zip", bool, True, "Offer \"Download all\" (share.zip of share images)."),
+    _k("images", "process_workers", int, default_process_workers,
+       "Parallel derivative workers.", minimum=1, maximum=32),
+    _k("images", "decode_budget_mb", int, 160,
+       "Decoded-pixel memory that derivative workers may hold at once, MiB.",
+       minimum=32, maximum=4096),
+    # [s3]
+    _k("s3", "s3_bucket", str, "", "Private bucket to publish to; empty keeps sessions local."),
+    _k("s3", "s3_prefix_root", str, "sessions/", "Key prefix for sessions in the bucket."),
+    _k("s3", "s3_endpoint_url", str, "",
+       "S3-compatible endpoint (R2, B2, MinIO, SeaweedFS); empty: AWS or AWS_ENDPOINT_URL."),
+    _k("s3", "s3_region", str, "", "Bucket region; empty: AWS_REGION or us-east-1."),
+    _k("s3", "s3_addressing_style", str, "auto", "URL style for requests and links.",
+       choices=("auto", "path", "virtual")),
+    _k("s3", "s3_access_key_id", str, "",
+       "Access key; empty: the standard AWS credential chain.", secret=True),
+    _k("s3", "s3_secret_access_key", str, "", "Secret key (never logged).", secret=True),
+    _k("s3", "presign_expiry_seconds", int, 604800,
+       "Share link lifetime, seconds (SigV4 maximum: 7 days).", minimum=60, maximum=604800),
+    _k("s3", "upload_workers", int, 4, "Parallel uploads.", minimum=1, maximum=32),
+    _k("s3", "presign_workers", int, 8,
+       "Accepted for compatibility; signing is local and needs no pool.",
+       minimum=1, maximum=64),
+    _k("s3", "multipart_threshold_mb", int, 16, "Files larger than this upload in parts.",
+       minimum=5, maximum=5000),
+    _k("s3", "upload_originals", bool, False, "Also upload originals (off: derivatives only)."),
+    _k("s3", "short_links", str, "auto",
+       "Short QR-friendly link page under L/ (needs a bucket policy; auto: use it if present).",
+       choices=("auto", "on", "off")),
+    _k("s3", "clock_trusted", bool, False,
+       "Treat the system clock as correct without checking (tests, VMs)."),
+    # [appliance]
+    _k("appliance", "kit", str, "waveshare-2in13-v4", "Hardware kit (see hardware/)."),
+    _k("appliance", "panel", str, "auto", "Panel backend.",
+       choices=("auto", "waveshare", "simulated", "none")),
+    _k("appliance", "frames_dir", Path, "", "Simulated panel: write frames here."),
+    _k("appliance", "button_pin", int, 26, "Button BCM pin (to GND, internal pull-up).",
+       minimum=0, maximum=27),
+    _k("appliance", "button_hold_seconds", float, 3.0, "Long press that shuts down, seconds.",
+       minimum=1, maximum=30),
+    _k("appliance", "battery_min_percent", int, 15,
+       "Refuse to start a copy below this charge unless charging.", minimum=0, maximum=100),
+    _k("appliance", "battery_critical_percent", int, 5,
+       "Finish the current file and shut down at this charge.", minimum=0, maximum=100),
+    _k("appliance", "pisugar_address", str, "127.0.0.1:8423", "pisugar-server TCP address."),
+    _k("appliance", "runtime_dir", Path, "/run/ghostroll",
+       "Service socket and live status.json/status.png."),
+    # [logging]
+    _k("logging", "log_level", str, "INFO", "Log level.",
+       choices=("DEBUG", "INFO", "WARNING", "ERROR")),
+)
+
+KEYS_BY_NAME: dict[str, Key] = {k.name: k for k in KEYS}
+
+
+@dataclass(frozen=True)
+class CardConfig:
+    sd_label: str
+    mount_roots: str
+    poll_seconds: float
+    test_copy_delay_ms: int
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    base_dir: Path
+    db_path: Path
+    always_create_session: bool
+    free_space_margin_mb: int
+
+
+@dataclass(frozen=True)
+class ImagesConfig:
+    share_max_long_edge: int
+    share_quality: int
+    thumb_max_long_edge: int
+    thumb_quality: int
+    share_zip: bool
+    process_workers: int
+    decode_budget_mb: int
+
+
+@dataclass(frozen=True)
+class S3Config:
+    s3_bucket: str
+    s3_prefix_root: str
+    s3_endpoint_url: str
+    s3_region: str
+    s3_addressing_style: str
+    s3_access_key_id: str = field(repr=False)
+    s3_secret_access_key: str = field(repr=False)
+    presign_expiry_seconds: int
+    upload_workers: int
+    presign_workers: int
+    multipart_threshold_mb: int
+    upload_originals: bool
+    short_links: str
+    clock_trusted: bool
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.s3_bucket)
+
+
+@dataclass(frozen=True)
+class ApplianceConfig:
+    kit: str
+    panel: str
+    frames_dir: Path | None
+    button_pin: int
+    button_hold_seconds: float
+    battery_min_percent: int
+    battery_critical_percent: int
+    pisugar_address: str
+    runtime_dir: Path
+
+
+@dataclass(frozen=True)
+class LoggingConfig:
+    log_level: str
+
+
+SECTIONS: dict[str, type] = {
+    "card": CardConfig,
+    "storage": StorageConfig,
+    "images": ImagesConfig,
+    "s3": S3Config,
+    "appliance": ApplianceConfig,
+    "logging": LoggingConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    card: CardConfig
+    storage: StorageConfig
+    images: ImagesConfig
+    s3: S3Config
+    appliance: ApplianceConfig
+    logging: LoggingConfig
+    # key name -> "default" | "file <path>" | "env GHOSTROLL_X" | "flag --x"
+    sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+    config_file: Path | None = None
+
+
+# ---------------------------------------------------------------- parsing values
+
+
+def _parse(key: Key, raw: Any, source: str) -> Any:
+    """Turn a raw value (TOML-typed or a string) into the key's type, or raise."""
+
+    def refuse(allowed: str) -> ConfigError:
+        return ConfigError(f"{key.name} = {raw!r} from {source}: {allowed}")
+
+    if key.type is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise refuse("expected true or false")
+    if key.type in (int, float):
+        if isinstance(raw, bool):
+            raise refuse(f"expected a number, not {raw}")
+        try:
+            value = key.type(raw) if key.type is float else int(str(raw).strip())
+        except ValueError:
+            raise refuse("expected " + ("a whole number" if key.type is int else "a number"))
+        lo, hi = key.minimum, key.maximum
+        if (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise refuse(f"allowed range is {_num(lo)}..{_num(hi)}")
+        return value
+    if key.type is Path:
+        text = str(raw).strip()
+        if not text:
+            return None
+        return Path(os.path.expandvars(text)).expanduser()
+    text = str(raw).strip() if not key.secret else str(raw)
+    if key.choices:
+        wanted = text.upper() if key.name == "log_level" else text.lower()
+        if wanted not in key.choices:
+            raise refuse("allowed: " + ", ".join(key.choices))
+        return wanted
+    return text
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "any"
+    return str(int(v)) if float(v).is_integer() else str(v)
+
+
+# ---------------------------------------------------------------- sources
+
+
+def read_toml(path: Path) -> dict[str, dict[str, Any]]:
+    """Read a config file; unknown sections or keys are refused with the file name."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}")
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}")
+    for section, table in data.items():
+        if section not in SECTIONS or not isinstance(table, dict):
+            raise ConfigError(
+                f"{path}: unknown section [{section}]; known: " + ", ".join(SECTIONS))
+        for name in table:
+            key = KEYS_BY_NAME.get(name)
+            if key is None or key.section != section:
+                raise ConfigError(f"{path}: unknown key {name!r} in [{section}]")
+    return data
+
+
+def default_config_file(env: Mapping[str, str]) -> Path | None:
+    """`GHOSTROLL_CONFIG`, else the user file, else the system file, if present."""
+    if env.get("GHOSTROLL_CONFIG"):
+        return Path(env["GHOSTROLL_CONFIG"]).expanduser()
+    for candidate in (USER_CONFIG.expanduser(), SYSTEM_CONFIG):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load(
+    *,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the Config from all sources. `flags` maps key names to CLI values."""
+    env = os.environ if env is None else env
+    flags = flags or {}
+    path = config_file if config_file is not None else default_config_file(env)
+    file_data = read_toml(path) if path is not None else {}
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for key in KEYS:
+        raw, source = key.default_value(), "default"
+        if key.name in file_data.get(key.section, {}):
+            raw, source = file_data[key.section][key.name], f"file {path}"
+        if key.env in env:
+            raw, source = env[key.env], f"env {key.env}"
+        if flags.get(key.name) is not None:
+            raw, source = flags[key.name], f"flag {key.flag}"
+        values[key.name] = _parse(key, raw, source)
+        sources[key.name] = source
+
+    _check_cross_keys(values, sources)
+    built = {
+        section: cls(**{f.name: values[f.name] for f in fields(cls)})
+        for section, cls in SECTIONS.items()
+    }
+    return Config(**built, sources=sources, config_file=path)
+
+
+def _check_cross_keys(values: dict[str, Any], sources: dict[str, str]) -> None:
+    if values["battery_critical_percent"] > values["battery_min_percent"]:
+        raise ConfigError(
+            f"battery_critical_percent ({values['battery_critical_percent']}, from "
+            f"{sources['battery_critical_percent']}) must not exceed battery_min_percent "
+            f"({values['battery_min_percent']}, from {sources['battery_min_percent']})")
+    prefix = values["s3_prefix_root"]
+    if prefix and not prefix.endswith("/"):
+        values["s3_prefix_root"] = prefix + "/"
+    if bool(values["s3_access_key_id"]) != bool(values["s3_secret_access_key"]):
+        raise ConfigError("s3_access_key_id and s3_secret_access_key must be set together "
+                          f"(from {sources['s3_access_key_id']} / "
+                          f"{sources['s3_secret_access_key']})")
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def add_flags(parser: argparse.ArgumentParser, sections: Sequence[str] | None = None) -> None:
+    """Add one `--flag` per key (all sections, or the ones named) to a parser.
+
+    Defaults are None so an unset flag never hides the environment or the file."""
+    parser.add_argument("--config", type=Path, default=None,
+                        help="config file (default: $GHOSTROLL_CONFIG, "
+                             f"{USER_CONFIG}, {SYSTEM_CONFIG})")
+    group = parser.add_argument_group("settings (see docs/configuration.md)")
+    for key in KEYS:
+        if sections is not None and key.section not in sections:
+            continue
+        group.add_argument(key.flag, dest=f"cfg_{key.name}", default=None, metavar="VALUE",
+                           help=f"{key.meaning} [{key.env}]")
+
+
+def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Config:
+    flags = {k.name: getattr(args, f"cfg_{k.name}", None) for k in KEYS}
+    return load(config_file=getattr(args, "config", None), env=env, flags=flags)
+
+
+def describe(config: Config) -> list[tuple[str, str, str]]:
+    """(key, shown value, source) for every key; secrets are never shown."""
+    rows = []
+    for key in KEYS:
+        value = getattr(getattr(config, key.section), key.name)
+        shown = ("(set)" if value else "(not set)") if key.secret else str(value)
+        rows.append((key.name, shown, config.sources.get(key.name, "default")))
+    return rows
+
+
+def markdown_table() -> str:
+    """The body of docs/configuration.md, generated from KEYS."""
+    lines = [
+        "| TOML `[section] key` | environment | CLI flag | default | meaning |",
+        "|---|---|---|---|---|",
+    ]
+    for key in KEYS:
+        allowed = ""
+        if key.choices:
+            allowed = " One of: " + ", ".join(f"`{c}`" for c in key.choices) + "."
+        elif key.minimum is not None:
+            allowed = f" Range {_num(key.minimum)}..{_num(key.maximum)}."
+        lines.append(
+            f"| `[{key.section}] {key.name}` | `{key.env}` | `{key.flag}` | "
+            f"`{key.default_text()}` | {key.meaning}{allowed} |")
+    return "\n".join(lines) + "\n"
+

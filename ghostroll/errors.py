@@ -1,0 +1,37 @@
+"""Every exception GhostRoll raises on purpose, each also a matching builtin.
+
+Library code raises these; only the CLI turns them into messages and exit codes."""
+
+from __future__ import annotations
+
+
+class GhostRollError(Exception):
+    """Base of our own errors. `str(exc)` is a message fit for a person."""
+
+
+class ConfigError(GhostRollError, ValueError):
+    """A setting is missing or invalid: names the key, the source and what is allowed."""
+
+
+class CardError(GhostRollError, OSError):
+    """The card cannot be used (no DCIM/, unreadable, pulled out)."""
+
+
+class CardRemovedError(CardError):
+    """The card went away or failed with an I/O error in the middle of a copy."""
+
+
+class DiskFullError(GhostRollError, OSError):
+    """Not enough room on the session disk for what must be copied."""
+
+
+class VerifyError(GhostRollError, OSError):
+    """A copy did not read back with the hash computed while copying."""
+
+
+class DatabaseError(GhostRollError, RuntimeError):
+    """The SQLite database is unusable or from a newer GhostRoll."""
+
+
+class PublishError(GhostRollError, RuntimeError):
+    """Publishing failed in a way a retry will not fix by itself."""
