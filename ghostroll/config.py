@@ -265,7 +265,8 @@ def _parse(key: Key, raw: Any, source: str) -> Any:
         try:
             value = key.type(raw) if key.type is float else int(str(raw).strip())
         except ValueError:
-            raise refuse("expected " + ("a whole number" if key.type is int else "a number"))
+            raise refuse(
+                "expected " + ("a whole number" if key.type is int else "a number")) from None
         lo, hi = key.minimum, key.maximum
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise refuse(f"allowed range is {_num(lo)}..{_num(hi)}")
@@ -298,11 +299,11 @@ def read_toml(path: Path) -> dict[str, dict[str, Any]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist")
+        raise ConfigError(f"config file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc}")
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}")
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
     for section, table in data.items():
         if section not in SECTIONS or not isinstance(table, dict):
             raise ConfigError(

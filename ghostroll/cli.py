@@ -1,0 +1,117 @@
+"""The `ghostroll` command. The only place that turns exceptions into messages and exit
+codes, and the only place logging is configured.
+
+Exit codes (documented in README.md):
+  0  everything done
+  1  partial failure: some files failed, or the card phase stopped early
+  2  unusable input or configuration: nothing was done
+  3  the card is safe but publishing is still queued (offline)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ghostroll import __version__, config
+from ghostroll.db import Database
+from ghostroll.errors import CardError, ConfigError, DatabaseError, DiskFullError
+from ghostroll.ingest import IngestResult, ingest_card
+from ghostroll.progress import TerminalProgress, summary_lines
+from ghostroll.volume import identify
+
+EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, EXIT_QUEUED = 0, 1, 2, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ghostroll", description="Camera card in, private share link out.")
+    parser.add_argument("--version", action="version", version=f"ghostroll {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="ingest one mounted card or folder")
+    run.add_argument("path", type=Path, help="mounted card (or folder) holding DCIM/")
+    run.add_argument("--volume-id", help="card identity (default: read from the card)")
+    run.add_argument("--volume-label", help="card label to show (default: from the card)")
+    config.add_flags(run)
+    run.set_defaults(handler=cmd_run)
+
+    demo = commands.add_parser("demo", help="generate a demo card and run the whole job on it")
+    demo.add_argument("--dir", type=Path, default=Path("demo-output"),
+                      help="where the demo card and its results go (default: ./demo-output)")
+    demo.add_argument("--photos", type=int, default=12, help="photos on the demo card")
+    demo.set_defaults(handler=cmd_demo)
+
+    cfg = commands.add_parser("config", help="show the effective configuration")
+    cfg.add_argument("--markdown", action="store_true",
+                     help="print the reference table of every key (docs/configuration.md)")
+    config.add_flags(cfg)
+    cfg.set_defaults(handler=cmd_config)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ConfigError as exc:
+        print(f"ghostroll: configuration error: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except (CardError, DatabaseError, DiskFullError) as exc:
+        print(f"ghostroll: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    except KeyboardInterrupt:
+        print("ghostroll: interrupted; verified files are kept", file=sys.stderr)
+        return 130
+
+
+def setup_logging(cfg: config.Config) -> None:
+    logging.basicConfig(level=cfg.logging.log_level,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = config.from_args(args)
+    setup_logging(cfg)
+    result = run_card(args.path, cfg, volume_id=args.volume_id, label=args.volume_label)
+    return exit_code(result)
+
+
+def run_card(path: Path, cfg: config.Config, volume_id: str | None = None,
+             label: str | None = None) -> IngestResult:
+    volume = identify(path, volume_id, label)
+    with Database(cfg.storage.db_path) as db:
+        result = ingest_card(path, cfg, db, volume, progress=TerminalProgress(sys.stdout))
+    for line in summary_lines(result):
+        print(line)
+    return result
+
+
+def exit_code(result: IngestResult) -> int:
+    if result.failed or not result.complete:
+        return EXIT_PARTIAL
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from ghostroll.demo import run_demo
+
+    return run_demo(args.dir, photos=args.photos)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    if args.markdown:
+        print(config.markdown_table(), end="")
+        return EXIT_OK
+    cfg = config.from_args(args)
+    print(f"config file: {cfg.config_file or '(none)'}")
+    for name, value, source in config.describe(cfg):
+        print(f"{name} = {value}    ({source})")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

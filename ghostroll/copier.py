@@ -1,0 +1,148 @@
+"""Copying one card file: read it exactly once, hash while copying, make it durable,
+then verify what is on disk.
+
+`copy_to_temp` streams card → temp file with SHA-256 on the way, fsyncs, and reports
+how many card bytes it read. `commit` renames the temp file into place and fsyncs the
+directory. `verify` drops the copy from the page cache and re-hashes it, so the check
+reads what is on the disk, not what is still in memory."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ghostroll.errors import CardRemovedError, DiskFullError, VerifyError
+from ghostroll.media import HEAD_BYTES
+
+CHUNK = 1 << 20
+CARD_GONE_ERRNOS = frozenset({errno.EIO, errno.ENODEV, errno.ENXIO, errno.ENOENT,
+                              errno.ESTALE, errno.ENOTCONN, errno.EBADF})
+
+
+@dataclass(frozen=True)
+class Copied:
+    temp: Path
+    sha256: str
+    size: int
+    head: bytes  # first bytes, for content sniffing without another read
+
+
+class ByteCounter:
+    """Card bytes read, across threads (honest accounting for the benchmark)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.card_bytes = 0
+
+    def add(self, n: int) -> None:
+        with self._lock:
+            self.card_bytes += n
+
+
+def copy_to_temp(src: Path, temp: Path, expected_size: int, counter: ByteCounter,
+                 cancel: threading.Event | None = None, delay_per_mib_s: float = 0.0) -> Copied:
+    """Stream `src` into `temp` (created exclusively), hashing as it goes; fsynced."""
+    digest = hashlib.sha256()
+    head = b""
+    size = 0
+    temp.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        src_fd = os.open(src, os.O_RDONLY)
+    except OSError as exc:
+        raise _card_error(src, exc) from exc
+    try:
+        _advise_sequential(src_fd)
+        out_fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            while True:
+                if cancel is not None and cancel.is_set():
+                    raise InterruptedError("cancelled")
+                try:
+                    chunk = os.read(src_fd, CHUNK)
+                except OSError as exc:
+                    raise _card_error(src, exc) from exc
+                if not chunk:
+                    break
+                counter.add(len(chunk))
+                if len(head) < HEAD_BYTES:
+                    head += chunk[:HEAD_BYTES - len(head)]
+                digest.update(chunk)
+                _write_all(out_fd, chunk, temp)
+                size += len(chunk)
+                if delay_per_mib_s:
+                    time.sleep(delay_per_mib_s * len(chunk) / CHUNK)
+            os.fsync(out_fd)
+        finally:
+            os.close(out_fd)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(src_fd)
+    if size != expected_size:
+        temp.unlink(missing_ok=True)
+        raise CardRemovedError(
+            f"{src}: read {size} bytes but the card listed {expected_size} "
+            "(card removed or file changed while copying)")
+    return Copied(temp, digest.hexdigest(), size, head)
+
+
+def commit(temp: Path, final: Path) -> None:
+    """Atomically move a finished copy into place and make the rename durable."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(temp, final)
+    fsync_dir(final.parent)
+
+
+def verify(path: Path, expected_sha256: str) -> None:
+    """Re-read the copy from disk (page cache dropped first) and compare hashes."""
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        while chunk := os.read(fd, CHUNK):
+            digest.update(chunk)
+    finally:
+        os.close(fd)
+    if digest.hexdigest() != expected_sha256:
+        raise VerifyError(f"{path}: copy does not match the card (sha256 {digest.hexdigest()}"
+                          f" != {expected_sha256}); it was not counted and will be copied again")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes, path: Path) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            written = os.write(fd, view)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise DiskFullError(f"the session disk is full while writing {path}") from exc
+            raise
+        view = view[written:]
+
+
+def _advise_sequential(fd: int) -> None:
+    with contextlib.suppress(OSError):  # FUSE may refuse advice; it is only a hint
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+
+
+def _card_error(src: Path, exc: OSError) -> Exception:
+    if exc.errno in CARD_GONE_ERRNOS:
+        return CardRemovedError(
+            f"{src}: {exc.strerror or exc} (card removed or failing?); verified files are "
+            "kept, insert the card again to resume")
+    return exc

@@ -1,0 +1,372 @@
+"""The card phase: list the card, copy what is new once, verify it, remember it.
+
+Order of durability for every new file (the crash-safety argument):
+1. stream card → `<base>/.incoming/<random>.part`, hashing; fsync;
+2. if the content is already known: delete the temp file, remember the card path;
+3. else rename into `<session>/originals/...`, fsync the folder;
+4. a verifier thread re-reads the copy from disk and compares hashes (while the main
+   thread copies the next file, so verification never holds up the card reads);
+5. only then one SQLite transaction records the content, the card path and the session
+   entry. A crash before 5 leaves at most a stray copy that the next run overwrites.
+
+A session is created only when the first new content or failure appears, and an
+unfinished session of the same card is resumed rather than a new one started."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from ghostroll import db as dbm
+from ghostroll.config import Config
+from ghostroll.copier import ByteCounter, Copied, commit, copy_to_temp, verify
+from ghostroll.db import Database, SessionRow
+from ghostroll.errors import CardError, CardRemovedError, DiskFullError, VerifyError
+from ghostroll.media import classify
+from ghostroll.plan import plan_card
+from ghostroll.scan import CardFile, CardListing, scan_card
+from ghostroll.session import INCOMING, SessionLayout, new_session_id, write_json_atomic
+from ghostroll.volume import Volume
+
+log = logging.getLogger("ghostroll.ingest")
+
+
+@dataclass(frozen=True)
+class IngestProgress:
+    phase: str  # "scanning" | "copying" | "done"
+    files_total: int = 0  # files on the card
+    files_to_read: int = 0
+    files_read: int = 0
+    bytes_to_read: int = 0
+    bytes_read: int = 0
+    new: int = 0
+    duplicates: int = 0  # read, but the content was already safe
+    known: int = 0  # recognised without reading
+    failed: int = 0
+    current: str = ""
+    elapsed_s: float = 0.0
+
+
+@dataclass
+class IngestResult:
+    volume: Volume
+    session: SessionRow | None = None
+    discovered: int = 0
+    new: int = 0
+    duplicates: int = 0
+    known: int = 0
+    failed: int = 0
+    junk: int = 0
+    bytes_new: int = 0
+    card_bytes_read: int = 0
+    seconds: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    card_error: str | None = None  # the card phase stopped early (pulled card, I/O error)
+    disk_full: str | None = None
+    cancelled: bool = False
+
+    @property
+    def skipped(self) -> int:
+        return self.duplicates + self.known
+
+    @property
+    def complete(self) -> bool:
+        return not (self.card_error or self.disk_full or self.cancelled)
+
+
+ProgressFn = Callable[[IngestProgress], None]
+
+
+class _Verifier:
+    """One background thread re-hashing committed copies from disk."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.Queue[tuple[Path, Copied, CardFile, str] | None] = queue.Queue()
+        self.done: queue.Queue[tuple[Path, Copied, CardFile, str, str | None]] = queue.Queue()
+        self.thread = threading.Thread(target=self._run, name="ghostroll-verify", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            path, copied, card_file, kind = job
+            error = None
+            try:
+                verify(path, copied.sha256)
+            except (VerifyError, OSError) as exc:
+                error = str(exc)
+            self.done.put((path, copied, card_file, kind, error))
+
+    def finish(self) -> None:
+        self.jobs.put(None)
+        self.thread.join()
+
+
+class CardIngest:
+    """One run of the card phase over a mounted card (or folder)."""
+
+    def __init__(self, root: Path, config: Config, db: Database, volume: Volume,
+                 progress: ProgressFn | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        self.root = root
+        self.config = config
+        self.db = db
+        self.volume = volume
+        self.progress_fn = progress
+        self.cancel = cancel or threading.Event()
+        self.base = config.storage.base_dir
+        self.counter = ByteCounter()
+        self.result = IngestResult(volume=volume)
+        self.layout: SessionLayout | None = None
+        self.pending_hashes: set[str] = set()  # committed, verification pending
+        self.waiting_duplicates: dict[str, list[tuple[CardFile, str]]] = {}
+        self.state = IngestProgress(phase="scanning")
+        self.started = time.monotonic()
+        self._log_handler: logging.Handler | None = None
+
+    # ------------------------------------------------------------ public
+
+    def run(self) -> IngestResult:
+        try:
+            self._run()
+        finally:
+            self.result.seconds = time.monotonic() - self.started
+            self.result.card_bytes_read = self.counter.card_bytes
+            self._emit(phase="done")
+            if self._log_handler is not None:
+                log.removeHandler(self._log_handler)
+                self._log_handler.close()
+        return self.result
+
+    # ------------------------------------------------------------ steps
+
+    def _run(self) -> None:
+        self._emit()
+        listing = scan_card(self.root)
+        self.result.discovered = len(listing.files)
+        self.result.junk = len(listing.junk)
+        self.result.errors.extend(listing.problems)
+        plan = plan_card(listing.files, self.db.seen_on_volume(self.volume.id))
+        self.result.known = len(plan.known)
+        self._emit(phase="copying", files_total=len(listing.files),
+                   files_to_read=len(plan.to_read), bytes_to_read=plan.bytes_to_read,
+                   known=len(plan.known))
+        resumed = self.db.unfinished_session(self.volume.id)
+        if resumed is not None:
+            self._open_session(resumed)
+        if plan.to_read:
+            self._check_space(plan.space_needed(self.config.storage.free_space_margin_mb << 20))
+            self._copy_all(plan.to_read)
+        if self.result.session is None and self.config.storage.always_create_session:
+            self._ensure_session()
+        if self.result.session is not None:
+            self._finish_session(listing, plan.known)
+
+    def _check_space(self, needed: int) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.base).free
+        if free < needed:
+            message = (f"not enough space in {self.base}: this card needs up to "
+                       f"{_gb(needed)} (with a {self.config.storage.free_space_margin_mb} MB "
+                       f"margin), {_gb(free)} is free; free some space or use a larger disk. "
+                       "Nothing was copied; the card is untouched.")
+            raise DiskFullError(message)
+
+    def _copy_all(self, files: tuple[CardFile, ...]) -> None:
+        incoming = self.base / INCOMING
+        _clear_stale(incoming)
+        verifier = _Verifier()
+        delay = self.config.card.test_copy_delay_ms / 1000
+        try:
+            for card_file in files:
+                self._drain(verifier)
+                if self.cancel.is_set():
+                    self.result.cancelled = True
+                    break
+                self._emit(current=card_file.rel_path)
+                temp = incoming / f"{secrets.token_hex(8)}.part"
+                try:
+                    copied = copy_to_temp(self.root / card_file.rel_path, temp, card_file.size,
+                                          self.counter, self.cancel, delay)
+                except InterruptedError:
+                    self.result.cancelled = True
+                    break
+                except CardRemovedError as exc:
+                    self.result.card_error = str(exc)
+                    log.error("card phase stopped: %s", exc)
+                    break
+                except DiskFullError as exc:
+                    self.result.disk_full = str(exc)
+                    log.error("%s", exc)
+                    break
+                except OSError as exc:
+                    self._failed(card_file, classify(card_file.rel_path, b""),
+                                 f"cannot read: {exc.strerror or exc}")
+                    continue
+                self._place(card_file, copied, verifier)
+        finally:
+            verifier.finish()
+            self._drain(verifier)
+
+    def _place(self, card_file: CardFile, copied: Copied, verifier: _Verifier) -> None:
+        kind = classify(card_file.rel_path, copied.head)
+        self._emit(files_read=self.state.files_read + 1,
+                   bytes_read=self.state.bytes_read + copied.size)
+        if copied.sha256 in self.pending_hashes:
+            # Same content earlier on this card, not verified yet: it counts as safe
+            # only once that copy has verified.
+            copied.temp.unlink(missing_ok=True)
+            self.waiting_duplicates.setdefault(copied.sha256, []).append((card_file, kind))
+            return
+        if self.db.is_known(copied.sha256):
+            copied.temp.unlink(missing_ok=True)
+            self._duplicate(card_file, copied.sha256, kind)
+            return
+        layout = self._ensure_session()
+        final = layout.original(card_file.rel_path)
+        try:
+            commit(copied.temp, final)
+        except OSError as exc:
+            copied.temp.unlink(missing_ok=True)
+            self._failed(card_file, kind, f"cannot store the copy: {exc.strerror or exc}")
+            return
+        self.pending_hashes.add(copied.sha256)
+        verifier.jobs.put((final, copied, card_file, kind))
+
+    def _drain(self, verifier: _Verifier) -> None:
+        """Record every verification that finished so far (main thread: one DB user)."""
+        while True:
+            try:
+                path, copied, card_file, kind, error = verifier.done.get_nowait()
+            except queue.Empty:
+                return
+            session = self.result.session
+            assert session is not None
+            waiting = self.waiting_duplicates.pop(copied.sha256, [])
+            self.pending_hashes.discard(copied.sha256)
+            if error is not None:
+                path.unlink(missing_ok=True)
+                self._failed(card_file, kind, error)
+                continue  # its same-content twins stay unrecorded: read again next time
+            self.db.record_ingested(
+                session_id=session.id, volume_id=self.volume.id, rel_path=card_file.rel_path,
+                size=copied.size, mtime_ns=card_file.mtime_ns, sha256=copied.sha256,
+                kind=kind, group=card_file.group)
+            self.result.new += 1
+            self.result.bytes_new += copied.size
+            for twin, twin_kind in waiting:
+                self._duplicate(twin, copied.sha256, twin_kind)
+            self._emit(new=self.result.new)
+
+    def _duplicate(self, card_file: CardFile, sha256: str, kind: str) -> None:
+        session_id = self.result.session.id if self.result.session else None
+        self.db.record_duplicate(
+            session_id=session_id, volume_id=self.volume.id, rel_path=card_file.rel_path,
+            size=card_file.size, mtime_ns=card_file.mtime_ns, sha256=sha256, kind=kind,
+            group=card_file.group)
+        self.result.duplicates += 1
+        self._emit(duplicates=self.result.duplicates)
+
+    def _failed(self, card_file: CardFile, kind: str, error: str) -> None:
+        session = self._ensure_session()
+        self.db.record_failed(session_id=session.id, rel_path=card_file.rel_path,
+                              size=card_file.size, kind=kind, group=card_file.group,
+                              error=error)
+        self.result.failed += 1
+        self.result.errors.append(f"{card_file.rel_path}: {error}")
+        log.error("%s: %s", card_file.rel_path, error)
+        self._emit(failed=self.result.failed)
+
+    # ------------------------------------------------------------ session
+
+    def _ensure_session(self) -> SessionLayout:
+        if self.layout is None:
+            session_id = new_session_id()
+            session = self.db.create_session(
+                session_id=session_id, path=self.base / session_id, volume_id=self.volume.id,
+                volume_label=self.volume.label, source=str(self.root))
+            self._open_session(session)
+            log.info("session %s created for card %s (%s)", session.id, self.volume.label,
+                     self.volume.id)
+        assert self.layout is not None
+        return self.layout
+
+    def _open_session(self, session: SessionRow) -> None:
+        self.result.session = session
+        self.layout = SessionLayout(session.path)
+        self.layout.create()
+        self._log_handler = logging.FileHandler(self.layout.log, encoding="utf-8")
+        self._log_handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        log.addHandler(self._log_handler)
+        log.info("card phase on %s (session %s)", self.root, session.id)
+
+    def _finish_session(self, listing: CardListing, known: tuple) -> None:
+        session = self.result.session
+        assert session is not None and self.layout is not None
+        self.db.record_known(session.id, [
+            (card_file.rel_path, card_file.size, row.sha256, row.kind, card_file.group)
+            for card_file, row in known])
+        if self.result.card_error is None and self.result.disk_full is None:
+            self.db.set_session_state(session.id, dbm.COPIED)
+            self.result.session = self.db.session(session.id)
+        write_manifest(self.db, self.layout, self.result, listing)
+        log.info("card phase %s: %d new, %d already safe, %d failed",
+                 "complete" if self.result.complete else "stopped early", self.result.new,
+                 self.result.skipped, self.result.failed)
+
+    # ------------------------------------------------------------ progress
+
+    def _emit(self, **changes: object) -> None:
+        self.state = replace(self.state, elapsed_s=time.monotonic() - self.started,
+                             **changes)  # type: ignore[arg-type]
+        if self.progress_fn is not None:
+            self.progress_fn(self.state)
+
+
+def write_manifest(db: Database, layout: SessionLayout, result: IngestResult,
+                   listing: CardListing) -> None:
+    session = result.session
+    assert session is not None
+    files = [
+        {"card_path": r["rel_path"], "size": r["size"], "sha256": r["sha256"],
+         "kind": r["kind"], "group": r["grp"], "status": r["status"], "error": r["error"]}
+        for r in db.session_files(session.id)
+    ]
+    write_json_atomic(layout.manifest, {
+        "session_id": session.id,
+        "session_number": session.number,
+        "volume": {"id": result.volume.id, "label": result.volume.label},
+        "source": str(listing.root),
+        "state": session.state,
+        "card_error": result.card_error,
+        "os_junk_skipped": listing.junk,
+        "problems": listing.problems,
+        "files": files,
+    })
+
+
+def ingest_card(root: Path, config: Config, db: Database, volume: Volume,
+                progress: ProgressFn | None = None,
+                cancel: threading.Event | None = None) -> IngestResult:
+    return CardIngest(root, config, db, volume, progress, cancel).run()
+
+
+def _clear_stale(incoming: Path) -> None:
+    """Temp files from a run that died are never counted: remove them."""
+    incoming.mkdir(parents=True, exist_ok=True)
+    for stale in incoming.glob("*.part"):
+        stale.unlink(missing_ok=True)
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+__all__ = ["CardError", "IngestProgress", "IngestResult", "ingest_card"]

@@ -1,0 +1,108 @@
+"""A session on disk: its id, its folder layout and its manifest.
+
+    <base>/<session-id>/
+        originals/DCIM/...      verified copies, card structure preserved
+        derived/share/, derived/thumbs/, derived/share.zip
+        index.html              local gallery
+        manifest.json           one entry per card file
+        ghostroll.log           what happened, for people
+        share.txt, share-qr.png once a link exists
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ghostroll.copier import fsync_dir
+
+INCOMING = ".incoming"  # temp files live here, on the same filesystem, never counted
+
+
+def new_session_id(now: datetime | None = None) -> str:
+    """`shoot-YYYY-MM-DD_HHMMSS_<random>` in UTC; the random part keeps two sessions
+    in the same second (or a Pi whose clock restarted at 1970) apart."""
+    now = now or datetime.now(UTC)
+    return f"shoot-{now.astimezone(UTC):%Y-%m-%d_%H%M%S}_{secrets.token_hex(3)}"
+
+
+@dataclass(frozen=True)
+class SessionLayout:
+    root: Path
+
+    @property
+    def id(self) -> str:
+        return self.root.name
+
+    @property
+    def originals(self) -> Path:
+        return self.root / "originals"
+
+    @property
+    def derived(self) -> Path:
+        return self.root / "derived"
+
+    @property
+    def share_dir(self) -> Path:
+        return self.derived / "share"
+
+    @property
+    def thumbs_dir(self) -> Path:
+        return self.derived / "thumbs"
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "manifest.json"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "ghostroll.log"
+
+    @property
+    def index(self) -> Path:
+        return self.root / "index.html"
+
+    @property
+    def share_txt(self) -> Path:
+        return self.root / "share.txt"
+
+    @property
+    def share_qr(self) -> Path:
+        return self.root / "share-qr.png"
+
+    def original(self, rel_path: str) -> Path:
+        """Where a card file's verified copy lives. `rel_path` comes from our own
+        directory walk, so it has no `..` parts; refuse it anyway if it ever does."""
+        parts = PurePosixPath(rel_path).parts
+        if not parts or any(p in ("..", "") for p in parts) or rel_path.startswith("/"):
+            raise ValueError(f"refusing unsafe card path {rel_path!r}")
+        return self.originals.joinpath(*parts)
+
+    def create(self) -> None:
+        for folder in (self.originals, self.share_dir, self.thumbs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    with temp.open("w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
+        fh.write("\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temp, path)
+    fsync_dir(path.parent)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    with temp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(temp, path)
