@@ -69,8 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def setup_logging(cfg: config.Config) -> None:
-    logging.basicConfig(level=cfg.logging.log_level,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setLevel(cfg.logging.log_level)  # on the handler: session logs keep INFO
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=cfg.logging.log_level, handlers=[handler], force=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -304,7 +304,10 @@ class CardIngest:
         self._log_handler = logging.FileHandler(self.layout.log, encoding="utf-8")
         self._log_handler.setFormatter(
             logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        self._log_handler.setLevel(logging.INFO)
         log.addHandler(self._log_handler)
+        if log.getEffectiveLevel() > logging.INFO:
+            log.setLevel(logging.INFO)  # the session log always keeps INFO lines
         log.info("card phase on %s (session %s)", self.root, session.id)
 
     def _finish_session(self, listing: CardListing, known: tuple) -> None:

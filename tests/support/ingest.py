@@ -1,0 +1,34 @@
+"""Helpers for ingest tests: a config whose paths all live in a temp folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ghostroll import config
+from ghostroll.db import Database
+from ghostroll.ingest import IngestResult, ingest_card
+from ghostroll.volume import Volume
+
+
+def make_config(tmp: Path, **flags: Any) -> config.Config:
+    values = {"base_dir": str(tmp / "sessions"), "db_path": str(tmp / "db" / "ghostroll.db")}
+    values.update({k: str(v) for k, v in flags.items()})
+    return config.load(config_file=None, env={}, flags=values)
+
+
+def ingest(card: Path, cfg: config.Config, volume_id: str = "fat:1234-ABCD",
+           **kw: Any) -> IngestResult:
+    with Database(cfg.storage.db_path) as db:
+        return ingest_card(card, cfg, db, Volume(volume_id, "TEST"), **kw)
+
+
+def originals(cfg: config.Config) -> dict[str, list[Path]]:
+    """card path -> every stored copy of it, across all sessions."""
+    found: dict[str, list[Path]] = {}
+    for session in cfg.storage.base_dir.glob("shoot-*"):
+        for path in (session / "originals").rglob("*"):
+            if path.is_file():
+                rel = path.relative_to(session / "originals").as_posix()
+                found.setdefault(rel, []).append(path)
+    return found

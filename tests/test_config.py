@@ -1,0 +1,116 @@
+"""Configuration: defaults < TOML file < GHOSTROLL_* env < CLI flags, clear refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ghostroll import config
+from ghostroll.cli import build_parser
+from ghostroll.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_are_the_original_systems(tmp_path: Path) -> None:
+    cfg = config.load(config_file=None, env={"HOME": str(tmp_path)})
+    assert cfg.card.sd_label == "auto-import"
+    assert cfg.storage.base_dir == Path("~/ghostroll").expanduser()
+    assert cfg.storage.db_path == Path("~/.ghostroll/ghostroll.db").expanduser()
+    assert cfg.s3.s3_prefix_root == "sessions/"
+    assert cfg.s3.presign_expiry_seconds == 604800
+    assert (cfg.images.share_max_long_edge, cfg.images.share_quality) == (2048, 90)
+    assert (cfg.images.thumb_max_long_edge, cfg.images.thumb_quality) == (512, 85)
+    assert 1 <= cfg.images.process_workers <= 6
+    assert cfg.s3.upload_workers == 4
+    assert cfg.s3.presign_workers == 8
+    assert not cfg.s3.enabled
+    assert set(cfg.sources.values()) == {"default"}
+
+
+def test_each_source_overrides_the_one_below(tmp_path: Path) -> None:
+    path = write(tmp_path, '[card]\nsd_label = "from-file"\n[s3]\nupload_workers = 2\n'
+                           's3_bucket = "file-bucket"\n')
+    env = {"GHOSTROLL_UPLOAD_WORKERS": "3", "GHOSTROLL_S3_BUCKET": "env-bucket"}
+    cfg = config.load(config_file=path, env=env, flags={"s3_bucket": "flag-bucket"})
+    assert cfg.card.sd_label == "from-file"
+    assert cfg.sources["sd_label"] == f"file {path}"
+    assert cfg.s3.upload_workers == 3
+    assert cfg.sources["upload_workers"] == "env GHOSTROLL_UPLOAD_WORKERS"
+    assert cfg.s3.s3_bucket == "flag-bucket"
+    assert cfg.sources["s3_bucket"] == "flag --s3-bucket"
+
+
+def test_cli_flags_parse_into_config_and_unset_flags_do_not_hide_env(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["run", str(tmp_path), "--share-quality", "77"])
+    cfg = config.from_args(args, env={"GHOSTROLL_THUMB_QUALITY": "60"})
+    assert cfg.images.share_quality == 77
+    assert cfg.images.thumb_quality == 60  # flag default None leaves the env value alone
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    ({"GHOSTROLL_SHARE_QUALITY": "200"}, ["share_quality", "env GHOSTROLL_SHARE_QUALITY",
+                                         "30..100"]),
+    ({"GHOSTROLL_UPLOAD_WORKERS": "many"}, ["upload_workers", "whole number"]),
+    ({"GHOSTROLL_S3_ADDRESSING_STYLE": "sideways"}, ["s3_addressing_style",
+                                                     "auto, path, virtual"]),
+    ({"GHOSTROLL_SHARE_ZIP": "maybe"}, ["share_zip", "true or false"]),
+    ({"GHOSTROLL_PRESIGN_EXPIRY_SECONDS": "999999"}, ["presign_expiry_seconds", "604800"]),
+    ({"GHOSTROLL_S3_ACCESS_KEY_ID": "AKIA"}, ["s3_secret_access_key", "together"]),
+])
+def test_invalid_values_name_key_source_and_what_is_allowed(env: dict, words: list) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(config_file=None, env=env)
+    for word in words:
+        assert word in str(caught.value)
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown key 'sd_lable'"):
+        config.load(config_file=write(tmp_path, '[card]\nsd_lable = "x"\n'), env={})
+    with pytest.raises(ConfigError, match=r"unknown section \[cards\]"):
+        config.load(config_file=write(tmp_path, '[cards]\nsd_label = "x"\n'), env={})
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        config.load(config_file=write(tmp_path, "[card\n"), env={})
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(config_file=tmp_path / "nope.toml", env={})
+    bad = write(tmp_path, "[images]\nshare_quality = true\n")
+    with pytest.raises(ConfigError, match=f"share_quality = True from file {bad}"):
+        config.load(config_file=bad, env={})
+
+
+def test_config_file_from_env(tmp_path: Path) -> None:
+    path = write(tmp_path, '[card]\nsd_label = "EOS_DIGITAL"\n')
+    cfg = config.load(env={"GHOSTROLL_CONFIG": str(path)})
+    assert cfg.card.sd_label == "EOS_DIGITAL"
+    assert cfg.config_file == path
+
+
+def test_secrets_are_never_described() -> None:
+    cfg = config.load(config_file=None, env={"GHOSTROLL_S3_ACCESS_KEY_ID": "AKIAEXAMPLE",
+                                             "GHOSTROLL_S3_SECRET_ACCESS_KEY": "s3cr3t"})
+    text = repr(cfg) + repr(config.describe(cfg))
+    assert "s3cr3t" not in text and "AKIAEXAMPLE" not in text
+    assert ("s3_secret_access_key", "(set)", "env GHOSTROLL_S3_SECRET_ACCESS_KEY") in \
+        config.describe(cfg)
+
+
+def test_every_key_has_env_and_flag_and_docs_are_current() -> None:
+    names = [k.name for k in config.KEYS]
+    assert len(names) == len(set(names))
+    envs = {k.env for k in config.KEYS}
+    for original in ("GHOSTROLL_SD_LABEL", "GHOSTROLL_BASE_DIR", "GHOSTROLL_DB_PATH",
+                     "GHOSTROLL_S3_BUCKET", "GHOSTROLL_S3_PREFIX_ROOT",
+                     "GHOSTROLL_PRESIGN_EXPIRY_SECONDS", "GHOSTROLL_PROCESS_WORKERS",
+                     "GHOSTROLL_UPLOAD_WORKERS", "GHOSTROLL_PRESIGN_WORKERS"):
+        assert original in envs
+    doc = (REPO / "docs" / "configuration.md").read_text()
+    assert config.markdown_table() in doc, (
+        "docs/configuration.md is stale: regenerate the table with `ghostroll config --markdown`")
