@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,10 +37,31 @@ def make_image(image: Path, source: Path, fs: str = "vfat", size_mb: int | None 
         _run(["mkfs.vfat", "-F", "32", "-n", label.upper()[:11], str(image)])
     else:
         _run(["mkfs.exfat", "-L", label, str(image)])
-    tops = [str(p) for p in sorted(source.iterdir()) if p.name.upper() in ("DCIM", "PRIVATE")]
-    _run(["mcopy", "-s", "-p", "-m", "-i", str(image), *tops, "::/"],
-         env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})
+    tops = [p for p in sorted(source.iterdir()) if p.name.upper() in ("DCIM", "PRIVATE")]
+    if fs == "vfat":
+        _run(["mcopy", "-s", "-p", "-m", "-i", str(image), *map(str, tops), "::/"],
+             env={**os.environ, "MTOOLS_SKIP_CHECK": "1"})
+    else:
+        _fill_exfat(image, tops)
     return image
+
+
+def _fill_exfat(image: Path, tops: list[Path]) -> None:
+    """mtools has no exFAT: fill the fresh image through a read-write exfat-fuse mount
+    (fixture building only; the card under test is always mounted read-only)."""
+    loop = _run(["losetup", "--find", "--show", str(image)]).strip()
+    target = Path(tempfile.mkdtemp(prefix="ghostroll-fill-"))
+    try:
+        _run(["mount", "-t", "exfat-fuse", loop, str(target)])
+        try:
+            for top in tops:
+                shutil.copytree(top, target / top.name)
+            os.sync()
+        finally:
+            unmount(target)
+    finally:
+        subprocess.run(["losetup", "-d", loop], check=False, capture_output=True)
+        target.rmdir()
 
 
 @contextmanager
@@ -63,14 +85,21 @@ def mounted(image: Path, mountpoint: Path, fs: str = "vfat") -> Iterator[Path]:
 
 
 def unmount(mountpoint: Path) -> None:
+    """Unmount, also when the FUSE daemon is gone (then the mount point is stale and
+    os.path.ismount says False, so ask /proc/mounts instead)."""
     for _ in range(50):
-        if not os.path.ismount(mountpoint):
+        if not _listed(mountpoint):
             return
-        done = subprocess.run(["umount", str(mountpoint)], capture_output=True)
-        if done.returncode == 0:
+        if subprocess.run(["umount", str(mountpoint)], capture_output=True).returncode == 0:
             return
         time.sleep(0.1)
     subprocess.run(["umount", "-l", str(mountpoint)], capture_output=True)
+
+
+def _listed(mountpoint: Path) -> bool:
+    target = str(mountpoint)
+    with open("/proc/self/mounts", encoding="utf-8") as fh:
+        return any(line.split()[1] == target for line in fh if len(line.split()) > 1)
 
 
 def fuse_pid(mountpoint: Path) -> int | None:
