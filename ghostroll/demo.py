@@ -13,12 +13,12 @@ from ghostroll import config
 from ghostroll.synthetic import make_demo_card
 
 
-def demo_config(workdir: Path) -> config.Config:
-    """Defaults, with every path inside the demo folder (no config file, no env)."""
-    return config.load(config_file=None, env={}, flags={
-        "base_dir": str(workdir / "sessions"),
-        "db_path": str(workdir / "ghostroll.db"),
-    })
+def workdir_config(workdir: Path, **flags: object) -> config.Config:
+    """Defaults (no config file, no environment) with sessions and database inside
+    `workdir`; `flags` override keys by name as CLI flags would."""
+    values = {"base_dir": str(workdir / "sessions"), "db_path": str(workdir / "ghostroll.db")}
+    values.update({k: str(v) for k, v in flags.items()})
+    return config.load(config_file=None, env={}, flags=values)
 
 
 def run_demo(workdir: Path, photos: int = 12) -> int:
@@ -30,7 +30,7 @@ def run_demo(workdir: Path, photos: int = 12) -> int:
         shutil.rmtree(card)
     print(f"demo: generating a camera card with {photos} photos in {card}")
     make_demo_card(card, photos=photos)
-    cfg = demo_config(workdir)
+    cfg = workdir_config(workdir)
     print("demo: ingesting it (copy once, hash while copying, verify, remember)")
     result = run_card(card, cfg, label="DEMO_CARD")
     print("demo: inserting the same card again (recognised without reading any file)")

@@ -82,7 +82,7 @@ def test_card_pulled_mid_copy_keeps_verified_files_and_resumes(tmp_path: Path) -
     image = make_image(tmp_path / "card.img", src, fs="vfat")
     before = image_sha(image)
     env = {**os.environ, "GHOSTROLL_BASE_DIR": str(tmp_path / "sessions"),
-           "GHOSTROLL_DB_PATH": str(tmp_path / "db" / "ghostroll.db"),
+           "GHOSTROLL_DB_PATH": str(tmp_path / "ghostroll.db"),
            "GHOSTROLL_TEST_COPY_DELAY_MS": "150", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "ghostroll", "run", "--volume-id", "fat:PULL-0001"]
     mnt = tmp_path / "mnt"

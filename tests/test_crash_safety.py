@@ -26,7 +26,7 @@ def sha(path: Path) -> str:
 
 def run(tmp: Path, card: Path, *crash: str) -> subprocess.CompletedProcess[str]:
     env = {"GHOSTROLL_BASE_DIR": str(tmp / "sessions"),
-           "GHOSTROLL_DB_PATH": str(tmp / "db" / "ghostroll.db"),
+           "GHOSTROLL_DB_PATH": str(tmp / "ghostroll.db"),
            "HOME": str(tmp), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     args = ["run", str(card), "--volume-id", "fat:CAFE-0001"]
     cmd = ([sys.executable, "-m", "tests.support.crash_runner", *crash, *args] if crash

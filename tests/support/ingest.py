@@ -7,14 +7,13 @@ from typing import Any
 
 from ghostroll import config
 from ghostroll.db import Database
+from ghostroll.demo import workdir_config
 from ghostroll.ingest import IngestResult, ingest_card
 from ghostroll.volume import Volume
 
 
 def make_config(tmp: Path, **flags: Any) -> config.Config:
-    values = {"base_dir": str(tmp / "sessions"), "db_path": str(tmp / "db" / "ghostroll.db")}
-    values.update({k: str(v) for k, v in flags.items()})
-    return config.load(config_file=None, env={}, flags=values)
+    return workdir_config(tmp, **flags)
 
 
 def ingest(card: Path, cfg: config.Config, volume_id: str = "fat:1234-ABCD",
