@@ -73,6 +73,7 @@ def setup_logging(cfg: config.Config) -> None:
     handler.setLevel(cfg.logging.log_level)  # on the handler: session logs keep INFO
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=cfg.logging.log_level, handlers=[handler], force=True)
+    logging.raiseExceptions = False  # a full disk must not turn a log line into a traceback
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -319,7 +319,12 @@ class CardIngest:
         if self.result.card_error is None and self.result.disk_full is None:
             self.db.set_session_state(session.id, dbm.COPIED)
             self.result.session = self.db.session(session.id)
-        write_manifest(self.db, self.layout, self.result, listing)
+        try:
+            write_manifest(self.db, self.layout, self.result, listing)
+        except OSError as exc:  # the disk may be the very thing that is full
+            message = f"manifest.json not written: {exc.strerror or exc}; the next run writes it"
+            self.result.errors.append(message)
+            log.error("%s", message)
         log.info("card phase %s: %d new, %d already safe, %d failed",
                  "complete" if self.result.complete else "stopped early", self.result.new,
                  self.result.skipped, self.result.failed)

@@ -119,3 +119,42 @@ def test_card_pulled_mid_copy_keeps_verified_files_and_resumes(tmp_path: Path) -
     assert all(len(v) == 1 for v in stored.values())
     assert len(list((tmp_path / "sessions").glob("shoot-*"))) == 1
     assert image_sha(image) == before
+
+
+def test_disk_filling_up_mid_copy_stops_cleanly_and_resumes(tmp_path: Path) -> None:
+    """A real ENOSPC: a small tmpfs as the session disk, filled by someone else after
+    the space check passed."""
+    card = make_demo_card(tmp_path / "card", photos=2)
+    for i in range(3):
+        make_blob(card / "DCIM" / "100GHOST" / f"CLIP_{i}.MOV", 2 << 20, seed=i,
+                  header=b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00qt  ")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
+    try:
+        cfg = make_config(tmp_path, base_dir=disk / "sessions", free_space_margin_mb=0)
+
+        def fill_disk(p: object) -> None:
+            filler = disk / "filler"
+            if getattr(p, "files_read", 0) == 2 and not filler.exists():
+                fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+                try:
+                    while os.write(fd, b"\0" * (1 << 16)):
+                        pass
+                except OSError:
+                    pass  # full: that is the point
+                finally:
+                    os.close(fd)
+
+        stopped = ingest(card, cfg, progress=fill_disk)
+        assert stopped.disk_full and "full" in stopped.disk_full
+        assert not stopped.complete and stopped.new >= 1
+        assert not list((disk / "sessions" / ".incoming").glob("*.part"))
+        (disk / "filler").unlink()
+        resumed = ingest(card, cfg)
+        assert resumed.complete and resumed.failed == 0
+        assert resumed.new + stopped.new == resumed.discovered
+        stored = originals(cfg)
+        assert all(len(v) == 1 for v in stored.values()) and len(stored) == resumed.discovered
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
