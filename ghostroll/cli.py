@@ -39,6 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(run)
     run.set_defaults(handler=cmd_run)
 
+    worker = commands.add_parser(
+        "card-worker", help="per-card worker (started by ghostroll-ingest@.service)")
+    worker.add_argument("--device", required=True, help="kernel device name, e.g. sda1")
+    worker.add_argument("--volume-id", help="card identity (default: from udev, then the card)")
+    worker.add_argument("--volume-label", help="card label (default: from udev)")
+    worker.add_argument("path", type=Path, help="the read-only mount of the card")
+    config.add_flags(worker)
+    worker.set_defaults(handler=cmd_card_worker)
+
     demo = commands.add_parser("demo", help="generate a demo card and run the whole job on it")
     demo.add_argument("--dir", type=Path, default=Path("demo-output"),
                       help="where the demo card and its results go (default: ./demo-output)")
@@ -81,6 +90,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     setup_logging(cfg)
     result = run_card(args.path, cfg, volume_id=args.volume_id, label=args.volume_label)
     return exit_code(result)
+
+
+def cmd_card_worker(args: argparse.Namespace) -> int:
+    from ghostroll.appliance.worker import run_card_worker
+
+    cfg = config.from_args(args)
+    setup_logging(cfg)
+    return run_card_worker(args.device, args.path, cfg, args.volume_id, args.volume_label)
 
 
 def run_card(path: Path, cfg: config.Config, volume_id: str | None = None,

@@ -1,0 +1,156 @@
+"""The card worker ↔ service protocol: versioned JSON lines over a Unix socket.
+
+Pure: message types, `encode()` and `decode()` with validation. One message per line,
+UTF-8 JSON objects, each with `"v": 1` and a `"type"`.
+
+worker → service                           service → worker
+  hello     device, label, volume_id,        grant     you may copy now
+            mount, pid                       wait      reason (another card is copying)
+  progress  files/bytes read and to read,    refuse    reason (battery too low...);
+            new, duplicates, known,                    the worker exits without copying
+            failed, current                  cancel    stop after the current file
+  done      session_id, new, skipped,        error     message (bad message, version)
+            failed, bytes_new, seconds
+  failed    reason, message, session_id
+
+A worker that cannot reach the service copies anyway (the service picks the session up
+when it starts); a service that loses a worker mid-copy reports the card as pulled."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+VERSION = 1
+MAX_LINE = 64 * 1024
+
+
+class ProtocolError(ValueError):
+    """A line that is not a valid message of this protocol version."""
+
+
+@dataclass(frozen=True)
+class Message:
+    type: ClassVar[str] = ""
+
+
+@dataclass(frozen=True)
+class Hello(Message):
+    type: ClassVar[str] = "hello"
+    device: str
+    label: str
+    volume_id: str
+    mount: str
+    pid: int = 0
+
+
+@dataclass(frozen=True)
+class Progress(Message):
+    type: ClassVar[str] = "progress"
+    files_read: int = 0
+    files_to_read: int = 0
+    bytes_read: int = 0
+    bytes_to_read: int = 0
+    files_total: int = 0
+    new: int = 0
+    duplicates: int = 0
+    known: int = 0
+    failed: int = 0
+    current: str = ""
+    elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Done(Message):
+    type: ClassVar[str] = "done"
+    session_id: str | None
+    new: int
+    skipped: int
+    failed: int
+    bytes_new: int
+    seconds: float
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Failed(Message):
+    type: ClassVar[str] = "failed"
+    reason: str  # "card_removed" | "disk_full" | "unusable" | "cancelled" | "refused"
+    message: str
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Grant(Message):
+    type: ClassVar[str] = "grant"
+
+
+@dataclass(frozen=True)
+class Wait(Message):
+    type: ClassVar[str] = "wait"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Refuse(Message):
+    type: ClassVar[str] = "refuse"
+    reason: str
+
+
+@dataclass(frozen=True)
+class Cancel(Message):
+    type: ClassVar[str] = "cancel"
+
+
+@dataclass(frozen=True)
+class Error(Message):
+    type: ClassVar[str] = "error"
+    message: str
+
+
+MESSAGES: dict[str, type[Message]] = {
+    cls.type: cls for cls in (Hello, Progress, Done, Failed, Grant, Wait, Refuse, Cancel, Error)
+}
+
+
+def encode(message: Message) -> bytes:
+    body = {"v": VERSION, "type": message.type, **asdict(message)}
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+def decode(line: bytes) -> Message:
+    if len(line) > MAX_LINE:
+        raise ProtocolError(f"line of {len(line)} bytes is longer than {MAX_LINE}")
+    try:
+        data = json.loads(line.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ProtocolError(f"not a JSON line: {exc}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError("a message must be a JSON object")
+    if data.get("v") != VERSION:
+        raise ProtocolError(f"protocol version {data.get('v')!r} is not supported "
+                            f"(this side speaks {VERSION})")
+    cls = MESSAGES.get(str(data.get("type")))
+    if cls is None:
+        raise ProtocolError(f"unknown message type {data.get('type')!r}")
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name in data:
+            values[f.name] = data[f.name]
+    try:
+        message = cls(**values)
+    except TypeError as exc:
+        raise ProtocolError(f"{cls.type}: {exc}") from None
+    _check_types(message)
+    return message
+
+
+def _check_types(message: Message) -> None:
+    for f in fields(message):
+        value = getattr(message, f.name)
+        expected = {"int": int, "float": (int, float), "str": str, "list[str]": list,
+                    "str | None": (str, type(None))}.get(str(f.type))
+        if expected is not None and (not isinstance(value, expected)
+                                     or isinstance(value, bool)):
+            raise ProtocolError(f"{message.type}.{f.name}: {value!r} is not {f.type}")

@@ -1,0 +1,128 @@
+"""`ghostroll card-worker`: the per-card process the udev rule's unit starts.
+
+It gets the already-mounted read-only path, asks the service for the slot (one card at
+a time), runs the card phase, reports progress, and exits. If the service is not
+running it copies anyway: the card is the only copy, and the service picks the session
+up when it starts."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+from ghostroll.appliance import protocol as p
+from ghostroll.appliance.link import SOCKET_NAME, WorkerLink
+from ghostroll.config import Config
+from ghostroll.db import Database
+from ghostroll.errors import CardError, DiskFullError
+from ghostroll.ingest import IngestProgress, IngestResult, ingest_card
+from ghostroll.volume import Volume, identify
+
+log = logging.getLogger("ghostroll.worker")
+
+EXIT_COPIED, EXIT_PARTIAL, EXIT_UNUSABLE, EXIT_REFUSED = 0, 1, 2, 75
+PROGRESS_EVERY_S = 0.5
+
+
+def udev_identity(device: str) -> tuple[str | None, str | None]:
+    """(volume id, label) from the udev database, as the rule saw the card."""
+    try:
+        import pyudev
+    except ImportError:
+        return None, None
+    try:
+        dev = pyudev.Devices.from_device_file(pyudev.Context(), f"/dev/{device}")
+    except (pyudev.DeviceNotFoundError, OSError, ValueError):
+        return None, None
+    uuid, fs_type = dev.properties.get("ID_FS_UUID"), dev.properties.get("ID_FS_TYPE", "")
+    volume_id = f"{'exfat' if fs_type == 'exfat' else 'fat'}:{uuid.upper()}" if uuid else None
+    return volume_id, dev.properties.get("ID_FS_LABEL")
+
+
+def wait_for_slot(link: WorkerLink, hello: p.Hello) -> p.Message | None:
+    """Send hello; return Grant, Refuse, or None when the service went away."""
+    link.send(hello)
+    while True:
+        message = link.inbox.get()
+        if message is None or isinstance(message, p.Grant | p.Refuse):
+            return message
+        if isinstance(message, p.Wait):
+            log.info("waiting for the service: %s", message.reason)
+
+
+def run_card_worker(device: str, mount: Path, cfg: Config, volume_id: str | None = None,
+                    label: str | None = None) -> int:
+    if not volume_id:
+        volume_id, udev_label = udev_identity(device)
+        label = label or udev_label
+    volume = identify(mount, volume_id, label)
+    link = WorkerLink.connect(cfg.appliance.runtime_dir / SOCKET_NAME)
+    cancel = threading.Event()
+    if link is not None:
+        answer = wait_for_slot(link, p.Hello(device=device, label=volume.label,
+                                             volume_id=volume.id, mount=str(mount),
+                                             pid=os.getpid()))
+        if isinstance(answer, p.Refuse):
+            log.warning("service refused the copy: %s", answer.reason)
+            link.close()
+            return EXIT_REFUSED
+        threading.Thread(target=_watch_cancel, args=(link, cancel), daemon=True).start()
+    try:
+        result = _ingest(mount, cfg, volume, link, cancel)
+    except (CardError, DiskFullError) as exc:
+        reason = "disk_full" if isinstance(exc, DiskFullError) else "unusable"
+        log.error("%s", exc)
+        if link is not None:
+            link.send(p.Failed(reason=reason, message=str(exc)))
+            link.close()
+        return EXIT_UNUSABLE
+    if link is not None:
+        link.send(_outcome(result))
+        link.close()
+    return EXIT_COPIED if result.complete and not result.failed else EXIT_PARTIAL
+
+
+def _ingest(mount: Path, cfg: Config, volume: Volume, link: WorkerLink | None,
+            cancel: threading.Event) -> IngestResult:
+    last = 0.0
+
+    def report(progress: IngestProgress) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if link is None or (now - last < PROGRESS_EVERY_S and progress.phase == "copying"
+                            and progress.files_read < progress.files_to_read):
+            return
+        last = now
+        link.send(p.Progress(
+            files_read=progress.files_read, files_to_read=progress.files_to_read,
+            bytes_read=progress.bytes_read, bytes_to_read=progress.bytes_to_read,
+            files_total=progress.files_total, new=progress.new,
+            duplicates=progress.duplicates, known=progress.known, failed=progress.failed,
+            current=progress.current, elapsed_s=round(progress.elapsed_s, 3)))
+
+    with Database(cfg.storage.db_path) as db:
+        return ingest_card(mount, cfg, db, volume, progress=report, cancel=cancel)
+
+
+def _outcome(result: IngestResult) -> p.Message:
+    session_id = result.session.id if result.session else None
+    if result.card_error:
+        return p.Failed(reason="card_removed", message=result.card_error, session_id=session_id)
+    if result.disk_full:
+        return p.Failed(reason="disk_full", message=result.disk_full, session_id=session_id)
+    if result.cancelled:
+        return p.Failed(reason="cancelled", message="cancelled: verified files are kept",
+                        session_id=session_id)
+    return p.Done(session_id=session_id, new=result.new, skipped=result.skipped,
+                  failed=result.failed, bytes_new=result.bytes_new,
+                  seconds=round(result.seconds, 3), errors=result.errors[:20])
+
+
+def _watch_cancel(link: WorkerLink, cancel: threading.Event) -> None:
+    while (message := link.inbox.get()) is not None:
+        if isinstance(message, p.Cancel):
+            log.warning("the service asked to cancel: stopping; verified files are kept")
+            cancel.set()
