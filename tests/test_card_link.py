@@ -82,9 +82,12 @@ def test_worker_asks_copies_reports_and_finishes(server, tmp_path: Path) -> None
     assert (hello.message.device, hello.message.volume_id) == ("sda1", "fat:SDA1-0001")
     assert hello.message.mount == str(card) and hello.message.pid == proc.pid
     srv.send(hello.conn, p.Grant())
-    progress = until(events, p.Progress)
-    assert progress.message.files_to_read == 7
-    done = until(events, p.Done)
+    seen: list[p.Message | None] = []
+    while not isinstance(seen[-1] if seen else None, p.Done):
+        seen.append(next_event(events).message)
+    progress = [m for m in seen if isinstance(m, p.Progress)]
+    assert progress and progress[-1].files_to_read == 7 and progress[-1].files_read == 7
+    done = Incoming(hello.conn, seen[-1])
     assert done.message.new == 7 and done.message.failed == 0 and done.message.session_id
     assert next_event(events).message is None  # the worker hung up
     assert proc.wait(timeout=30) == 0
