@@ -98,6 +98,8 @@ SCHEMA_VERSION = len(MIGRATIONS)
 # session states
 COPYING, COPIED, PROCESSED, PUBLISHED, CANCELLED = (
     "copying", "copied", "processed", "published", "cancelled")
+# publish_queue states
+QUEUED, RETRY, PUBLISHED_Q = "queued", "retry", "published"
 # session_files statuses
 VERIFIED, DUPLICATE, FAILED = "verified", "duplicate", "failed"
 
@@ -316,6 +318,40 @@ class Database:
                 "excluded.sha256, size = excluded.size, etag = excluded.etag, "
                 "uploaded_utc = excluded.uploaded_utc",
                 (key, sha256, size, etag, utc_now()))
+
+
+    # ------------------------------------------------------------ publish queue
+
+    def enqueue_publish(self, session_id: str) -> None:
+        """Queue a session (again); a published session is queued again only on request."""
+        now = utc_now()
+        with self.transaction():
+            self.conn.execute(
+                "INSERT INTO publish_queue (session_id, state, queued_utc, updated_utc) "
+                "VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET state = "
+                "excluded.state, updated_utc = excluded.updated_utc, last_error = NULL",
+                (session_id, QUEUED, now, now))
+
+    def queued_sessions(self) -> list[str]:
+        """Sessions waiting to be published, oldest session first."""
+        rows = self.conn.execute(
+            "SELECT q.session_id FROM publish_queue q JOIN sessions s ON s.id = q.session_id "
+            "WHERE q.state IN (?, ?) ORDER BY s.number", (QUEUED, RETRY))
+        return [r[0] for r in rows]
+
+    def publish_entry(self, session_id: str) -> sqlite3.Row | None:
+        return self.conn.execute("SELECT * FROM publish_queue WHERE session_id = ?",
+                                 (session_id,)).fetchone()
+
+    def set_publish_state(self, session_id: str, state: str, *, error: str | None = None,
+                          url: str | None = None, url_expires_utc: str | None = None) -> None:
+        with self.transaction():
+            self.conn.execute(
+                "UPDATE publish_queue SET state = ?, last_error = ?, updated_utc = ?, "
+                "attempts = attempts + (CASE WHEN ? = 'retry' THEN 1 ELSE 0 END), "
+                "url = COALESCE(?, url), url_expires_utc = COALESCE(?, url_expires_utc) "
+                "WHERE session_id = ?",
+                (state, error, utc_now(), state, url, url_expires_utc, session_id))
 
 
 def _statements(script: str) -> list[str]:

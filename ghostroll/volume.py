@@ -21,17 +21,37 @@ class Volume:
     device: str | None = None
 
 
-def identify(path: Path, volume_id: str | None = None, label: str | None = None) -> Volume:
+def identify(path: Path, volume_id: str | None = None, label: str | None = None,
+             dev_disk: Path = Path("/dev/disk")) -> Volume:
     mount = _mount_of(path.resolve())
-    device = mount[1] if mount else None
+    device, fstype = (mount[1], mount[2]) if mount else (None, "")
     if volume_id:
         return Volume(volume_id, label or _default_label(path), device)
     if device and device.startswith("/dev/"):
+        uuid = _udev_link(dev_disk / "by-uuid", device)
+        if uuid:
+            prefix = "exfat" if "exfat" in fstype else "fat"
+            udev_label = _udev_link(dev_disk / "by-label", device)
+            return Volume(f"{prefix}:{uuid.upper()}",
+                          label or udev_label or _default_label(path), device)
         parsed = _read_boot_sector(device)
         if parsed is not None:
             fs_id, fs_label = parsed
             return Volume(fs_id, label or fs_label or _default_label(path), device)
     return Volume(f"path:{path.resolve()}", label or _default_label(path), device)
+
+
+def _udev_link(folder: Path, device: str) -> str | None:
+    """The name of the udev symlink in `folder` (/dev/disk/by-uuid, by-label) that
+    points at `device`: readable without any permission on the device itself."""
+    try:
+        target = os.path.realpath(device)
+        for link in folder.iterdir():
+            if os.path.realpath(link) == target:
+                return link.name.encode().decode("unicode_escape")
+    except OSError:
+        return None
+    return None
 
 
 def _default_label(path: Path) -> str:
@@ -71,9 +91,9 @@ def _read_boot_sector(device: str) -> tuple[str, str] | None:
         os.close(fd)
 
 
-def _mount_of(path: Path) -> tuple[str, str] | None:
-    """(mount point, source) of the mount holding `path`, from /proc/self/mountinfo."""
-    best: tuple[str, str] | None = None
+def _mount_of(path: Path) -> tuple[str, str, str] | None:
+    """(mount point, source, fstype) of the mount holding `path` (/proc/self/mountinfo)."""
+    best: tuple[str, str, str] | None = None
     try:
         lines = Path("/proc/self/mountinfo").read_text().splitlines()
     except OSError:
@@ -86,5 +106,5 @@ def _mount_of(path: Path) -> tuple[str, str] | None:
         point = fields[4].encode().decode("unicode_escape")
         inside = str(path) == point or str(path).startswith(point.rstrip("/") + "/")
         if inside and (best is None or len(point) > len(best[0])):
-            best = (point, tail[1])
+            best = (point, tail[1], tail[0])
     return best
