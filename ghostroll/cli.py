@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(worker)
     worker.set_defaults(handler=cmd_card_worker)
 
+    watch = commands.add_parser(
+        "watch", help="wait for a card labelled like sd_label, ingest it once, repeat")
+    watch.add_argument("--once", action="store_true", help="stop after the first card")
+    config.add_flags(watch)
+    watch.set_defaults(handler=cmd_watch)
+
     demo = commands.add_parser("demo", help="generate a demo card and run the whole job on it")
     demo.add_argument("--dir", type=Path, default=Path("demo-output"),
                       help="where the demo card and its results go (default: ./demo-output)")
@@ -98,6 +104,14 @@ def cmd_card_worker(args: argparse.Namespace) -> int:
     cfg = config.from_args(args)
     setup_logging(cfg)
     return run_card_worker(args.device, args.path, cfg, args.volume_id, args.volume_label)
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from ghostroll.watch import watch
+
+    cfg = config.from_args(args)
+    setup_logging(cfg)
+    return watch(cfg, lambda card: exit_code(run_card(card, cfg)), once=args.once)
 
 
 def run_card(path: Path, cfg: config.Config, volume_id: str | None = None,

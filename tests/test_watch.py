@@ -1,0 +1,76 @@
+"""`ghostroll watch`: finds a mounted card by label, ingests it once, never writes to it."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import pytest
+
+from ghostroll.cardimage import make_image, missing_tools, mounted
+from ghostroll.cli import exit_code, run_card
+from ghostroll.synthetic import make_demo_card
+from ghostroll.watch import find_cards, matches_label, mount_roots, watch
+from tests.support.ingest import make_config, originals
+
+
+def test_label_matching_includes_macos_duplicates() -> None:
+    assert matches_label("auto-import", "auto-import")
+    assert matches_label("auto-import 1", "auto-import")
+    assert not matches_label("auto-import-old", "auto-import")
+    assert not matches_label("auto-import x", "auto-import")
+
+
+def test_mount_roots_expand_user_without_the_flag_hiding_the_env() -> None:
+    roots = mount_roots("/Volumes, /media/$USER,/run/media/${USER}", env={"USER": "ana"})
+    assert roots == [Path("/Volumes"), Path("/media/ana"), Path("/run/media/ana")]
+
+
+def test_find_cards_needs_a_mount_with_dcim(tmp_path: Path) -> None:
+    (tmp_path / "auto-import" / "DCIM").mkdir(parents=True)
+    (tmp_path / "auto-import 1" / "DCIM").mkdir(parents=True)
+    (tmp_path / "auto-import 2").mkdir()  # no DCIM
+    (tmp_path / "USB_STICK" / "DCIM").mkdir(parents=True)
+    assert find_cards([tmp_path], "auto-import", is_mount=lambda p: False) == []
+    assert find_cards([tmp_path, tmp_path / "missing"], "auto-import",
+                      is_mount=lambda p: True) == [tmp_path / "auto-import",
+                                                   tmp_path / "auto-import 1"]
+
+
+def test_each_insertion_is_handled_once(tmp_path: Path) -> None:
+    card = tmp_path / "media" / "auto-import"
+    (card / "DCIM").mkdir(parents=True)
+    cfg = make_config(tmp_path, mount_roots=tmp_path / "media", poll_seconds=0.1)
+    calls: list[Path] = []
+    polls = 0
+
+    def sleep(_: float) -> None:
+        nonlocal polls
+        polls += 1
+        if polls == 3:  # card removed...
+            (card / "DCIM").rmdir()
+        if polls == 5:  # ...and inserted again
+            (card / "DCIM").mkdir()
+
+    watch(cfg, lambda c: calls.append(c) or 0, is_mount=lambda p: True, sleep=sleep,
+          should_stop=lambda: polls >= 8)
+    assert calls == [card, card]
+
+
+@pytest.mark.root
+def test_watch_ingests_a_real_mounted_card_and_never_writes_it(tmp_path: Path) -> None:
+    if missing := missing_tools("vfat"):
+        pytest.skip(f"missing: {', '.join(missing)}")
+    image = make_image(tmp_path / "card.img", make_demo_card(tmp_path / "src", photos=3))
+    before = hashlib.sha256(image.read_bytes()).hexdigest()
+    cfg = make_config(tmp_path, mount_roots=tmp_path / "media", poll_seconds=0.2)
+    result: list[int] = []
+    with mounted(image, tmp_path / "media" / "auto-import"):
+        worker = threading.Thread(target=lambda: result.append(
+            watch(cfg, lambda c: exit_code(run_card(c, cfg)), once=True)))
+        worker.start()
+        worker.join(timeout=60)
+    assert result == [0]
+    assert len(originals(cfg)) == 7  # 3 photos + RAW+JPEG pair + MOV + THM
+    assert hashlib.sha256(image.read_bytes()).hexdigest() == before
