@@ -54,6 +54,13 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(watch)
     watch.set_defaults(handler=cmd_watch)
 
+    sessions = commands.add_parser("sessions", help="list sessions, or show one")
+    sessions.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    sessions.add_argument("session", nargs="?", help="id, number or unique id prefix")
+    sessions.add_argument("--no-qr", action="store_true", help="do not draw the link's QR")
+    config.add_flags(sessions)
+    sessions.set_defaults(handler=cmd_sessions)
+
     demo = commands.add_parser("demo", help="generate a demo card and run the whole job on it")
     demo.add_argument("--dir", type=Path, default=Path("demo-output"),
                       help="where the demo card and its results go (default: ./demo-output)")
@@ -112,6 +119,23 @@ def cmd_watch(args: argparse.Namespace) -> int:
     cfg = config.from_args(args)
     setup_logging(cfg)
     return watch(cfg, lambda card: exit_code(run_card(card, cfg)), once=args.once)
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    from ghostroll import sessions_cmd
+
+    cfg = config.from_args(args)
+    with Database(cfg.storage.db_path) as db:
+        if args.action == "list":
+            print("\n".join(sessions_cmd.list_lines(db)))
+            return EXIT_OK
+        session = sessions_cmd.find(db, args.session or "")
+        if session is None:
+            print(f"ghostroll: no session matches {args.session!r} (see `ghostroll sessions`)",
+                  file=sys.stderr)
+            return EXIT_UNUSABLE
+        print("\n".join(sessions_cmd.show_lines(db, session, qr=not args.no_qr)))
+    return EXIT_OK
 
 
 def run_card(path: Path, cfg: config.Config, volume_id: str | None = None,

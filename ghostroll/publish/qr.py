@@ -55,3 +55,24 @@ def write_png(text: str, path: Path, module_px: int = 8) -> Path:
     """share-qr.png: the code at a size any phone reads from a laptop screen."""
     render(qr_matrix(text, "M"), module_px, quiet=4).save(path)
     return path
+
+
+def terminal_text(text: str, quiet: int = 2) -> str:
+    """The code drawn with half-block characters, two modules per character row, dark
+    modules as spaces on a light background (how phones expect a terminal code)."""
+    matrix = qr_matrix(text, "L")
+    n = len(matrix) + 2 * quiet
+
+    def dark(x: int, y: int) -> bool:
+        x, y = x - quiet, y - quiet
+        return 0 <= y < len(matrix) and 0 <= x < len(matrix) and matrix[y][x]
+
+    lines = []
+    for y in range(0, n, 2):
+        row = []
+        for x in range(n):
+            top, bottom = dark(x, y), dark(x, y + 1)
+            row.append({(False, False): "█", (True, False): "▄", (False, True): "▀",
+                        (True, True): " "}[(top, bottom)])
+        lines.append("".join(row))
+    return "\n".join(lines)

@@ -1,0 +1,78 @@
+"""`ghostroll sessions`: what was ingested, when, and whether it was shared."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from ghostroll.db import Database, SessionRow
+from ghostroll.publish.qr import terminal_text
+from ghostroll.session import SessionLayout
+
+
+def session_counts(db: Database, session_id: str) -> Counter[str]:
+    return Counter(r["status"] for r in db.session_files(session_id))
+
+
+def list_lines(db: Database) -> list[str]:
+    rows = db.sessions()
+    if not rows:
+        return ["no sessions yet"]
+    lines = [f"{'#':>4}  {'session':<32} {'created (UTC)':<19}  {'new':>5} {'safe':>5} "
+             f"{'fail':>4}  {'state':<10} link"]
+    for s in rows:
+        counts = session_counts(db, s.id)
+        entry = db.publish_entry(s.id)
+        link = "local only"
+        if entry is not None:
+            link = entry["state"]
+            if entry["url_expires_utc"]:
+                link += f", expires {entry['url_expires_utc'][:16].replace('T', ' ')}"
+        lines.append(f"{s.number:>4}  {s.id:<32} {s.created_utc[:19].replace('T', ' ')}  "
+                     f"{counts['verified']:>5} {counts['duplicate']:>5} {counts['failed']:>4}"
+                     f"  {s.state:<10} {link}")
+    return lines
+
+
+def find(db: Database, ref: str) -> SessionRow | None:
+    """By id, by number, or by a unique id prefix."""
+    if ref.isdigit():
+        return next((s for s in db.sessions() if s.number == int(ref)), None)
+    exact = db.session(ref)
+    if exact is not None:
+        return exact
+    matches = [s for s in db.sessions() if s.id.startswith(ref)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def show_lines(db: Database, session: SessionRow, qr: bool = True) -> list[str]:
+    layout = SessionLayout(session.path)
+    counts = session_counts(db, session.id)
+    lines = [
+        f"session   {session.id} (#{session.number})",
+        f"created   {session.created_utc} UTC, card {session.volume_label} ({session.volume_id})",
+        f"state     {session.state}",
+        f"files     {counts['verified']} new, {counts['duplicate']} already safe, "
+        f"{counts['failed']} failed",
+        f"folder    {layout.root}",
+        f"gallery   {layout.index if layout.index.exists() else '(not built yet)'}",
+    ]
+    url = layout.share_txt.read_text().strip() if layout.share_txt.exists() else None
+    lines.append(f"link      {url or '(none yet: local only or not published)'}")
+    if url and qr:
+        lines.append(terminal_text(url))
+    errors = [(r["rel_path"], r["error"]) for r in db.session_files(session.id) if r["error"]]
+    errors += _derive_errors(layout.manifest)
+    for rel, error in errors:
+        lines.append(f"error     {rel}: {error}")
+    return lines
+
+
+def _derive_errors(manifest: Path) -> list[tuple[str, str]]:
+    try:
+        data = json.loads(manifest.read_text())
+    except (OSError, ValueError):
+        return []
+    return [(e["card_path"], e["derive_error"]) for e in data.get("files", [])
+            if e.get("derive_error")]
