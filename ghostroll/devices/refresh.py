@@ -35,6 +35,9 @@ class RefreshPolicy:
             raise ValueError("full_every must be >= 1")
 
 
+DEFAULT_POLICY = RefreshPolicy()
+
+
 @dataclass(frozen=True)
 class RefreshState:
     """What the panel shows and how it got there. The initial state is a panel never drawn."""
@@ -71,7 +74,7 @@ def decide(
     state_changed: bool,
     *,
     force_full: bool = False,
-    policy: RefreshPolicy = RefreshPolicy(),
+    policy: RefreshPolicy = DEFAULT_POLICY,
 ) -> Decision:
     """What to do with a pending frame at monotonic time `now`."""
     if not frame_changed and not force_full:
@@ -120,14 +123,14 @@ def after_failure(last: RefreshState) -> RefreshState:
     return replace(last, asleep=True, frame_digest=None)
 
 
-def should_sleep(last: RefreshState, now: float, policy: RefreshPolicy = RefreshPolicy()) -> bool:
+def should_sleep(last: RefreshState, now: float, policy: RefreshPolicy = DEFAULT_POLICY) -> bool:
     """True when the awake panel has had no refresh for `policy.sleep_after` seconds."""
     if last.asleep or last.last_refresh_at is None:
         return False
     return now - last.last_refresh_at >= policy.sleep_after
 
 
-def sleep_due_in(last: RefreshState, now: float, policy: RefreshPolicy = RefreshPolicy()) -> float:
+def sleep_due_in(last: RefreshState, now: float, policy: RefreshPolicy = DEFAULT_POLICY) -> float:
     """Seconds until `should_sleep` becomes true (inf when the panel already sleeps)."""
     if last.asleep or last.last_refresh_at is None:
         return float("inf")
