@@ -141,6 +141,16 @@ KEYS: tuple[Key, ...] = (
     _k("appliance", "battery_critical_percent", int, 5,
        "Finish the current file and shut down at this charge.", minimum=0, maximum=100),
     _k("appliance", "pisugar_address", str, "127.0.0.1:8423", "pisugar-server TCP address."),
+    _k("appliance", "battery_poll_seconds", float, 10.0, "How often the battery is read.",
+       minimum=1, maximum=600),
+    _k("appliance", "panel_min_refresh_seconds", float, 3.0,
+       "At most one panel refresh per this many seconds.", minimum=0.5, maximum=60),
+    _k("appliance", "panel_full_every", int, 10,
+       "A full refresh after this many partial ones (clears ghosting).", minimum=1,
+       maximum=100),
+    _k("appliance", "panel_timeout_seconds", float, 30.0,
+       "A panel call that takes longer is abandoned and the panel re-opened.",
+       minimum=5, maximum=300),
     _k("appliance", "runtime_dir", Path, "/run/ghostroll",
        "Service socket and live status.json/status.png."),
     # [logging]
@@ -210,6 +220,10 @@ class ApplianceConfig:
     battery_min_percent: int
     battery_critical_percent: int
     pisugar_address: str
+    battery_poll_seconds: float
+    panel_min_refresh_seconds: float
+    panel_full_every: int
+    panel_timeout_seconds: float
     runtime_dir: Path
 
 

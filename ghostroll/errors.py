@@ -35,3 +35,7 @@ class DatabaseError(GhostRollError, RuntimeError):
 
 class PublishError(GhostRollError, RuntimeError):
     """Publishing failed in a way a retry will not fix by itself."""
+
+
+class DeviceError(GhostRollError, OSError):
+    """A device that was asked for cannot be used (missing driver, bad kit, no GPIO)."""

@@ -13,13 +13,11 @@ from __future__ import annotations
 import logging
 import warnings
 
-from ghostroll.errors import GhostRollError
+from ghostroll.errors import DeviceError
+
+__all__ = ["DeviceError", "DeviceFallback", "fallback"]
 
 log = logging.getLogger(__name__)
-
-
-class DeviceError(GhostRollError, OSError):
-    """A device that was asked for cannot be used (missing driver, bad kit, no GPIO)."""
 
 
 class DeviceFallback(UserWarning):
