@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ghostroll import __version__, config
+from ghostroll import __version__, config, logs
 from ghostroll.db import Database
 from ghostroll.errors import CardError, ConfigError, DatabaseError, DiskFullError
 from ghostroll.ingest import IngestResult, ingest_card
@@ -91,10 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def setup_logging(cfg: config.Config) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setLevel(cfg.logging.log_level)  # on the handler: session logs keep INFO
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=cfg.logging.log_level, handlers=[handler], force=True)
+    logs.setup_logging(cfg.logging.log_level,
+                       secrets=[s for s in (cfg.s3.s3_secret_access_key,) if s])
     logging.raiseExceptions = False  # a full disk must not turn a log line into a traceback
 
 

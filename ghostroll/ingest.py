@@ -29,6 +29,7 @@ from ghostroll.config import Config
 from ghostroll.copier import ByteCounter, Copied, commit, copy_to_temp, verify
 from ghostroll.db import Database, SessionRow
 from ghostroll.errors import CardError, CardRemovedError, DiskFullError, VerifyError
+from ghostroll.logs import session_log_handler
 from ghostroll.media import classify
 from ghostroll.plan import plan_card
 from ghostroll.scan import CardFile, CardListing, scan_card
@@ -301,10 +302,7 @@ class CardIngest:
         self.result.session = session
         self.layout = SessionLayout(session.path)
         self.layout.create()
-        self._log_handler = logging.FileHandler(self.layout.log, encoding="utf-8")
-        self._log_handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        self._log_handler.setLevel(logging.INFO)
+        self._log_handler = session_log_handler(self.layout.log, level=logging.INFO)
         log.addHandler(self._log_handler)
         if log.getEffectiveLevel() > logging.INFO:
             log.setLevel(logging.INFO)  # the session log always keeps INFO lines

@@ -161,6 +161,7 @@ def setup_logging(level: str | int = "INFO", *, journald: bool | None = None,
         else:
             fmt = "%(asctime)s %(levelname)s %(name)s: %(message)s%(context)s"
         handler.setFormatter(logging.Formatter(fmt))
+    handler.setLevel(numeric)  # on the handler too: a session log may lower a logger's level
     root.addHandler(_decorate(handler, secrets))
     if journald and not available:
         logging.getLogger(__name__).warning(
