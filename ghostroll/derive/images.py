@@ -1,0 +1,156 @@
+"""One original → a share JPEG and a thumbnail, both metadata-free sRGB.
+
+The thumbnail is made from the share image in memory, never by decoding the original
+again. Outputs are written atomically (temp + rename); nothing is ever upscaled."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, ImageCms
+
+from ghostroll.config import ImagesConfig
+from ghostroll.derive.metadata import PhotoMeta, meta_from_exif
+from ghostroll.derive.sources import NotAPicture, open_picture
+from ghostroll.media import Kind
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+@dataclass(frozen=True)
+class DeriveJob:
+    source: Path
+    kind: str
+    share: Path
+    thumb: Path
+    poster: Path | None = None  # videos: a camera-made poster (THM), used before ffmpeg
+
+
+@dataclass(frozen=True)
+class DeriveResult:
+    job: DeriveJob
+    share: Path | None = None
+    thumb: Path | None = None
+    width: int = 0  # of the share image
+    height: int = 0
+    meta: PhotoMeta = field(default_factory=PhotoMeta)
+    error: str | None = None  # the file could not be made into a picture
+    note: str | None = None  # made nothing, by design (e.g. RAW preview too small)
+    duration_s: float | None = None  # videos
+
+
+def derive_one(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
+    if job.kind == Kind.VIDEO:
+        return _video(job, images)
+    mtime = _mtime(job.source)
+    try:
+        if job.source.stat().st_size == 0:
+            return DeriveResult(job, error="empty file (0 bytes): nothing to show",
+                                meta=meta_from_exif(None, mtime))
+        opened = open_picture(job.source, job.kind, images.share_max_long_edge)
+        meta = meta_from_exif(opened.exif, mtime)
+        share = to_srgb(opened.image)
+        share.thumbnail((images.share_max_long_edge,) * 2, Image.Resampling.LANCZOS,
+                        reducing_gap=3.0)
+        thumb = share.copy()
+        thumb.thumbnail((images.thumb_max_long_edge,) * 2, Image.Resampling.LANCZOS,
+                        reducing_gap=3.0)
+        save_jpeg(share, job.share, images.share_quality)
+        save_jpeg(thumb, job.thumb, images.thumb_quality)
+    except NotAPicture as exc:
+        return DeriveResult(job, note=str(exc), meta=meta_from_exif(None, mtime))
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
+            MemoryError) as exc:
+        return DeriveResult(job, error=f"cannot decode: {_reason(exc)}",
+                            meta=meta_from_exif(None, mtime))
+    return DeriveResult(job, job.share, job.thumb, share.width, share.height, meta)
+
+
+def to_srgb(image: Image.Image) -> Image.Image:
+    """RGB in sRGB: embedded ICC profiles converted, CMYK and palette images too."""
+    icc = image.info.get("icc_profile")
+    if icc:
+        try:
+            source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            mode = "RGB"
+            if image.mode not in ("RGB", "CMYK", "L"):
+                image = image.convert("RGB")
+            return ImageCms.profileToProfile(image, source, _SRGB, outputMode=mode)
+        except (ImageCms.PyCMSError, OSError, ValueError):
+            pass  # a broken profile: fall back to a plain conversion
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        image = image.convert("RGBA")
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def save_jpeg(image: Image.Image, path: Path, quality: int) -> None:
+    """A JPEG with no EXIF, XMP, ICC or comments; written to a temp file, then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    clean = image if not image.info else Image.frombytes(image.mode, image.size,
+                                                         image.tobytes())
+    clean.save(temp, "JPEG", quality=quality, optimize=False)
+    os.replace(temp, path)
+
+
+def _video(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
+    """A poster tile: the camera's THM if there is one, else a frame from ffmpeg when it
+    is installed (never required); the duration from ffprobe when installed."""
+    duration = video_duration(job.source)
+    meta = meta_from_exif(None, _mtime(job.source))
+    frame_file = job.poster
+    made = None
+    if frame_file is None and shutil.which("ffmpeg") is not None:
+        made = frame_file = job.thumb.with_name(f".{job.thumb.stem}.frame.jpg")
+        subprocess.run(
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(job.source),
+             "-frames:v", "1", "-map_metadata", "-1", str(frame_file)],
+            capture_output=True, timeout=60)
+    try:
+        if frame_file is None or not frame_file.exists():
+            return DeriveResult(job, meta=meta, duration_s=duration)
+        with Image.open(frame_file) as frame:
+            frame.load()
+            thumb = to_srgb(frame)
+        thumb.thumbnail((images.thumb_max_long_edge,) * 2, Image.Resampling.LANCZOS)
+        save_jpeg(thumb, job.thumb, images.thumb_quality)
+    except (OSError, ValueError, SyntaxError):
+        return DeriveResult(job, meta=meta, duration_s=duration)
+    finally:
+        if made is not None:
+            made.unlink(missing_ok=True)
+    return DeriveResult(job, thumb=job.thumb, width=thumb.width, height=thumb.height,
+                        meta=meta, duration_s=duration)
+
+
+def video_duration(path: Path) -> float | None:
+    if shutil.which("ffprobe") is None:
+        return None
+    done = subprocess.run(
+        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
+         "default=noprint_wrappers=1:nokey=1", str(path)],
+        capture_output=True, text=True, timeout=30)
+    try:
+        return round(float(done.stdout.strip()), 2)
+    except ValueError:
+        return None
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return None
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text.splitlines()[0][:200]

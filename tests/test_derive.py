@@ -1,0 +1,193 @@
+"""Derivatives from real camera files: upright, sRGB, metadata-free, bounded, and a
+clear per-file message for what cannot be a picture."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ghostroll.derive import DeriveJob, derive_many, derive_one, meta_from_exif, numbering_gaps
+from ghostroll.derive.pool import Budget
+from ghostroll.media import HEAD_BYTES, Kind, classify
+from ghostroll.synthetic import PhotoSpec, make_jpeg
+from tests.support.ingest import make_config
+from tests.support.samples import manifest, require_samples
+
+EXPECT_NOTE = {"gopro_hero7black_GOPR8508.GPR", "kodak_dc120_P003911.KDC",
+               "stripped_canon_eos350d.cr2", "stripped_nikon_d70.nef",
+               "stripped_panasonic_dmc-lx3.rw2", "truncated_sony_ilce7m3.ARW"}
+EXPECT_ERROR = {"truncated_sony_e5823.jpg"}
+METADATA_MARKERS = (b"Exif\x00\x00", b"http://ns.adobe.com/xap", b"ICC_PROFILE", b"GPS")
+
+
+def job_for(src: Path, out: Path, kind: str | None = None) -> DeriveJob:
+    kind = kind or classify(src.name, src.read_bytes()[:HEAD_BYTES])
+    return DeriveJob(src, kind, out / "share" / f"{src.name}.jpg",
+                     out / "thumbs" / f"{src.name}.jpg")
+
+
+def assert_clean_jpeg(path: Path, long_edge: int) -> Image.Image:
+    data = path.read_bytes()
+    for marker in METADATA_MARKERS:
+        assert marker not in data, f"{path.name} still carries {marker!r}"
+    with Image.open(path) as image:
+        image.load()
+        assert image.format == "JPEG" and image.mode == "RGB"
+        assert max(image.size) <= long_edge
+        assert not image.getexif() and "icc_profile" not in image.info
+        return image.copy()
+
+
+def upright_size(row: dict[str, str]) -> tuple[int, int]:
+    width, height = (int(v) for v in row["pixel_size"].split("x"))
+    turned = row["orientation_tag"] in ("5", "6", "7", "8")
+    return (height, width) if turned else (width, height)
+
+
+@pytest.fixture(scope="module")
+def sample_results(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    root = require_samples()
+    out = tmp_path_factory.mktemp("derived")
+    images = make_config(out).images
+    rows = [r for r in manifest() if not r["filename"].lower().endswith((".thm",))]
+    jobs = [job_for(root / r["filename"], out) for r in rows]
+    return rows, derive_many(jobs, images), images
+
+
+def test_every_sample_gives_a_picture_or_a_clear_reason(sample_results) -> None:  # type: ignore[no-untyped-def]
+    rows, results, images = sample_results
+    for row, result in zip(rows, results, strict=True):
+        name = row["filename"]
+        if name in EXPECT_NOTE:
+            assert result.note and "no usable preview" in result.note and not result.share
+        elif name in EXPECT_ERROR:
+            assert result.error and result.error.startswith("cannot decode") and not result.share
+        elif result.job.kind == Kind.VIDEO:
+            assert (result.error is None and result.duration_s is None) or result.duration_s > 0
+        else:
+            assert result.error is None and result.note is None, (name, result)
+            assert result.share is not None and result.thumb is not None
+            share = assert_clean_jpeg(result.share, images.share_max_long_edge)
+            thumb = assert_clean_jpeg(result.thumb, images.thumb_max_long_edge)
+            assert (share.width >= share.height) == (thumb.width >= thumb.height)
+
+
+def test_orientation_matches_the_camera(sample_results) -> None:  # type: ignore[no-untyped-def]
+    rows, results, _ = sample_results
+    checked = 0
+    for row, result in zip(rows, results, strict=True):
+        if result.share is None or result.job.kind not in (Kind.JPEG, Kind.TIFF):
+            continue
+        if row["pixel_size"] in ("n/a", "") or "x" not in row["pixel_size"]:
+            continue
+        want_w, want_h = upright_size(row)
+        if want_w == want_h:
+            continue
+        assert (result.width > result.height) == (want_w > want_h), row["filename"]
+        assert abs(result.width / result.height - want_w / want_h) < 0.02, row["filename"]
+        checked += 1
+    assert checked >= 30
+
+
+def test_heic_and_raw_previews(sample_results) -> None:  # type: ignore[no-untyped-def]
+    rows, results, _ = sample_results
+    by_name = {r["filename"]: res for r, res in zip(rows, results, strict=True)}
+    assert (by_name["pruned_canon_eos_r6.CR3"].width,
+            by_name["pruned_canon_eos_r6.CR3"].height) == (1620, 1080)  # never upscaled
+    assert by_name["canon_powershot_s40_CRW_0101.CRW"].width == 640
+    portrait = by_name["sony_ilce7cm2_rotated_right_top.HIF"]
+    assert portrait.height > portrait.width
+    iphone = by_name["apple_iphone13pro_IMG_8563.HEIC"]  # orientation 6
+    assert iphone.height > iphone.width
+    assert iphone.meta.captured_source == "exif-original" and iphone.meta.camera
+
+
+def test_all_eight_orientations_and_cmyk(tmp_path: Path) -> None:
+    images = make_config(tmp_path).images
+    for orientation in range(1, 9):
+        src = make_jpeg(tmp_path / f"o{orientation}.jpg",
+                        PhotoSpec(width=600, height=300, orientation=orientation))
+        result = derive_one(job_for(src, tmp_path / "out"), images)
+        portrait = orientation >= 5
+        assert (result.height > result.width) == portrait, orientation
+        with Image.open(result.share) as share:
+            top_left = share.convert("L").resize((2, 2)).getpixel((0, 0))
+        assert isinstance(top_left, int)
+    cmyk = tmp_path / "cmyk.jpg"
+    Image.new("CMYK", (400, 300), (0, 255, 255, 0)).save(cmyk, "JPEG")
+    result = derive_one(job_for(cmyk, tmp_path / "out"), images)
+    with Image.open(result.share) as share:
+        red, green, blue = share.getpixel((200, 150))
+    assert red > 200 and green < 60 and blue < 60  # cyan-free, magenta+yellow = red
+
+
+def test_gps_and_exif_never_leave(tmp_path: Path) -> None:
+    src = make_jpeg(tmp_path / "gps.jpg", PhotoSpec(width=3000, height=2000, gps=True))
+    assert b"GPS" in src.read_bytes() or Image.open(src).getexif().get_ifd(0x8825)
+    result = derive_one(job_for(src, tmp_path / "out"), make_config(tmp_path).images)
+    assert result.width == 2048 and result.height == 1365
+    assert_clean_jpeg(result.share, 2048)
+    assert_clean_jpeg(result.thumb, 512)
+
+
+def test_broken_inputs_get_messages_not_crashes(tmp_path: Path) -> None:
+    images = make_config(tmp_path).images
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\x00" * 100)
+    bomb = tmp_path / "bomb.png"
+    Image.new("1", (20000, 10000)).save(bomb)
+    empty, junk, huge = (derive_one(job_for(tmp_path / n, tmp_path / "o", Kind.JPEG), images)
+                         for n in ("empty.jpg", "junk.jpg", "bomb.png"))
+    assert empty.error == "empty file (0 bytes): nothing to show"
+    assert junk.error and junk.error.startswith("cannot decode")
+    assert huge.note and "decompression bomb" in huge.note
+
+
+def test_metadata_prefers_the_exif_sub_ifd() -> None:
+    exif = Image.Exif()
+    exif[0x0132] = "2020:01:01 00:00:00"  # DateTime in IFD0: the last edit
+    sub = exif.get_ifd(0x8769)
+    sub[0x9003] = "2019:06:30 18:45:12"
+    sub[0x9011] = "-07:00"
+    sub[0x9291] = "25"
+    meta = meta_from_exif(exif)
+    assert meta.captured == datetime(2019, 6, 30, 18, 45, 12, 250000,
+                                     tzinfo=timezone(-timedelta(hours=7)))
+    assert meta.captured_source == "exif-original"
+    only_ifd0 = Image.Exif()
+    only_ifd0[0x0132] = "2020:01:01 10:00:00"
+    assert meta_from_exif(only_ifd0).captured_source == "exif-datetime"
+    assert meta_from_exif(Image.Exif(), mtime=0).captured_source == "file-mtime"
+    unset = Image.Exif()
+    unset[0x0132] = "0000:00:00 00:00:00"
+    assert meta_from_exif(unset).captured is None
+
+
+def test_numbering_gaps() -> None:
+    assert numbering_gaps(["DSC_0416.JPG", "DSC_0416.NEF", "DSC_0420.JPG", "DSC_0421.JPG"]) == \
+        ["DSC_0417–0419 missing (3 files)"]
+    assert numbering_gaps(["IMG_0001.JPG", "MVI_0002.MOV", "IMG_0003.JPG"]) == []
+    assert numbering_gaps(["IMG_0001.JPG", "IMG_0003.JPG"]) == ["IMG_0002 missing (1 file)"]
+    assert numbering_gaps(["a.jpg"]) == []
+
+
+def test_budget_runs_an_oversized_job_alone() -> None:
+    budget = Budget(100)
+    budget.acquire(80)
+    started = threading.Event()
+
+    def big() -> None:
+        budget.acquire(500)
+        started.set()
+
+    worker = threading.Thread(target=big)
+    worker.start()
+    assert not started.wait(0.2)  # must wait for the budget to empty
+    budget.release(80)
+    assert started.wait(5)
+    worker.join()
+    assert budget.used == 500
