@@ -134,6 +134,7 @@ def test_gps_and_exif_never_leave(tmp_path: Path) -> None:
     assert_clean_jpeg(result.thumb, 512)
 
 
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
 def test_broken_inputs_get_messages_not_crashes(tmp_path: Path) -> None:
     images = make_config(tmp_path).images
     (tmp_path / "empty.jpg").write_bytes(b"")

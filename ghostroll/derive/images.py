@@ -20,6 +20,7 @@ from ghostroll.derive.sources import NotAPicture, open_picture
 from ghostroll.media import Kind
 
 _SRGB = ImageCms.createProfile("sRGB")
+RESAMPLE = Image.Resampling.BICUBIC
 
 
 @dataclass(frozen=True)
@@ -55,11 +56,11 @@ def derive_one(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
         opened = open_picture(job.source, job.kind, images.share_max_long_edge)
         meta = meta_from_exif(opened.exif, mtime)
         share = to_srgb(opened.image)
-        share.thumbnail((images.share_max_long_edge,) * 2, Image.Resampling.LANCZOS,
-                        reducing_gap=3.0)
+        # Bicubic with Pillow's area-aware downscaling (thumbnail's default): sharp, no
+        # aliasing, and ~30 % cheaper than Lanczos on a Pi (see bench/derive.py).
+        share.thumbnail((images.share_max_long_edge,) * 2, RESAMPLE)
         thumb = share.copy()
-        thumb.thumbnail((images.thumb_max_long_edge,) * 2, Image.Resampling.LANCZOS,
-                        reducing_gap=3.0)
+        thumb.thumbnail((images.thumb_max_long_edge,) * 2, RESAMPLE)
         save_jpeg(share, job.share, images.share_quality)
         save_jpeg(thumb, job.thumb, images.thumb_quality)
     except NotAPicture as exc:
@@ -120,7 +121,7 @@ def _video(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
         with Image.open(frame_file) as frame:
             frame.load()
             thumb = to_srgb(frame)
-        thumb.thumbnail((images.thumb_max_long_edge,) * 2, Image.Resampling.LANCZOS)
+        thumb.thumbnail((images.thumb_max_long_edge,) * 2, RESAMPLE)
         save_jpeg(thumb, job.thumb, images.thumb_quality)
     except (OSError, ValueError, SyntaxError):
         return DeriveResult(job, meta=meta, duration_s=duration)

@@ -1,0 +1,104 @@
+"""Derivative benchmark: 24 MP JPEGs (6000x4000, with EXIF) through our path (draft
+decode + resize) against a full decode + resize baseline in the same run, then a whole
+card through the parallel pool with default workers. Prints JSON.
+
+    python bench/derive.py [--photos 20]
+
+Each timed part runs in a child process so its peak RSS (VmHWM) is its own."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def vm_hwm_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def child(mode: str, card: str, out: str) -> None:
+    from PIL import Image
+
+    from ghostroll.demo import workdir_config
+    from ghostroll.derive import DeriveJob, derive_many, derive_one
+    from ghostroll.derive.images import RESAMPLE
+
+    images = workdir_config(Path(out)).images
+    files = sorted(Path(card).glob("*.JPG"))
+    times = []
+    start = time.perf_counter()
+    if mode == "pool":
+        jobs = [DeriveJob(f, "jpeg", Path(out) / "s" / f.name, Path(out) / "t" / f.name)
+                for f in files]
+        derive_many(jobs, images)
+    for f in files if mode != "pool" else []:
+        t = time.perf_counter()
+        if mode == "ours":
+            derive_one(DeriveJob(f, "jpeg", Path(out) / "s" / f.name,
+                                 Path(out) / "t" / f.name), images)
+        else:  # baseline: decode everything, then resize with the same filter
+            with Image.open(f) as im:
+                im.load()
+                share = im.convert("RGB")
+                share.thumbnail((2048, 2048), RESAMPLE)
+                thumb = share.copy()
+                thumb.thumbnail((512, 512), RESAMPLE)
+                share.save(Path(out) / "s" / f.name, "JPEG", quality=90)
+                thumb.save(Path(out) / "t" / f.name, "JPEG", quality=85)
+        times.append(time.perf_counter() - t)
+    total = time.perf_counter() - start
+    print(json.dumps({"mode": mode, "images": len(files), "seconds": total,
+                      "per_image_ms": statistics.median(times) * 1000 if times else None,
+                      "images_per_s": len(files) / total, "peak_rss_mb": vm_hwm_mb(),
+                      "workers": images.process_workers}))
+
+
+def run(mode: str, card: Path, out: Path) -> dict:
+    (out / "s").mkdir(parents=True, exist_ok=True)
+    (out / "t").mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([sys.executable, __file__, "--child", mode, str(card), str(out)],
+                          capture_output=True, text=True, check=True, cwd=REPO)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--photos", type=int, default=20)
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(*args.child)
+        return
+    from ghostroll.synthetic import PhotoSpec, make_jpeg
+
+    work = Path(tempfile.mkdtemp(prefix="ghostroll-bench-derive-"))
+    card = work / "card"
+    for i in range(args.photos):
+        make_jpeg(card / f"DSC_{i:04d}.JPG", PhotoSpec(width=6000, height=4000), seed=i)
+    baseline = run("baseline", card, work / "baseline")
+    ours = run("ours", card, work / "ours")
+    pool = run("pool", card, work / "pool")
+    print(json.dumps({
+        "photo": "6000x4000 JPEG q90 with EXIF",
+        "baseline_full_decode": baseline,
+        "draft_decode": ours,
+        "speedup_per_image": baseline["per_image_ms"] / ours["per_image_ms"],
+        "whole_card_pool": pool,
+    }, indent=2))
+    subprocess.run(["rm", "-rf", str(work)], check=False)
+
+
+if __name__ == "__main__":
+    main()
