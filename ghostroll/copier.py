@@ -77,6 +77,8 @@ def copy_to_temp(src: Path, temp: Path, expected_size: int, counter: ByteCounter
                 size += len(chunk)
                 if delay_per_mib_s:
                     time.sleep(delay_per_mib_s * len(chunk) / CHUNK)
+            card_stat = os.fstat(src_fd)
+            os.utime(out_fd, ns=(card_stat.st_atime_ns, card_stat.st_mtime_ns))
             os.fsync(out_fd)
         finally:
             os.close(out_fd)

@@ -43,6 +43,7 @@ def test_demo_card_is_copied_verified_and_recorded(tmp_path: Path) -> None:
     assert set(stored) == set(before)
     for rel, copies in stored.items():
         assert len(copies) == 1 and sha(copies[0]) == before[rel]
+        assert copies[0].stat().st_mtime_ns == (card / rel).stat().st_mtime_ns
     session = result.session
     assert session is not None and session.state == "copied" and session.number == 1
     entries = json.loads((session.path / "manifest.json").read_text())["files"]
