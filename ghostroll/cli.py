@@ -19,11 +19,7 @@ from pathlib import Path
 from ghostroll import __version__, config, logs
 from ghostroll.db import Database
 from ghostroll.errors import CardError, ConfigError, DatabaseError, DiskFullError
-from ghostroll.ingest import IngestResult, ingest_card
-from ghostroll.progress import TerminalProgress, summary_lines
-from ghostroll.volume import identify
-
-EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, EXIT_QUEUED = 0, 1, 2, 3
+from ghostroll.job import EXIT_OK, EXIT_UNUSABLE, run_job
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,8 +95,7 @@ def setup_logging(cfg: config.Config) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = config.from_args(args)
     setup_logging(cfg)
-    result = run_card(args.path, cfg, volume_id=args.volume_id, label=args.volume_label)
-    return exit_code(result)
+    return run_job(args.path, cfg, volume_id=args.volume_id, label=args.volume_label).exit_code
 
 
 def cmd_card_worker(args: argparse.Namespace) -> int:
@@ -116,7 +111,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     cfg = config.from_args(args)
     setup_logging(cfg)
-    return watch(cfg, lambda card: exit_code(run_card(card, cfg)), once=args.once)
+    return watch(cfg, lambda card: run_job(card, cfg).exit_code, once=args.once)
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
@@ -133,22 +128,6 @@ def cmd_sessions(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return EXIT_UNUSABLE
         print("\n".join(sessions_cmd.show_lines(db, session, qr=not args.no_qr)))
-    return EXIT_OK
-
-
-def run_card(path: Path, cfg: config.Config, volume_id: str | None = None,
-             label: str | None = None) -> IngestResult:
-    volume = identify(path, volume_id, label)
-    with Database(cfg.storage.db_path) as db:
-        result = ingest_card(path, cfg, db, volume, progress=TerminalProgress(sys.stdout))
-    for line in summary_lines(result):
-        print(line)
-    return result
-
-
-def exit_code(result: IngestResult) -> int:
-    if result.failed or not result.complete:
-        return EXIT_PARTIAL
     return EXIT_OK
 
 

@@ -22,7 +22,7 @@ def workdir_config(workdir: Path, **flags: object) -> config.Config:
 
 
 def run_demo(workdir: Path, photos: int = 12) -> int:
-    from ghostroll.cli import exit_code, run_card
+    from ghostroll.job import run_job
 
     workdir = workdir.resolve()
     card = workdir / "card"
@@ -31,11 +31,16 @@ def run_demo(workdir: Path, photos: int = 12) -> int:
     print(f"demo: generating a camera card with {photos} photos in {card}")
     make_demo_card(card, photos=photos)
     cfg = workdir_config(workdir)
-    print("demo: ingesting it (copy once, hash while copying, verify, remember)")
-    result = run_card(card, cfg, label="DEMO_CARD")
+    print("demo: ingesting it (copy once, hash while copying, verify, remember), then making"
+          " share images, thumbnails and the gallery")
+    job = run_job(card, cfg, label="DEMO_CARD")
     print("demo: inserting the same card again (recognised without reading any file)")
-    again = run_card(card, cfg, label="DEMO_CARD")
-    if again.new or again.card_bytes_read:
+    again = run_job(card, cfg, label="DEMO_CARD")
+    if again.ingest.new or again.ingest.card_bytes_read:
         print("demo: the second pass should have read nothing", file=sys.stderr)
         return 1
-    return exit_code(result)
+    for processed in job.processed:
+        if processed.gallery is not None and job.ingest.session is not None:
+            index = job.ingest.session.path / "index.html"
+            print(f"demo: open the gallery: {index.as_uri()}")
+    return job.exit_code

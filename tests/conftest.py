@@ -7,6 +7,9 @@ import os
 
 import pytest
 
+# Fixture modules shared by several test files (browser, local servers).
+pytest_plugins = ["tests.support.browser"]
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if os.geteuid() == 0:

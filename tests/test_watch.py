@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from ghostroll.cardimage import make_image, missing_tools, mounted
-from ghostroll.cli import exit_code, run_card
+from ghostroll.job import run_job
 from ghostroll.synthetic import make_demo_card
 from ghostroll.watch import find_cards, matches_label, mount_roots, watch
 from tests.support.ingest import make_config, originals
@@ -68,7 +68,7 @@ def test_watch_ingests_a_real_mounted_card_and_never_writes_it(tmp_path: Path) -
     result: list[int] = []
     with mounted(image, tmp_path / "media" / "auto-import"):
         worker = threading.Thread(target=lambda: result.append(
-            watch(cfg, lambda c: exit_code(run_card(c, cfg)), once=True)))
+            watch(cfg, lambda c: run_job(c, cfg).exit_code, once=True)))
         worker.start()
         worker.join(timeout=60)
     assert result == [0]

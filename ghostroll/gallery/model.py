@@ -1,0 +1,79 @@
+"""What the gallery shows, as data. Pure: no I/O, no URLs.
+
+Asset keys are logical ("thumbs/<id>.jpg", "share/<id>.jpg", "share.zip",
+"originals/DCIM/..."); a resolver turns them into URLs (relative paths in the session
+folder, or presigned URLs in the bucket)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    id: str  # url-safe, unique in the gallery; also the deep link #p=<id>
+    name: str  # the original file name, shown as text
+    kind: str  # "photo" | "video"
+    thumb: str | None
+    share: str | None
+    original: str | None = None  # videos: the original for download
+    width: int = 0  # share image (or poster) size
+    height: int = 0
+    captured: datetime | None = None
+    camera: str = ""
+    size_bytes: int = 0
+    duration_s: float | None = None
+
+    @property
+    def caption(self) -> str:
+        parts = []
+        if self.captured is not None:
+            parts.append(f"{self.captured:%-d %b %Y %H:%M}")
+        if self.camera:
+            parts.append(self.camera)
+        if self.kind == "video":
+            parts.append(video_label(self.duration_s, self.size_bytes))
+        return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class Progress:
+    done: int
+    total: int
+    finished: bool
+
+
+@dataclass(frozen=True)
+class Gallery:
+    title: str
+    session_id: str
+    items: tuple[GalleryItem, ...]
+    zip_key: str | None = None
+    expires: datetime | None = None
+    progress: Progress | None = None
+
+    @property
+    def photos(self) -> tuple[GalleryItem, ...]:
+        return tuple(i for i in self.items if i.kind == "photo" and i.share)
+
+
+def sort_items(items: Iterable[GalleryItem]) -> tuple[GalleryItem, ...]:
+    """By capture time (the camera's wall clock), then name; undated last."""
+    def key(item: GalleryItem) -> tuple[int, datetime, str]:
+        if item.captured is None:
+            return (1, datetime.min, item.name)
+        return (0, item.captured.replace(tzinfo=None), item.name)
+
+    return tuple(sorted(items, key=key))
+
+
+def video_label(duration_s: float | None, size_bytes: int) -> str:
+    parts = []
+    if duration_s:
+        minutes, seconds = divmod(round(duration_s), 60)
+        parts.append(f"{minutes}:{seconds:02d}")
+    if size_bytes:
+        parts.append(f"{size_bytes / 1e6:.1f} MB")
+    return "video " + " · ".join(parts) if parts else "video"
