@@ -68,7 +68,7 @@ def test_killed_run_then_rerun_loses_and_duplicates_nothing(
         seen = db.seen_on_volume("fat:CAFE-0001")
         assert {p: r.sha256 for p, r in seen.items()} == expected
         assert db.known_hashes(expected.values()) == set(expected.values())
-        assert [s.state for s in db.sessions()] == ["copied"]
+        assert [s.state for s in db.sessions()] == ["processed"]
         assert db.integrity_check() == "ok"
     entries = json.loads((sessions[0] / "manifest.json").read_text())["files"]
     assert sorted(e["card_path"] for e in entries) == sorted(expected)
