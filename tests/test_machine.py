@@ -48,6 +48,7 @@ def test_structure_all_reachable_and_no_traps() -> None:
         (lambda m: m, Event(Ev.PHASE_DONE, 1.0, "sda1", data={"new": 0, "skipped": 5})),
         (lambda m: sm.replace(m, card=None, battery=5.0),
          Event(Ev.CARD_ADDED, 1.0, "sdb1", "EOS")),
+        (lambda m: sm.replace(m, work="processing"), Event(Ev.CARD_REMOVED, 1.0, "sda1")),
     ]
     for state in State:
         for kind in Ev:
