@@ -18,7 +18,7 @@ from pathlib import Path
 
 from ghostroll import __version__, config, logs
 from ghostroll.db import Database
-from ghostroll.errors import CardError, ConfigError, DatabaseError, DiskFullError
+from ghostroll.errors import CardError, ConfigError, DatabaseError, DiskFullError, PublishError
 from ghostroll.job import EXIT_OK, EXIT_UNUSABLE, run_job
 
 
@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("path", type=Path, help="mounted card (or folder) holding DCIM/")
     run.add_argument("--volume-id", help="card identity (default: read from the card)")
     run.add_argument("--volume-label", help="card label to show (default: from the card)")
+    run.add_argument("--no-publish", action="store_true",
+                     help="ingest and make the gallery, but do not upload now")
     config.add_flags(run)
     run.set_defaults(handler=cmd_run)
 
@@ -57,10 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(sessions)
     sessions.set_defaults(handler=cmd_sessions)
 
+    publish = commands.add_parser(
+        "publish", help="publish the queue, or one session (queued again if needed)")
+    publish.add_argument("session", nargs="?", help="id, number or unique id prefix")
+    config.add_flags(publish)
+    publish.set_defaults(handler=cmd_publish)
+
+    reshare = commands.add_parser(
+        "reshare", help="new links for a published session (after 7 days ran out)")
+    reshare.add_argument("session", help="id, number or unique id prefix")
+    config.add_flags(reshare)
+    reshare.set_defaults(handler=cmd_reshare)
+
     demo = commands.add_parser("demo", help="generate a demo card and run the whole job on it")
     demo.add_argument("--dir", type=Path, default=Path("demo-output"),
                       help="where the demo card and its results go (default: ./demo-output)")
     demo.add_argument("--photos", type=int, default=12, help="photos on the demo card")
+    demo.add_argument("--serve", action="store_true",
+                      help="keep the local S3 running (the link working) until Ctrl-C")
     demo.set_defaults(handler=cmd_demo)
 
     cfg = commands.add_parser("config", help="show the effective configuration")
@@ -78,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ghostroll: configuration error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
-    except (CardError, DatabaseError, DiskFullError) as exc:
+    except (CardError, DatabaseError, DiskFullError, PublishError) as exc:
         print(f"ghostroll: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
@@ -95,7 +111,8 @@ def setup_logging(cfg: config.Config) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = config.from_args(args)
     setup_logging(cfg)
-    return run_job(args.path, cfg, volume_id=args.volume_id, label=args.volume_label).exit_code
+    return run_job(args.path, cfg, volume_id=args.volume_id, label=args.volume_label,
+                   publish=not args.no_publish).exit_code
 
 
 def cmd_card_worker(args: argparse.Namespace) -> int:
@@ -112,6 +129,62 @@ def cmd_watch(args: argparse.Namespace) -> int:
     cfg = config.from_args(args)
     setup_logging(cfg)
     return watch(cfg, lambda card: run_job(card, cfg).exit_code, once=args.once)
+
+
+def _session_arg(db: Database, ref: str) -> str:
+    from ghostroll.sessions_cmd import find
+
+    session = find(db, ref)
+    if session is None:
+        raise CardError(f"no session matches {ref!r} (see `ghostroll sessions`)")
+    return session.id
+
+
+def cmd_publish(args: argparse.Namespace, fresh_link: bool = False) -> int:
+    from ghostroll.job import EXIT_PARTIAL, EXIT_QUEUED, process_pending, publish_all
+
+    cfg = config.from_args(args)
+    setup_logging(cfg)
+    if not cfg.s3.enabled:
+        raise ConfigError("no bucket configured: set s3_bucket (GHOSTROLL_S3_BUCKET, "
+                          "--s3-bucket or [s3] s3_bucket in the config file)")
+    with Database(cfg.storage.db_path) as db:
+        only = _session_arg(db, args.session) if args.session else None
+        process_pending(cfg, db, sys.stdout)
+        if only:
+            db.enqueue_publish(only)
+            if fresh_link:
+                _renew_link(cfg, db, only)
+        result = publish_all(cfg, db, sys.stdout, only=only)
+    for sid in result.published:
+        print(f"published {sid}")
+    if result.failed:
+        for sid, error in result.failed.items():
+            print(f"ghostroll: publishing {sid} failed: {error}", file=sys.stderr)
+        return EXIT_PARTIAL
+    if result.waiting:
+        print(f"publishing queued: {result.waiting}")
+        return EXIT_QUEUED
+    if not result.published:
+        print("nothing to publish")
+    return EXIT_OK
+
+
+def _renew_link(cfg: config.Config, db: Database, session_id: str) -> None:
+    from ghostroll.publish.publisher import check_clock, ensure_link
+    from ghostroll.publish.s3client import make_client
+
+    client = make_client(cfg.s3)
+    check_clock(cfg, client)
+    session = db.session(session_id)
+    assert session is not None
+    link = ensure_link(cfg, db, client, session, fresh=True)
+    print(f"new link for {session_id} (valid until {link.expires:%Y-%m-%d %H:%M} UTC): "
+          f"{link.url}")
+
+
+def cmd_reshare(args: argparse.Namespace) -> int:
+    return cmd_publish(args, fresh_link=True)
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
@@ -134,7 +207,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from ghostroll.demo import run_demo
 
-    return run_demo(args.dir, photos=args.photos)
+    return run_demo(args.dir, photos=args.photos, serve=args.serve)
 
 
 def cmd_config(args: argparse.Namespace) -> int:

@@ -343,6 +343,12 @@ class Database:
         return self.conn.execute("SELECT * FROM publish_queue WHERE session_id = ?",
                                  (session_id,)).fetchone()
 
+    def set_publish_link(self, session_id: str, url: str, expires_utc: str) -> None:
+        with self.transaction():
+            self.conn.execute("UPDATE publish_queue SET url = ?, url_expires_utc = ?, "
+                              "updated_utc = ? WHERE session_id = ?",
+                              (url, expires_utc, utc_now(), session_id))
+
     def set_publish_state(self, session_id: str, state: str, *, error: str | None = None,
                           url: str | None = None, url_expires_utc: str | None = None) -> None:
         with self.transaction():

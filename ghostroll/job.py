@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ghostroll import db as dbm
 from ghostroll.config import Config
@@ -18,6 +18,9 @@ from ghostroll.process import ProcessResult, process_session
 from ghostroll.progress import TerminalProgress, summary_lines
 from ghostroll.volume import identify
 
+if TYPE_CHECKING:
+    from ghostroll.publish.publisher import DrainResult, PublishEvent
+
 EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, EXIT_QUEUED = 0, 1, 2, 3
 
 
@@ -25,11 +28,17 @@ EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, EXIT_QUEUED = 0, 1, 2, 3
 class JobResult:
     ingest: IngestResult
     processed: list[ProcessResult] = field(default_factory=list)
+    publish: DrainResult | None = None
+    publish_note: str = ""
 
     @property
     def exit_code(self) -> int:
         if self.ingest.failed or not self.ingest.complete:
             return EXIT_PARTIAL
+        if self.publish is not None and self.publish.failed:
+            return EXIT_PARTIAL
+        if self.publish is not None and self.publish.waiting:
+            return EXIT_QUEUED
         return EXIT_OK
 
     def lines(self) -> list[str]:
@@ -40,6 +49,18 @@ class JobResult:
                          + (f", {len(p.problems)} could not be shown" if p.problems else ""))
             lines.extend(f"  not shown: {problem}" for problem in p.problems)
             lines.extend(f"  numbering gap: {gap}" for gap in p.info)
+        if self.publish_note:
+            lines.append(self.publish_note)
+        if self.publish is not None:
+            lines.extend(f"published {sid}" for sid in self.publish.published)
+            if self.publish.waiting:
+                lines.append(f"publishing queued: {self.publish.waiting}; the card is safe, "
+                             "`ghostroll publish` (or the appliance) sends the rest later")
+            for sid, error in (self.publish.failed or {}).items():
+                lines.append(f"publishing {sid} failed: {error}")
+        session = self.ingest.session
+        if session is not None and (session.path / "share.txt").exists():
+            lines.append(f"share link: {(session.path / 'share.txt').read_text().strip()}")
         return lines
 
 
@@ -62,13 +83,53 @@ def process_pending(cfg: Config, db: Database, out: TextIO | None = None) -> lis
     return results
 
 
+def publish_all(cfg: Config, db: Database, out: TextIO | None,
+                only: str | None = None) -> DrainResult:
+    from ghostroll.publish.publisher import drain
+    from ghostroll.publish.s3client import make_client
+
+    def report(event: PublishEvent) -> None:
+        if out is not None and event.stage in ("link", "uploading"):
+            text = (f"share link for {event.session_id}: {event.link.url}" if event.stage ==
+                    "link" and event.link else
+                    f"uploading {event.session_id}: {event.done}/{event.total}")
+            out.write(text + "\n")
+            out.flush()
+
+    return drain(cfg, db, make_client(cfg.s3), report, only=only)
+
+
+def early_link(cfg: Config, db: Database, session_id: str) -> None:
+    """The share link exists as soon as the session does: signing is local."""
+    from ghostroll.publish.publisher import Offline, check_clock, ensure_link
+    from ghostroll.publish.s3client import make_client
+
+    session = db.session(session_id)
+    client = make_client(cfg.s3)
+    try:
+        check_clock(cfg, client)
+        if session is not None:
+            ensure_link(cfg, db, client, session)
+    except Offline:
+        return  # signed later, once the clock (and the short-link answer) is known
+
+
 def run_job(path: Path, cfg: Config, volume_id: str | None = None, label: str | None = None,
-            out: TextIO = sys.stdout) -> JobResult:
+            out: TextIO = sys.stdout, publish: bool = True) -> JobResult:
     volume = identify(path, volume_id, label)
     with Database(cfg.storage.db_path) as db:
         ingest = ingest_card(path, cfg, db, volume, progress=TerminalProgress(out))
         job = JobResult(ingest)
+        if cfg.s3.enabled and publish and ingest.session is not None and ingest.new:
+            early_link(cfg, db, ingest.session.id)
         job.processed = process_pending(cfg, db, out)
+        if not cfg.s3.enabled:
+            job.publish_note = ("sessions stay local: no bucket configured (s3_bucket); "
+                                "`ghostroll publish SESSION` publishes one later")
+        elif publish:
+            job.publish = publish_all(cfg, db, out)
+        else:
+            job.publish_note = "publishing skipped (--no-publish); `ghostroll publish` sends it"
     for line in job.lines():
         out.write(line + "\n")
     return job

@@ -23,6 +23,7 @@ from ghostroll.session import SessionLayout, write_json_atomic, write_text_atomi
 from ghostroll.shots import CardEntry, Shot, plan_shots
 
 log = logging.getLogger("ghostroll.process")
+GALLERY_JSON = "gallery.json"  # the model, for publishing later
 
 
 @dataclass
@@ -81,6 +82,9 @@ def process_session(cfg: Config, db: Database, session: SessionRow,
     result.gallery = gm.Gallery(title=_title(session), session_id=session.id,
                                 items=gm.sort_items(items), zip_key=zip_key)
     write_text_atomic(layout.index, render_index(result.gallery, local_resolver()))
+    write_json_atomic(layout.derived / GALLERY_JSON, {
+        "title": result.gallery.title, "zip_key": zip_key,
+        "items": gm.items_to_json(result.gallery.items)})
     _annotate_manifest(layout, shots, derived)
     db.set_session_state(session.id, dbm.PROCESSED)
     log.info("session %s processed: %d photos, %d videos, %d problems", session.id,
@@ -151,3 +155,10 @@ def _annotate_manifest(layout: SessionLayout, shots: list[Shot],
         entry["captured"] = d.meta.captured.isoformat() if d.meta and d.meta.captured else None
         entry["captured_from"] = d.meta.captured_source if d.meta else None
     write_json_atomic(layout.manifest, data)
+
+
+def load_gallery(layout: SessionLayout, session_id: str) -> gm.Gallery:
+    """The gallery model a processed session saved (raises OSError/ValueError if absent)."""
+    data = json.loads((layout.derived / GALLERY_JSON).read_text(encoding="utf-8"))
+    return gm.Gallery(title=data["title"], session_id=session_id,
+                      items=gm.items_from_json(data["items"]), zip_key=data.get("zip_key"))

@@ -7,8 +7,9 @@ folder, or presigned URLs in the bucket)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -77,3 +78,24 @@ def video_label(duration_s: float | None, size_bytes: int) -> str:
     if size_bytes:
         parts.append(f"{size_bytes / 1e6:.1f} MB")
     return "video " + " · ".join(parts) if parts else "video"
+
+
+def items_to_json(items: Iterable[GalleryItem]) -> list[dict[str, Any]]:
+    """For derived/gallery.json, so publishing can rebuild the page later."""
+    rows = []
+    for item in items:
+        row = asdict(item)
+        row["captured"] = item.captured.isoformat() if item.captured else None
+        rows.append(row)
+    return rows
+
+
+def items_from_json(rows: Iterable[dict[str, Any]]) -> tuple[GalleryItem, ...]:
+    names = {f.name for f in fields(GalleryItem)}
+    items = []
+    for row in rows:
+        values = {k: v for k, v in row.items() if k in names}
+        if values.get("captured"):
+            values["captured"] = datetime.fromisoformat(values["captured"])
+        items.append(GalleryItem(**values))
+    return tuple(items)

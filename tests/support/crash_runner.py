@@ -8,6 +8,7 @@ POINT is where the Nth call dies, for real (SIGKILL, no cleanup):
   after_tx  right after the Nth "ingested" transaction committed
   verify    during the Nth verification read-back
   read      at the Nth chunk read from the card (mid-file)
+  upload    at the Nth batch of uploads while publishing
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ def main() -> int:
         copier.verify = _dies_on(n, copier.verify)
         import ghostroll.ingest
         ghostroll.ingest.verify = copier.verify
+    elif point == "upload":
+        from ghostroll.publish import publisher
+        publisher.upload_all = _dies_on(n, publisher.upload_all)
     elif point == "read":
         real_read = os.read
         copier.os.read = _dies_on(n, real_read)  # type: ignore[attr-defined]
