@@ -114,7 +114,8 @@ class CardIngest:
 
     def __init__(self, root: Path, config: Config, db: Database, volume: Volume,
                  progress: ProgressFn | None = None,
-                 cancel: threading.Event | None = None) -> None:
+                 cancel: threading.Event | None = None,
+                 on_session: Callable[[SessionRow], None] | None = None) -> None:
         self.root = root
         self.config = config
         self.db = db
@@ -130,6 +131,7 @@ class CardIngest:
         self.state = IngestProgress(phase="scanning")
         self.started = time.monotonic()
         self._log_handler: logging.Handler | None = None
+        self.on_session = on_session
 
     # ------------------------------------------------------------ public
 
@@ -295,6 +297,8 @@ class CardIngest:
             self._open_session(session)
             log.info("session %s created for card %s (%s)", session.id, self.volume.label,
                      self.volume.id)
+            if self.on_session is not None:
+                self.on_session(session)  # e.g. sign the share link right away
         assert self.layout is not None
         return self.layout
 
@@ -360,8 +364,9 @@ def write_manifest(db: Database, layout: SessionLayout, result: IngestResult,
 
 def ingest_card(root: Path, config: Config, db: Database, volume: Volume,
                 progress: ProgressFn | None = None,
-                cancel: threading.Event | None = None) -> IngestResult:
-    return CardIngest(root, config, db, volume, progress, cancel).run()
+                cancel: threading.Event | None = None,
+                on_session: Callable[[SessionRow], None] | None = None) -> IngestResult:
+    return CardIngest(root, config, db, volume, progress, cancel, on_session).run()
 
 
 def _clear_stale(incoming: Path) -> None:

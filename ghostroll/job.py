@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from ghostroll import db as dbm
 from ghostroll.config import Config
-from ghostroll.db import Database
+from ghostroll.db import Database, SessionRow
 from ghostroll.ingest import IngestResult, ingest_card
 from ghostroll.process import ProcessResult, process_session
 from ghostroll.progress import TerminalProgress, summary_lines
@@ -118,10 +118,13 @@ def run_job(path: Path, cfg: Config, volume_id: str | None = None, label: str | 
             out: TextIO = sys.stdout, publish: bool = True) -> JobResult:
     volume = identify(path, volume_id, label)
     with Database(cfg.storage.db_path) as db:
-        ingest = ingest_card(path, cfg, db, volume, progress=TerminalProgress(out))
+        on_session = None
+        if cfg.s3.enabled and publish:
+            def on_session(session: SessionRow) -> None:
+                early_link(cfg, db, session.id)
+        ingest = ingest_card(path, cfg, db, volume, progress=TerminalProgress(out),
+                             on_session=on_session)
         job = JobResult(ingest)
-        if cfg.s3.enabled and publish and ingest.session is not None and ingest.new:
-            early_link(cfg, db, ingest.session.id)
         job.processed = process_pending(cfg, db, out)
         if not cfg.s3.enabled:
             job.publish_note = ("sessions stay local: no bucket configured (s3_bucket); "
