@@ -71,6 +71,27 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(reshare)
     reshare.set_defaults(handler=cmd_reshare)
 
+    work = commands.add_parser("work", help="process and publish what is pending "
+                               "(the service runs this; JSON lines on stdout)")
+    work.add_argument("--link", metavar="SESSION", help="only sign this session's link")
+    config.add_flags(work)
+    work.set_defaults(handler=cmd_work)
+
+    service = commands.add_parser("service", help="the appliance service (systemd unit)")
+    config.add_flags(service)
+    service.set_defaults(handler=cmd_service)
+
+    sim = commands.add_parser("simulate", help="the whole appliance in one process, "
+                              "simulated panel frames written to --frames")
+    sim.add_argument("--card", type=Path, required=True,
+                     help="a folder holding DCIM/, or a FAT/exFAT card image (root)")
+    sim.add_argument("--frames", type=Path, required=True, help="where panel frames go")
+    sim.add_argument("--press", action="append", default=[], metavar="KIND@SECONDS",
+                     help="scripted button press, e.g. short@12 or long@30 (repeatable)")
+    sim.add_argument("--battery", type=float, default=87.0, help="simulated battery %%")
+    config.add_flags(sim)
+    sim.set_defaults(handler=cmd_simulate)
+
     demo = commands.add_parser("demo", help="generate a demo card and run the whole job on it")
     demo.add_argument("--dir", type=Path, default=Path("demo-output"),
                       help="where the demo card and its results go (default: ./demo-output)")
@@ -129,6 +150,33 @@ def cmd_watch(args: argparse.Namespace) -> int:
     cfg = config.from_args(args)
     setup_logging(cfg)
     return watch(cfg, lambda card: run_job(card, cfg).exit_code, once=args.once)
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from ghostroll.appliance.run_service import run_service
+
+    cfg = config.from_args(args)
+    setup_logging(cfg)
+    return run_service(cfg)
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from ghostroll.appliance.simulate import simulate, summary
+
+    cfg = config.from_args(args)
+    setup_logging(cfg)
+    model = simulate(cfg, args.card, args.frames, cfg.appliance.kit, args.press,
+                     battery=args.battery)
+    print(summary(model, args.frames))
+    return EXIT_OK if model.state.value in ("done", "nothing_new", "idle") else 1
+
+
+def cmd_work(args: argparse.Namespace) -> int:
+    from ghostroll.appliance.work import run_work
+
+    cfg = config.from_args(args)
+    setup_logging(cfg)
+    return run_work(cfg, link_only=args.link)
 
 
 def _session_arg(db: Database, ref: str) -> str:

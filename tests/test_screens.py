@@ -47,6 +47,7 @@ MODELS = {
                     link_expires=datetime(2026, 12, 1, 10, 52)),
     "done-full-url": replace(BASE, state=State.DONE, link=FULL, photos=412,
                              link_expires=datetime(2026, 12, 1, 10, 52)),
+    "done-local": replace(BASE, state=State.DONE, photos=12),
     "error": replace(BASE, state=State.ERROR, error="Storage is full",
                      error_hint="Free space over SSH (ghostroll sessions), then reinsert "
                                 "the card. Nothing was lost."),

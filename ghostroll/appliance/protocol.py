@@ -59,6 +59,7 @@ class Progress(Message):
     failed: int = 0
     current: str = ""
     elapsed_s: float = 0.0
+    session_id: str | None = None  # once the session exists: the link can be signed
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,10 @@ def screen_for(m: Model, env: Env) -> Screen:
         return Screen(f"GhostRoll · {m.state.value}", verb, tuple(x for x in lines if x),
                       "card can be removed" if m.card else "", progress=fraction, qr=m.link,
                       **base)
+    if m.state == State.DONE and not m.link:
+        return Screen("Gallery ready ✓", "Ready ✓", (
+            f"{_n(m.photos)} photos", "on this device only:", "no bucket configured"),
+            f"see: {env.where_link}", **base)
     if m.state == State.DONE:
         expiry = f"until {m.link_expires:%-d %b %H:%M}" if m.link_expires else ""
         return Screen("Shared ✓", "Shared ✓", tuple(x for x in (

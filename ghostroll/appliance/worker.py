@@ -88,6 +88,7 @@ def run_card_worker(device: str, mount: Path, cfg: Config, volume_id: str | None
 def _ingest(mount: Path, cfg: Config, volume: Volume, link: WorkerLink | None,
             cancel: threading.Event) -> IngestResult:
     last = 0.0
+    session: list[str] = []
 
     def report(progress: IngestProgress) -> None:
         nonlocal last
@@ -101,10 +102,12 @@ def _ingest(mount: Path, cfg: Config, volume: Volume, link: WorkerLink | None,
             bytes_read=progress.bytes_read, bytes_to_read=progress.bytes_to_read,
             files_total=progress.files_total, new=progress.new,
             duplicates=progress.duplicates, known=progress.known, failed=progress.failed,
-            current=progress.current, elapsed_s=round(progress.elapsed_s, 3)))
+            current=progress.current, elapsed_s=round(progress.elapsed_s, 3),
+            session_id=session[0] if session else None))
 
     with Database(cfg.storage.db_path) as db:
-        return ingest_card(mount, cfg, db, volume, progress=report, cancel=cancel)
+        return ingest_card(mount, cfg, db, volume, progress=report, cancel=cancel,
+                           on_session=lambda s: session.append(s.id))
 
 
 def _outcome(result: IngestResult) -> p.Message:

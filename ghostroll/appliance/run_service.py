@@ -1,0 +1,59 @@
+"""`ghostroll service` with the real devices: the Waveshare panel (or the configured
+backend), the PiSugar battery, the GPIO button, systemd notify; SIGTERM stops it."""
+
+from __future__ import annotations
+
+import signal
+
+from ghostroll.appliance.machine import Ev
+from ghostroll.appliance.service import Devices, Service, real_eject, real_shutdown
+from ghostroll.config import Config
+from ghostroll.devices.battery import BatteryMonitor, BatteryReading
+from ghostroll.devices.button import Press, open_button
+from ghostroll.devices.notify import Notifier
+from ghostroll.devices.panel import PanelWorker, panel_factory
+from ghostroll.devices.refresh import RefreshPolicy
+from ghostroll.kits import load_kit
+
+
+def run_service(cfg: Config) -> int:
+    kit = load_kit(cfg.appliance.kit)
+    a = cfg.appliance
+    panel = PanelWorker(panel_factory(a.panel, kit.panel, a.frames_dir),
+                        policy=RefreshPolicy(min_interval=a.panel_min_refresh_seconds,
+                                             full_every=a.panel_full_every),
+                        size=(kit.panel.width, kit.panel.height),
+                        op_timeout=a.panel_timeout_seconds).start()
+    holder: dict[str, Service] = {}
+
+    def on_reading(reading: BatteryReading | None) -> None:
+        service = holder["service"]
+        if reading is None:
+            service.post(Ev.BATTERY, percent=None, charging=False)
+            return
+        service.post(Ev.BATTERY, percent=reading.percent, charging=bool(reading.charging))
+        if reading.percent is not None and not reading.charging and \
+                reading.percent <= a.battery_critical_percent:
+            service.post(Ev.BATTERY_CRITICAL)
+
+    battery = BatteryMonitor(a.pisugar_address, on_reading, interval=a.battery_poll_seconds)
+
+    def on_press(press: Press) -> None:
+        holder["service"].post(Ev.BUTTON_LONG if press == Press.LONG else Ev.BUTTON_SHORT)
+
+    def stop_devices() -> None:
+        battery.stop()
+        if button is not None:
+            button.close()
+        panel.stop()
+
+    devices = Devices(panel_submit=panel.submit, eject=real_eject, shutdown=real_shutdown,
+                      notifier=Notifier(), stop_devices=stop_devices)
+    service = Service(cfg, kit, devices)
+    holder["service"] = service
+    battery.start()
+    button = open_button(a.button_pin, on_press, hold_time=a.button_hold_seconds)
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: service.stopping.set())
+    service.run()
+    return 0

@@ -1,0 +1,83 @@
+"""`ghostroll work --events`: the service's background job in a child process, so a
+crash in image decoding can never take the panel down. Processes every complete
+session, then drains the publish queue, printing one JSON object per line:
+
+    {"stage": "processing", "done": 3, "total": 40, "session_id": "..."}
+    {"stage": "link", "url": "...", "expires": "2026-12-01T10:52:00+00:00", "session_id": ...}
+    {"stage": "uploading", "done": 12, "total": 40, "session_id": "..."}
+    {"stage": "done", "url": "...", "photos": 40, "session_id": "..."}
+    {"stage": "waiting", "reason": "offline: ..."}
+    {"stage": "failed", "message": "..."}
+    {"stage": "local", "photos": 40, "session_id": "..."}   (no bucket configured)
+
+With `--link SESSION` it only signs that session's share link (a local operation)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import TextIO
+
+from ghostroll.config import Config
+from ghostroll.db import Database
+
+
+def _emit(out: TextIO, **fields: object) -> None:
+    out.write(json.dumps(fields, default=str) + "\n")
+    out.flush()
+
+
+def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None) -> int:
+    from ghostroll.process import process_session
+
+    with Database(cfg.storage.db_path) as db:
+        if link_only:
+            return _link(cfg, db, link_only, out)
+        for session in db.sessions():
+            if session.state != "copied":
+                continue
+            result = process_session(cfg, db, session, progress=lambda d, t, s=session.id: _emit(
+                out, stage="processing", done=d, total=t, session_id=s))
+            if not cfg.s3.enabled:
+                _emit(out, stage="local", photos=result.made, session_id=session.id)
+        if not cfg.s3.enabled:
+            return 0
+        return _publish(cfg, db, out)
+
+
+def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:
+    from ghostroll.job import early_link
+    from ghostroll.publish.publisher import load_link
+    from ghostroll.session import SessionLayout
+
+    session = db.session(session_id)
+    if session is None or not cfg.s3.enabled:
+        return 0
+    early_link(cfg, db, session_id)
+    link = load_link(SessionLayout(session.path))
+    if link is not None:
+        _emit(out, stage="link", url=link.url, expires=link.expires.isoformat(),
+              session_id=session_id)
+    return 0
+
+
+def _publish(cfg: Config, db: Database, out: TextIO) -> int:
+    from ghostroll.publish.publisher import PublishEvent, drain
+    from ghostroll.publish.s3client import make_client
+
+    def report(e: PublishEvent) -> None:
+        fields: dict[str, object] = {"stage": e.stage, "session_id": e.session_id,
+                                     "done": e.done, "total": e.total}
+        if e.link is not None:
+            fields.update(url=e.link.url, expires=e.link.expires.isoformat())
+        if e.stage == "done":
+            fields["photos"] = e.total
+        if e.message:
+            fields["reason" if e.stage == "waiting" else "message"] = e.message
+        _emit(out, **fields)
+
+    result = drain(cfg, db, make_client(cfg.s3), report)
+    if result.waiting:
+        _emit(out, stage="waiting", reason=result.waiting)
+        return 3
+    return 1 if result.failed else 0
