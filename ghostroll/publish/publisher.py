@@ -16,8 +16,10 @@ Only one process publishes at a time (publish/lock.py)."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -151,13 +153,21 @@ def load_link(layout: SessionLayout) -> ShareLink | None:
 
 def ensure_link(cfg: Config, db: Database, client: Any, session: SessionRow,
                 fresh: bool = False) -> ShareLink:
+    """The session's link, made once: the service's early signer and the publisher may
+    both get here first, so the check and the creation hold a lock on the session."""
     layout = SessionLayout(session.path)
-    existing = None if fresh else load_link(layout)
-    if existing is not None:
-        return existing
-    link = make_link(cfg, client, session.id, wants_short_links(cfg, client))
-    save_link(db, layout, session.id, link)
-    return link
+    layout.derived.mkdir(parents=True, exist_ok=True)
+    fd = os.open(layout.derived / ".link.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        existing = None if fresh else load_link(layout)
+        if existing is not None:
+            return existing
+        link = make_link(cfg, client, session.id, wants_short_links(cfg, client))
+        save_link(db, layout, session.id, link)
+        return link
+    finally:
+        os.close(fd)
 
 
 # ---------------------------------------------------------------- uploading
@@ -181,8 +191,11 @@ class _Sender:
             return self.layout.originals / key.removeprefix("originals/")
         return self.layout.derived / key
 
-    def send(self, files: list[tuple[str, Path]]) -> UploadReport:
-        tasks = [UploadTask.for_file(self.prefix + key, path) for key, path in files]
+    def send(self, files: list[tuple[str, Path]], at_root: bool = False) -> UploadReport:
+        """Upload (key, file) pairs; keys are under the session's prefix unless
+        `at_root` (the short-link page lives at L/<token> for the whole bucket)."""
+        prefix = "" if at_root else self.prefix
+        tasks = [UploadTask.for_file(prefix + key, path) for key, path in files]
         report = upload_all(
             self.client, self.cfg.s3.s3_bucket, tasks, self.db,
             workers=self.cfg.s3.upload_workers,
@@ -194,10 +207,10 @@ class _Sender:
             raise PublishError(f"upload failed: {report.summary()}")
         return report
 
-    def text(self, key: str, content: str) -> None:
+    def text(self, key: str, content: str, at_root: bool = False) -> None:
         path = self.tmp / key.replace("/", "_")
         path.write_text(content, encoding="utf-8")
-        self.send([(key, path)])
+        self.send([(key, path)], at_root)
 
 
 def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
@@ -212,7 +225,7 @@ def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
     total = len(photos)
     progress_url = sender.resolve("progress.json")
     if link.short_key:
-        sender.text(link.short_key, links.short_link_page(link.index_url))
+        sender.text(link.short_key, links.short_link_page(link.index_url), at_root=True)
     if db.uploaded_sha(sender.prefix + "index.html") is None:
         sender.text("progress.json", json.dumps(progress_document(0, total, False)))
         sender.text("index.html", render_loading(gallery.title, progress_url, link.expires))
