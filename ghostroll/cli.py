@@ -92,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(sim)
     sim.set_defaults(handler=cmd_simulate)
 
+    first = commands.add_parser("firstboot", help="apply /boot/firmware/ghostroll.toml "
+                                "(ghostroll-firstboot.service)")
+    first.add_argument("--source", type=Path, default=Path("/boot/firmware/ghostroll.toml"))
+    first.add_argument("--admin", default="admin", help="the SSH admin user")
+    first.set_defaults(handler=cmd_firstboot)
+
     demo = commands.add_parser("demo", help="generate a demo card and run the whole job on it")
     demo.add_argument("--dir", type=Path, default=Path("demo-output"),
                       help="where the demo card and its results go (default: ./demo-output)")
@@ -169,6 +175,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                      battery=args.battery)
     print(summary(model, args.frames))
     return EXIT_OK if model.state.value in ("done", "nothing_new", "idle") else 1
+
+
+def cmd_firstboot(args: argparse.Namespace) -> int:
+    from ghostroll.firstboot import Paths, run
+
+    return run(Paths(source=args.source, admin=args.admin))
 
 
 def cmd_work(args: argparse.Namespace) -> int:

@@ -31,6 +31,7 @@ SAMPLE_EVENTS: dict[Ev, Event] = {
     Ev.BATTERY: Event(Ev.BATTERY, 1.0, data={"percent": 80.0, "charging": False}),
     Ev.BATTERY_CRITICAL: Event(Ev.BATTERY_CRITICAL, 1.0),
     Ev.TICK: Event(Ev.TICK, 100.0),
+    Ev.SETUP_ERROR: Event(Ev.SETUP_ERROR, 1.0, data={"message": "wifi_psk too short"}),
 }
 
 

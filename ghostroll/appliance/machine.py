@@ -49,6 +49,7 @@ class Ev(StrEnum):
     BATTERY = "battery"
     BATTERY_CRITICAL = "battery_critical"
     TICK = "tick"
+    SETUP_ERROR = "setup_error"  # e.g. a broken first-boot file, written by another unit
 
 
 @dataclass(frozen=True)
@@ -436,6 +437,12 @@ def critical(m: Model, e: Event) -> Result:
     return replace(m, state=State.SHUTTING_DOWN, error="Battery empty"), [*effects, Shutdown()]
 
 
+def setup_error(m: Model, e: Event) -> Result:
+    hint = _text(e, "message") or "see /var/lib/ghostroll/firstboot-error.txt"
+    return replace(m, state=State.ERROR, error="Setup file rejected", error_hint=hint,
+                   error_retry=False), []
+
+
 def tick(m: Model, e: Event) -> Result:
     if m.cancel_armed_until is not None and e.at > m.cancel_armed_until:
         m = replace(m, cancel_armed_until=None)
@@ -500,6 +507,9 @@ _rows(ALL_STATES, (E.BATTERY,), battery)
 _rows(tuple(s for s in ALL_STATES if s != S.SHUTTING_DOWN), (E.BATTERY_CRITICAL,), critical)
 _rows((S.SHUTTING_DOWN,), (E.BATTERY_CRITICAL,), ignore)
 _rows(ALL_STATES, (E.TICK,), tick)
+_rows(tuple(s for s in ALL_STATES if s not in (*BUSY, S.SHUTTING_DOWN)), (E.SETUP_ERROR,),
+      setup_error)
+_rows((*BUSY, S.SHUTTING_DOWN), (E.SETUP_ERROR,), ignore)
 
 INITIAL = State.IDLE
 

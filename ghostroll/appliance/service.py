@@ -109,6 +109,9 @@ class Service:
         self.server = CardServer(self.runtime / SOCKET_NAME, self.events)
         self._render(force_full=True)
         self.dev.notifier.ready(status=self._status_text())
+        setup = self.cfg.storage.db_path.parent / "firstboot-error.txt"
+        if setup.exists():  # written by ghostroll-firstboot.service (see firstboot.py)
+            self.post(Ev.SETUP_ERROR, message=setup.read_text(errors="replace").strip()[:200])
         self.start_work()  # sessions left over from a crash or a worker without us
 
     def run(self, until: Callable[[Model], bool] | None = None,

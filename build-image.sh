@@ -1,0 +1,176 @@
+#!/bin/bash
+# Build the GhostRoll Raspberry Pi image with pi-gen (pinned in image/PIGEN_PIN).
+#
+#   ./build-image.sh --ssh-key ~/.ssh/id_ed25519.pub [--admin admin] [--pigen DIR]
+#   ./build-image.sh --check      validate everything that needs no build and no network
+#
+# The full build needs root, Docker or pi-gen's host dependencies, the Raspberry Pi apt
+# archive and GitHub. --check needs shellcheck and systemd-analyze (and runs in CI).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+tree=${GHOSTROLL_TREE:-$here}     # the tree to check (tests point it at a modified copy)
+admin=admin ssh_key="" pigen_dir=${PIGEN_DIR:-} check=0
+
+die() { echo "build-image: $*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "missing host tool '$1' ($2)"; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --check) check=1; shift ;;
+        --ssh-key) ssh_key=$2; shift 2 ;;
+        --admin) admin=$2; shift 2 ;;
+        --pigen) pigen_dir=$2; shift 2 ;;
+        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown argument: $1 (see --help)" ;;
+    esac
+done
+
+# ---------------------------------------------------------------- checks
+
+check_shell() {
+    need shellcheck "apt-get install shellcheck"
+    local scripts=()
+    mapfile -t scripts < <(cd "$tree" && { ls build-image.sh dev.sh .ci/run; \
+        find image overlays/usr/lib/ghostroll -type f \( -name '*.sh' -o -path '*/ghostroll/card-*' \); })
+    (cd "$tree" && shellcheck -x "${scripts[@]}") || die "shellcheck found problems"
+    echo "ok: shellcheck (${#scripts[@]} scripts)"
+}
+
+check_modes() {
+    local bad=()
+    while IFS= read -r f; do
+        [ -x "$tree/$f" ] || bad+=("$f")
+    done < <(cd "$tree" && find image/stage-ghostroll -name '*run*.sh' -o -name prerun.sh \
+             && echo image/install-ghostroll.sh && echo build-image.sh \
+             && echo overlays/usr/lib/ghostroll/card-mount \
+             && echo overlays/usr/lib/ghostroll/card-unmount)
+    # pi-gen silently skips a run script that is not executable
+    [ ${#bad[@]} -eq 0 ] || die "not executable: ${bad[*]}"
+    [ -f "$tree/image/stage-ghostroll/EXPORT_IMAGE" ] || die "stage has no EXPORT_IMAGE"
+    echo "ok: run-script modes"
+}
+
+check_units() {
+    need systemd-analyze "part of systemd"
+    local root
+    root=$(mktemp -d)
+    trap 'rm -rf "$root"' RETURN
+    cp -a "$tree/overlays/." "$root/"
+    mkdir -p "$root/usr/lib/systemd" "$root/opt/ghostroll/venv/bin" "$root/usr/bin"
+    cp -a /usr/lib/systemd/system "$root/usr/lib/systemd/"
+    for stub in /opt/ghostroll/venv/bin/ghostroll /usr/bin/pisugar-server; do
+        printf '#!/bin/sh\n' > "$root$stub"
+        chmod 0755 "$root$stub"
+    done
+    local units=() out
+    for unit in "$root"/etc/systemd/system/*.service; do
+        name=$(basename "$unit")
+        units+=("${name/@.service/@sda1.service}")
+    done
+    # unknown keys and bad values only warn and still exit 0: fail on any output
+    out=$(cd "$root" && systemd-analyze verify --root="$root" "${units[@]}" 2>&1) \
+        || die "systemd-analyze verify failed: $out"
+    [ -z "$out" ] || die "systemd-analyze verify complained: $out"
+    echo "ok: systemd-analyze verify (${units[*]})"
+}
+
+check_tree() {
+    local f
+    for f in etc/udev/rules.d/80-ghostroll.rules etc/systemd/system/ghostroll.service \
+             etc/systemd/system/ghostroll-ingest@.service \
+             etc/systemd/system/ghostroll-firstboot.service \
+             etc/polkit-1/rules.d/50-ghostroll.rules etc/ghostroll/config.toml \
+             usr/lib/sysusers.d/ghostroll.conf usr/lib/tmpfiles.d/ghostroll.conf \
+             usr/lib/ghostroll/card-mount usr/lib/ghostroll/card-unmount; do
+        [ -f "$tree/overlays/$f" ] || die "overlays/$f is missing"
+    done
+    grep -q 'SYSTEMD_WANTS}+="ghostroll-ingest@%k.service"' \
+        "$tree/overlays/etc/udev/rules.d/80-ghostroll.rules" || die "udev rule lost SYSTEMD_WANTS"
+    ! grep -v '^#' "$tree/overlays/etc/udev/rules.d/80-ghostroll.rules" | grep -q 'RUN+=' \
+        || die "the udev rule must not RUN+= work"
+    ! grep -v '^#' "$tree/overlays/usr/lib/ghostroll/card-mount" | grep -q 'fsck' \
+        || die "card-mount must never fsck a camera card"
+    for f in common.txt pios.txt debian.txt; do
+        [ -f "$tree/image/packages/$f" ] || die "image/packages/$f is missing"
+    done
+    echo "ok: overlay tree"
+}
+
+check_secrets() {
+    local hits=""
+    if files=$(cd "$tree" && git ls-files 2>/dev/null); then
+        hits=$(cd "$tree" && printf '%s\n' "$files" | tr '\n' '\0' | xargs -0 grep -l -E \
+            'BEGIN (RSA|OPENSSH|EC|DSA) PRIVATE KEY|^FIRST_USER_PASS=.+|aws_secret_access_key *= *[A-Za-z0-9/+]{30,}' \
+            2>/dev/null) || true
+    fi
+    [ -z "$hits" ] || die "possible secrets committed: $hits"
+    echo "ok: no committed secrets"
+}
+
+if [ "$check" = 1 ]; then
+    check_tree
+    check_modes
+    check_shell
+    check_units
+    check_secrets
+    echo "build-image --check: all good"
+    exit 0
+fi
+
+# ---------------------------------------------------------------- build
+
+[ -n "$ssh_key" ] || die "give --ssh-key FILE (the admin logs in with keys only), or build with
+  --ssh-key /dev/null only if ghostroll.toml on the boot partition will bring one"
+[ -r "$ssh_key" ] || die "cannot read SSH key $ssh_key"
+need git "apt-get install git"
+need python3 "apt-get install python3"
+[ "$(id -u)" -eq 0 ] || die "pi-gen builds as root (sudo ./build-image.sh ...)"
+# shellcheck source=image/PIGEN_PIN
+. "$here/image/PIGEN_PIN"
+
+work="$here/build"
+mkdir -p "$work"
+python3 -m pip wheel --no-deps -w "$work/dist" "$here" >/dev/null
+wheel=$(find "$work/dist" -name 'ghostroll-*.whl' -newer "$here/pyproject.toml" | head -1)
+[ -n "$wheel" ] || die "the wheel was not built"
+
+if [ -z "$pigen_dir" ]; then
+    pigen_dir="$work/pi-gen"
+    [ -d "$pigen_dir/.git" ] || git clone --quiet "$PIGEN_REPO" "$pigen_dir"
+    git -C "$pigen_dir" fetch --quiet origin "$PIGEN_TAG"
+    git -C "$pigen_dir" checkout --quiet "$PIGEN_COMMIT"
+fi
+[ "$(git -C "$pigen_dir" rev-parse HEAD)" = "$PIGEN_COMMIT" ] \
+    || echo "build-image: warning: $pigen_dir is not at the pinned $PIGEN_COMMIT" >&2
+
+stage="$work/stage-ghostroll"
+rm -rf "$stage"
+cp -a "$here/image/stage-ghostroll" "$stage"
+cat "$here/image/packages/common.txt" "$here/image/packages/pios.txt" \
+    | sed 's/#.*//' > "$stage/00-ghostroll/00-packages"
+files="$stage/00-ghostroll/files"
+mkdir -p "$files/packages"
+cp "$wheel" "$files/"
+cp -a "$here/overlays" "$files/overlays"
+cp "$here/image/install-ghostroll.sh" "$files/"
+cp "$here/image/packages/"*.txt "$files/packages/"
+mkdir -p "$files/overlays/usr/share/doc/ghostroll"
+cp "$here"/docs/*.md "$files/overlays/usr/share/doc/ghostroll/"
+touch "$pigen_dir/stage2/SKIP_IMAGES"  # only our stage exports an image
+
+password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
+config="$work/pigen-config"
+{
+    cat "$here/image/config"
+    echo "FIRST_USER_NAME=$admin"
+    echo "FIRST_USER_PASS='$password'"
+    echo "PUBKEY_SSH_FIRST_USER='$(cat "$ssh_key")'"
+    echo "STAGE_LIST='stage0 stage1 stage2 $stage'"
+} > "$config"
+chmod 0600 "$config"
+echo "build-image: the admin password for console login (SSH is key-only), shown once:"
+echo "    $admin / $password"
+(cd "$pigen_dir" && ./build.sh -c "$config")
+rm -f "$config"
+echo "build-image: image in $pigen_dir/deploy/"

@@ -1,0 +1,194 @@
+"""`ghostroll firstboot`: apply /boot/firmware/ghostroll.toml once, on the first boot.
+
+The boot partition is FAT and world-readable, so the file is validated completely
+before anything is applied, then installed as /etc/ghostroll/config.toml, the admin's
+SSH keys and the Wi-Fi network are installed, and the source is renamed to
+`ghostroll.toml.applied` with every secret removed. A broken file applies nothing: the
+error goes to a documented file the service shows on the panel, and to the journal.
+
+The file is the service config plus one section of its own:
+
+    [firstboot]
+    ssh_authorized_keys = ["ssh-ed25519 AAAA... me@laptop"]
+    wifi_ssid = "Studio"
+    wifi_psk = "..."
+    wifi_country = "GB"
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import re
+import sys
+import tempfile
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ghostroll import config
+from ghostroll.errors import ConfigError
+
+SECRET_KEYS = ("s3_secret_access_key", "s3_access_key_id", "wifi_psk")
+FIRSTBOOT_KEYS = {"ssh_authorized_keys", "wifi_ssid", "wifi_psk", "wifi_country"}
+_KEY_LINE = re.compile(r"^(ssh-(ed25519|rsa)|ecdsa-sha2-nistp\d+|sk-ssh-ed25519@openssh\.com) "
+                       r"[A-Za-z0-9+/=]{40,}( .*)?$")
+
+
+@dataclass(frozen=True)
+class Paths:
+    source: Path = Path("/boot/firmware/ghostroll.toml")
+    config: Path = Path("/etc/ghostroll/config.toml")
+    error: Path = Path("/var/lib/ghostroll/firstboot-error.txt")
+    network_dir: Path = Path("/etc/NetworkManager/system-connections")
+    home_root: Path = Path("/home")
+    admin: str = "admin"
+    owner: str = "ghostroll"  # who owns the installed config
+
+
+@dataclass
+class Plan:
+    service_toml: str
+    ssh_keys: list[str] = field(default_factory=list)
+    wifi: dict[str, str] = field(default_factory=dict)
+
+
+def parse(text: str, source: str) -> Plan:
+    """Validate the whole file; raise ConfigError naming what is wrong."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    boot = data.pop("firstboot", {})
+    if not isinstance(boot, dict) or set(boot) - FIRSTBOOT_KEYS:
+        raise ConfigError(f"{source}: [firstboot] allows only " + ", ".join(sorted(FIRSTBOOT_KEYS)))
+    keys = boot.get("ssh_authorized_keys", [])
+    if not isinstance(keys, list) or not all(isinstance(k, str) and _KEY_LINE.match(k.strip())
+                                             for k in keys):
+        raise ConfigError(f"{source}: ssh_authorized_keys must be a list of public key lines "
+                          "(ssh-ed25519 AAAA... comment)")
+    wifi = {k.removeprefix("wifi_"): str(v) for k, v in boot.items() if k.startswith("wifi_")}
+    if wifi and not wifi.get("ssid"):
+        raise ConfigError(f"{source}: wifi_ssid is required when Wi-Fi settings are given")
+    if wifi.get("psk") is not None and not 8 <= len(wifi["psk"]) <= 63:
+        raise ConfigError(f"{source}: wifi_psk must be 8 to 63 characters")
+    service_toml = _dump(data)
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as tmp:
+        tmp.write(service_toml)
+    try:
+        config.read_toml(Path(tmp.name))
+        config.load(config_file=Path(tmp.name), env={})
+    except ConfigError as exc:
+        raise ConfigError(str(exc).replace(tmp.name, source)) from None
+    finally:
+        os.unlink(tmp.name)
+    return Plan(service_toml, [k.strip() for k in keys], wifi)
+
+
+def apply(plan: Plan, paths: Paths) -> list[str]:
+    """Install what the plan says; returns what was done, for the journal."""
+    done = []
+    _write(paths.config, plan.service_toml, 0o640, paths.owner)
+    done.append(f"installed {paths.config}")
+    if plan.ssh_keys:
+        ssh = paths.home_root / paths.admin / ".ssh"
+        ssh.mkdir(parents=True, exist_ok=True, mode=0o700)
+        auth = ssh / "authorized_keys"
+        existing = auth.read_text().splitlines() if auth.exists() else []
+        lines = existing + [k for k in plan.ssh_keys if k not in existing]
+        _write(auth, "\n".join(lines) + "\n", 0o600, paths.admin)
+        _chown(ssh, paths.admin)
+        done.append(f"{len(plan.ssh_keys)} SSH key(s) for {paths.admin}")
+    if plan.wifi:
+        paths.network_dir.mkdir(parents=True, exist_ok=True)
+        _write(paths.network_dir / "ghostroll-wifi.nmconnection", _nm_keyfile(plan.wifi),
+               0o600, "root")
+        done.append(f"Wi-Fi network {plan.wifi['ssid']!r}")
+    return done
+
+
+def redacted(text: str) -> str:
+    """The source file with every secret value replaced, for ghostroll.toml.applied."""
+    pattern = re.compile(r'^(\s*(' + "|".join(SECRET_KEYS) + r')\s*=\s*).*$', re.MULTILINE)
+    return pattern.sub(r'\1"<removed after first boot>"', text)
+
+
+def run(paths: Paths) -> int:
+    try:
+        text = paths.source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        return _fail(paths, f"cannot read {paths.source}: {exc}")
+    try:
+        plan = parse(text, str(paths.source))
+    except ConfigError as exc:
+        return _fail(paths, str(exc))
+    try:
+        done = apply(plan, paths)
+    except OSError as exc:
+        return _fail(paths, f"applying {paths.source} failed: {exc}")
+    applied = paths.source.with_name(paths.source.name + ".applied")
+    applied.write_text(redacted(text), encoding="utf-8")
+    paths.source.unlink()
+    paths.error.unlink(missing_ok=True)
+    print("ghostroll firstboot: " + "; ".join(done) + f"; source renamed to {applied.name}")
+    return 0
+
+
+def _fail(paths: Paths, message: str) -> int:
+    text = f"first-boot settings not applied: {message}\n"
+    print("ghostroll firstboot: " + text.strip(), file=sys.stderr)
+    try:
+        paths.error.parent.mkdir(parents=True, exist_ok=True)
+        paths.error.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        print(f"ghostroll firstboot: cannot write {paths.error}: {exc}", file=sys.stderr)
+    return 1
+
+
+def _write(path: Path, text: str, mode: int, owner: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(temp, mode)
+    _chown(temp, owner)
+    os.replace(temp, path)
+
+
+def _chown(path: Path, owner: str) -> None:
+    try:
+        entry = pwd.getpwnam(owner)
+    except KeyError:
+        return  # tests and non-appliance machines: keep the current owner
+    if os.geteuid() == 0:
+        os.chown(path, entry.pw_uid, entry.pw_gid)
+
+
+def _nm_keyfile(wifi: dict[str, str]) -> str:
+    lines = ["[connection]", "id=ghostroll-wifi", "type=wifi", "autoconnect=true", "",
+             "[wifi]", "mode=infrastructure", f"ssid={wifi['ssid']}", ""]
+    if wifi.get("psk"):
+        lines += ["[wifi-security]", "key-mgmt=wpa-psk", f"psk={wifi['psk']}", ""]
+    lines += ["[ipv4]", "method=auto", "", "[ipv6]", "method=auto", ""]
+    return "\n".join(lines)
+
+
+def _dump(data: dict[str, Any]) -> str:
+    """The service part back to TOML (flat sections of strings, numbers, booleans)."""
+    out = []
+    for section, table in data.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"unexpected top-level key {section!r}: settings go in sections")
+        out.append(f"[{section}]")
+        for key, value in table.items():
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, int | float):
+                text = str(value)
+            else:
+                text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            out.append(f"{key} = {text}")
+        out.append("")
+    return "\n".join(out)

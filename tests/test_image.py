@@ -1,0 +1,119 @@
+"""The appliance image's files, proven without a Pi: build-image.sh --check (shellcheck,
+systemd-analyze verify failing on any complaint, run-script modes, overlay tree, no
+secrets), and that it catches what it claims to catch."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def check(tree: Path = REPO) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(REPO / "build-image.sh"), "--check"], capture_output=True,
+                          text=True, env={"GHOSTROLL_TREE": str(tree), "PATH": "/usr/bin:/bin:"
+                                          "/usr/sbin:/sbin"}, timeout=300)
+
+
+def needs_tools() -> None:
+    for tool in ("shellcheck", "systemd-analyze"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (apt-get install shellcheck systemd)")
+
+
+@pytest.fixture
+def tree_copy(tmp_path: Path) -> Path:
+    copy = tmp_path / "tree"
+    for part in ("overlays", "image", "build-image.sh", "dev.sh", ".ci"):
+        src = REPO / part
+        if src.is_dir():
+            shutil.copytree(src, copy / part, symlinks=True)
+        else:
+            copy.mkdir(exist_ok=True)
+            shutil.copy2(src, copy / part)
+    return copy
+
+
+def test_check_passes_on_this_tree() -> None:
+    needs_tools()
+    done = check()
+    assert done.returncode == 0, done.stdout + done.stderr
+    for line in ("ok: shellcheck", "ok: systemd-analyze verify", "ok: run-script modes",
+                 "ok: overlay tree", "ok: no committed secrets"):
+        assert line in done.stdout
+
+
+def test_check_fails_on_an_unknown_unit_key(tree_copy: Path) -> None:
+    needs_tools()
+    unit = tree_copy / "overlays/etc/systemd/system/ghostroll.service"
+    unit.write_text(unit.read_text().replace("[Service]", "[Service]\nRestartSecs=5"))
+    done = check(tree_copy)
+    assert done.returncode != 0 and "RestartSecs" in done.stderr
+
+
+def test_check_fails_on_a_run_script_pi_gen_would_skip(tree_copy: Path) -> None:
+    needs_tools()
+    (tree_copy / "image/stage-ghostroll/00-ghostroll/02-run-chroot.sh").chmod(0o644)
+    done = check(tree_copy)
+    assert done.returncode != 0 and "not executable" in done.stderr
+
+
+def test_check_fails_when_the_rule_would_run_work(tree_copy: Path) -> None:
+    needs_tools()
+    rule = tree_copy / "overlays/etc/udev/rules.d/80-ghostroll.rules"
+    rule.write_text(rule.read_text() + 'RUN+="/usr/bin/ghostroll run /mnt"\n')
+    done = check(tree_copy)
+    assert done.returncode != 0 and "RUN+=" in done.stderr
+
+
+def test_units_never_fsck_and_mount_read_only() -> None:
+    mount = (REPO / "overlays/usr/lib/ghostroll/card-mount").read_text()
+    assert "blockdev --setro" in mount and mount.count('opts="ro,') >= 2
+    unit = (REPO / "overlays/etc/systemd/system/ghostroll-ingest@.service").read_text()
+    assert "BindsTo=dev-%i.device" in unit and "ExecStartPre=+" in unit
+    assert "ExecStopPost=+" in unit and "User=ghostroll" in unit
+    service = (REPO / "overlays/etc/systemd/system/ghostroll.service").read_text()
+    assert "Type=notify" in service and "WatchdogSec=" in service
+    assert "\nPrivateDevices" not in service
+    firstboot = (REPO / "overlays/etc/systemd/system/ghostroll-firstboot.service").read_text()
+    assert "ConditionPathExists=/boot/firmware/ghostroll.toml" in firstboot
+
+
+def test_pins_are_full_commits() -> None:
+    pin = (REPO / "image/PIGEN_PIN").read_text()
+    commit = next(line.split("=", 1)[1] for line in pin.splitlines()
+                  if line.startswith("PIGEN_COMMIT="))
+    assert len(commit) == 40 and all(c in "0123456789abcdef" for c in commit)
+    assert "WAVESHARE_COMMIT:-" in (REPO / "image/install-ghostroll.sh").read_text()
+
+
+@pytest.mark.root
+def test_udev_rule_parses_and_ignores_non_usb_disks(tmp_path: Path) -> None:
+    """udevadm test on a real loop device holding FAT32: the rule file is read without
+    errors, and a non-USB block device (like the boot disk) never starts a card unit."""
+    if shutil.which("mkfs.vfat") is None:
+        pytest.skip("mkfs.vfat not installed")
+    image = tmp_path / "card.img"
+    with image.open("wb") as fh:
+        fh.truncate(64 << 20)
+    subprocess.run(["mkfs.vfat", "-F", "32", str(image)], check=True, capture_output=True)
+    loop = subprocess.run(["losetup", "--find", "--show", "-r", str(image)], check=True,
+                          capture_output=True, text=True).stdout.strip()
+    rules = Path("/run/udev/rules.d")
+    rules.mkdir(parents=True, exist_ok=True)
+    installed = rules / "80-ghostroll.rules"
+    shutil.copy(REPO / "overlays/etc/udev/rules.d/80-ghostroll.rules", installed)
+    try:
+        out = subprocess.run(["udevadm", "test", f"/sys/block/{Path(loop).name}"],
+                             capture_output=True, text=True, timeout=60)
+        text = out.stdout + out.stderr
+        assert "80-ghostroll.rules" in text
+        assert "Invalid" not in text and "invalid" not in text.split("80-ghostroll")[1][:400]
+        assert "ghostroll-ingest@" not in text  # a loop device is not on USB
+    finally:
+        installed.unlink()
+        subprocess.run(["losetup", "-d", loop], check=False)
