@@ -11,6 +11,7 @@ Exit codes (documented in README.md):
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -19,7 +20,7 @@ from pathlib import Path
 from ghostroll import __version__, config, logs
 from ghostroll.db import Database
 from ghostroll.errors import CardError, ConfigError, DatabaseError, DiskFullError, PublishError
-from ghostroll.job import EXIT_OK, EXIT_UNUSABLE, run_job
+from ghostroll.job import EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, run_job
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,6 +99,24 @@ def build_parser() -> argparse.ArgumentParser:
     first.add_argument("--admin", default="admin", help="the SSH admin user")
     first.set_defaults(handler=cmd_firstboot)
 
+    doctor = commands.add_parser("doctor", help="check everything ingest and sharing need")
+    doctor.add_argument("--json", action="store_true", help="machine-readable output")
+    config.add_flags(doctor)
+    doctor.set_defaults(handler=cmd_doctor)
+
+    status = commands.add_parser("status", help="what the running appliance shows")
+    status.add_argument("--json", action="store_true", help="the status.json document")
+    config.add_flags(status)
+    status.set_defaults(handler=cmd_status)
+
+    setup = commands.add_parser("setup", help="write the config file after checking the bucket")
+    setup.add_argument("--system", action="store_true",
+                       help="the appliance's /etc/ghostroll/config.toml (root)")
+    setup.add_argument("--yes", action="store_true", help="no questions: flags only")
+    # --config names the file to write (default: the user's or, with --system, /etc's)
+    config.add_flags(setup, sections=["s3"])
+    setup.set_defaults(handler=cmd_setup)
+
     demo = commands.add_parser("demo", help="generate a demo card and run the whole job on it")
     demo.add_argument("--dir", type=Path, default=Path("demo-output"),
                       help="where the demo card and its results go (default: ./demo-output)")
@@ -175,6 +194,46 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                      battery=args.battery)
     print(summary(model, args.frames))
     return EXIT_OK if model.state.value in ("done", "nothing_new", "idle") else 1
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from ghostroll import doctor
+
+    try:
+        cfg = config.from_args(args)
+    except ConfigError as exc:
+        result = [doctor.Check("config valid", doctor.FAIL, str(exc),
+                               "fix the value named above")]
+        print(doctor.report_json(result) if args.json else doctor.report_text(result))
+        return EXIT_PARTIAL
+    results = doctor.run_checks(cfg)
+    print(doctor.report_json(results) if args.json else doctor.report_text(results))
+    return EXIT_PARTIAL if doctor.failed(results) else EXIT_OK
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from ghostroll.status_cmd import NotRunning, query, render
+
+    cfg = config.from_args(args)
+    try:
+        print(render(query(cfg.appliance.runtime_dir), args.json))
+    except NotRunning as exc:
+        print(f"ghostroll: {exc}", file=sys.stderr)
+        last = cfg.storage.base_dir / "status.json"
+        if last.exists():
+            print(f"last saved status ({last}):", file=sys.stderr)
+            print(render(json.loads(last.read_text()), args.json))
+        return EXIT_UNUSABLE
+    return EXIT_OK
+
+
+def cmd_setup(args: argparse.Namespace) -> int:
+    from ghostroll.setup_cmd import run_setup
+
+    flags = {k.name: getattr(args, f"cfg_{k.name}") for k in config.KEYS
+             if getattr(args, f"cfg_{k.name}", None) is not None}
+    interactive = not args.yes and sys.stdin.isatty()
+    return run_setup(flags, system=args.system, interactive=interactive, path=args.config)
 
 
 def cmd_firstboot(args: argparse.Namespace) -> int:

@@ -437,3 +437,22 @@ def markdown_table() -> str:
             f"`{key.default_text()}` | {key.meaning}{allowed} |")
     return "\n".join(lines) + "\n"
 
+
+
+def to_toml(sections: Mapping[str, Mapping[str, Any]]) -> str:
+    """Settings as a config file (sections of strings, numbers and booleans)."""
+    out = []
+    for section, table in sections.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"unexpected top-level key {section!r}: settings go in sections")
+        out.append(f"[{section}]")
+        for key, value in table.items():
+            if isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, int | float):
+                text = str(value)
+            else:
+                text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+            out.append(f"{key} = {text}")
+        out.append("")
+    return "\n".join(out)

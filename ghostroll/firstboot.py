@@ -25,7 +25,6 @@ import tempfile
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from ghostroll import config
 from ghostroll.errors import ConfigError
@@ -73,7 +72,7 @@ def parse(text: str, source: str) -> Plan:
         raise ConfigError(f"{source}: wifi_ssid is required when Wi-Fi settings are given")
     if wifi.get("psk") is not None and not 8 <= len(wifi["psk"]) <= 63:
         raise ConfigError(f"{source}: wifi_psk must be 8 to 63 characters")
-    service_toml = _dump(data)
+    service_toml = config.to_toml(data)
     with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as tmp:
         tmp.write(service_toml)
     try:
@@ -173,22 +172,3 @@ def _nm_keyfile(wifi: dict[str, str]) -> str:
         lines += ["[wifi-security]", "key-mgmt=wpa-psk", f"psk={wifi['psk']}", ""]
     lines += ["[ipv4]", "method=auto", "", "[ipv6]", "method=auto", ""]
     return "\n".join(lines)
-
-
-def _dump(data: dict[str, Any]) -> str:
-    """The service part back to TOML (flat sections of strings, numbers, booleans)."""
-    out = []
-    for section, table in data.items():
-        if not isinstance(table, dict):
-            raise ConfigError(f"unexpected top-level key {section!r}: settings go in sections")
-        out.append(f"[{section}]")
-        for key, value in table.items():
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            elif isinstance(value, int | float):
-                text = str(value)
-            else:
-                text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-            out.append(f"{key} = {text}")
-        out.append("")
-    return "\n".join(out)

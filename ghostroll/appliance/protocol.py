@@ -12,6 +12,7 @@ worker → service                           service → worker
   done      session_id, new, skipped,        error     message (bad message, version)
             failed, bytes_new, seconds
   failed    reason, message, session_id
+  query     (from `ghostroll status`)          status    status: the status.json document
 
 A worker that cannot reach the service copies anyway (the service picks the session up
 when it starts); a service that loses a worker mid-copy reports the card as pulled."""
@@ -105,13 +106,26 @@ class Cancel(Message):
 
 
 @dataclass(frozen=True)
+class Query(Message):
+    """`ghostroll status` asks the service what it shows (any client, not a worker)."""
+    type: ClassVar[str] = "query"
+
+
+@dataclass(frozen=True)
+class Status(Message):
+    type: ClassVar[str] = "status"
+    status: dict = field(default_factory=dict)  # the status.json document
+
+
+@dataclass(frozen=True)
 class Error(Message):
     type: ClassVar[str] = "error"
     message: str
 
 
 MESSAGES: dict[str, type[Message]] = {
-    cls.type: cls for cls in (Hello, Progress, Done, Failed, Grant, Wait, Refuse, Cancel, Error)
+    cls.type: cls for cls in (Hello, Progress, Done, Failed, Grant, Wait, Refuse, Cancel,
+                             Query, Status, Error)
 }
 
 

@@ -174,6 +174,10 @@ class Service:
                                                                       State.COPYING):
                     return Event(Ev.CARD_REMOVED, now, device)
             return None
+        if isinstance(message, p.Query):
+            assert self.server is not None
+            self.server.send(item.conn, p.Status(self.status_document()))
+            return None
         if isinstance(message, p.Hello):
             self.conns[message.device] = item.conn
             self.devices_by_conn[item.conn] = message.device

@@ -1,0 +1,272 @@
+"""`ghostroll doctor`: a checklist of everything ingest and sharing depend on, each
+failure with the fix. Checks are small functions returning `Check`s; `blocking` ones
+make the command exit non-zero. Secrets are never printed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import shutil
+import socket
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from ghostroll import config as config_mod
+from ghostroll.config import Config
+
+TYPICAL_CARD_BYTES = 32 * 10**9
+OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail | skip
+    detail: str
+    fix: str = ""
+    blocking: bool = True  # a failure stops ingest or sharing
+
+
+def _http_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+# ---------------------------------------------------------------- local checks
+
+
+def check_config(cfg: Config) -> Iterator[Check]:
+    changed = [f"{name} = {value} ({source})" for name, value, source in
+               config_mod.describe(cfg) if source != "default"]
+    yield Check("config valid", OK, f"file: {cfg.config_file or '(none)'}; "
+                + ("; ".join(changed) if changed else "all defaults"), blocking=False)
+
+
+def check_disk(cfg: Config) -> Iterator[Check]:
+    base = cfg.storage.base_dir
+    probe = base if base.exists() else base.parent
+    try:
+        free = shutil.disk_usage(probe).free
+    except OSError as exc:
+        yield Check("session disk", FAIL, f"cannot read {base}: {exc}",
+                    f"create {base} or set base_dir")
+        return
+    text = f"{free / 1e9:.1f} GB free in {probe}"
+    if free < cfg.storage.free_space_margin_mb * 2**20:
+        yield Check("session disk", FAIL, text, "free space: delete old sessions "
+                    "(ghostroll sessions) or use a larger card for the Pi")
+    elif free < TYPICAL_CARD_BYTES:
+        typical = f" (less than a typical {TYPICAL_CARD_BYTES // 10**9} GB card)"
+        yield Check("session disk", WARN, text + typical,
+                    "a full card may not fit; free space first", blocking=False)
+    else:
+        yield Check("session disk", OK, text, blocking=False)
+
+
+def check_database(cfg: Config) -> Iterator[Check]:
+    from ghostroll.db import Database
+    from ghostroll.errors import DatabaseError
+
+    try:
+        with Database(cfg.storage.db_path) as db:
+            integrity = db.integrity_check()
+            version = db.schema_version
+            queued = len(db.queued_sessions())
+    except DatabaseError as exc:
+        yield Check("database", FAIL, str(exc), f"move {cfg.storage.db_path} aside and "
+                    "run again (sessions on disk are kept)")
+        return
+    if integrity != "ok":
+        yield Check("database", FAIL, f"integrity_check: {integrity}",
+                    f"restore {cfg.storage.db_path} from a backup")
+    else:
+        yield Check("database", OK, f"{cfg.storage.db_path}: integrity ok, schema "
+                    f"{version}, {queued} session(s) queued for publishing", blocking=False)
+
+
+# ---------------------------------------------------------------- S3 checks
+
+
+def check_s3(cfg: Config) -> Iterator[Check]:
+    if not cfg.s3.enabled:
+        yield Check("bucket", SKIP, "no bucket configured: sessions stay local",
+                    "set s3_bucket (ghostroll setup) to share links", blocking=False)
+        return
+    import boto3
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ghostroll.errors import GhostRollError
+    from ghostroll.publish import links
+    from ghostroll.publish.clock import clock_verdict, server_date, system_clock_synchronized
+    from ghostroll.publish.s3client import make_client
+
+    client = make_client(cfg.s3, connect_timeout_s=5, read_timeout_s=15)
+    bucket = cfg.s3.s3_bucket
+    if not cfg.s3.s3_access_key_id and boto3.session.Session().get_credentials() is None:
+        yield Check("credentials", FAIL, "no credentials found",
+                    "set s3_access_key_id/s3_secret_access_key or the AWS_* variables")
+        return
+    source = "config" if cfg.s3.s3_access_key_id else "the AWS credential chain"
+    yield Check("credentials", OK, f"present (from {source}; never shown)", blocking=False)
+    try:
+        client.head_bucket(Bucket=bucket)
+    except (BotoCoreError, ClientError) as exc:
+        yield Check("bucket reachable", FAIL, f"{bucket}: {exc}",
+                    "check s3_endpoint_url, s3_region, the network and the credentials")
+        return
+    yield Check("bucket reachable", OK, f"{bucket} at {client.meta.endpoint_url}",
+                blocking=False)
+    key = f"ghostroll-doctor/{secrets.token_hex(8)}.txt"
+    body = f"ghostroll doctor {datetime.now(UTC).isoformat()}".encode()
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/plain")
+        signed = links.presign_get(client, bucket, key, 300)
+        plain = signed.split("?", 1)[0]
+        unsigned = _http_status(plain)
+        listing = _http_status(plain.rsplit("/", 2)[0] + "/")
+        if unsigned == 200 or listing == 200:
+            yield Check("bucket private", FAIL, f"an object is readable without a signature "
+                        f"(GET {unsigned}, list {listing}): the bucket is PUBLIC",
+                        "remove public access (bucket policy / ACL / public-access block); "
+                        "only L/* may be public (docs/publishing.md)")
+        else:
+            yield Check("bucket private", OK, f"unsigned GET {unsigned}, unsigned list "
+                        f"{listing}", blocking=False)
+        with urllib.request.urlopen(signed, timeout=10) as response:
+            same = response.read() == body
+        yield Check("presign round trip", OK if same else FAIL,
+                    "PUT, presigned GET and DELETE of a test object" if same else
+                    "the presigned GET returned other bytes", "check the endpoint")
+    except (BotoCoreError, ClientError, GhostRollError, OSError) as exc:
+        yield Check("presign round trip", FAIL, str(exc),
+                    "the credentials need s3:PutObject, s3:GetObject and s3:DeleteObject")
+    finally:
+        with contextlib.suppress(BotoCoreError, ClientError):
+            client.delete_object(Bucket=bucket, Key=key)
+    try:
+        policy = links.read_bucket_policy(client, bucket)
+        extra = links.public_grants_beyond_short_links(policy, bucket) if policy else []
+        if extra:
+            yield Check("bucket policy", FAIL, "; ".join(extra),
+                        "remove those statements: only L/* may be public")
+        has_short = policy is not None and links.grants_short_links(policy, bucket)
+        yield Check("short links", OK if has_short else WARN,
+                    "the L/ policy is present: QR-friendly short links" if has_short else
+                    "no L/ policy: links are full presigned URLs (too long for a 2.13\" QR)",
+                    "apply the policy in docs/publishing.md (not possible on R2/B2)",
+                    blocking=False)
+    except GhostRollError as exc:
+        yield Check("short links", WARN, f"policy not readable: {exc}", blocking=False)
+    synced = system_clock_synchronized()
+    verdict = clock_verdict(trusted=cfg.s3.clock_trusted, synchronized=synced,
+                            server_date=server_date(client, bucket), now=datetime.now(UTC))
+    yield Check("clock", OK if verdict.ok else FAIL, verdict.reason,
+                "enable time sync (timedatectl set-ntp true) and check the network")
+
+
+# ---------------------------------------------------------------- appliance checks
+
+
+def _listening(port: int) -> list[str]:
+    addresses = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            host, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:
+                addresses.append(_address(host))
+    return addresses
+
+
+def _address(hex_host: str) -> str:
+    raw = bytes.fromhex(hex_host)
+    if len(raw) == 4:
+        return socket.inet_ntop(socket.AF_INET, raw[::-1])
+    words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+    return socket.inet_ntop(socket.AF_INET6, words)
+
+
+def check_appliance(cfg: Config, root: Path = Path("/")) -> Iterator[Check]:
+    rule = root / "etc/udev/rules.d/80-ghostroll.rules"
+    if not rule.exists():
+        yield Check("appliance", SKIP, "not an appliance (no udev rule installed)",
+                    blocking=False)
+        return
+    yield Check("udev rule", OK, str(rule), blocking=False)
+    for unit in ("ghostroll.service", "ghostroll-firstboot.service"):
+        state = subprocess.run(["systemctl", "is-enabled", unit], capture_output=True,
+                               text=True).stdout.strip() if shutil.which("systemctl") else "?"
+        yield Check(f"unit {unit}", OK if state == "enabled" else FAIL, state or "unknown",
+                    f"sudo systemctl enable --now {unit}")
+    from ghostroll.devices.panel import waveshare_available
+
+    why = waveshare_available()
+    yield Check("panel driver", OK if why is None else WARN, "waveshare_epd importable"
+                if why is None else why, "reinstall the image's Waveshare driver",
+                blocking=False)
+    chips = sorted(str(p) for p in Path("/dev").glob("gpiochip*"))
+    yield Check("button (GPIO)", OK if chips else WARN, ", ".join(chips) or "no /dev/gpiochip*",
+                "check dtparams and the ghostroll user's gpio group", blocking=False)
+    port = int(cfg.appliance.pisugar_address.rsplit(":", 1)[1])
+    listening = _listening(port)
+    if not listening:
+        yield Check("battery (pisugar-server)", WARN, f"nothing listens on port {port}",
+                    "sudo systemctl start pisugar-server (no battery shown until then)",
+                    blocking=False)
+    elif all(a in ("127.0.0.1", "::1") for a in listening):
+        yield Check("battery (pisugar-server)", OK, f"on {', '.join(listening)}:{port}",
+                    blocking=False)
+    else:
+        yield Check("battery (pisugar-server)", FAIL, f"listens on {', '.join(listening)}: "
+                    "reachable from the network without authentication",
+                    "install the image's pisugar-server drop-in (127.0.0.1 only)")
+
+
+CHECKS: tuple[Callable[[Config], Iterator[Check]], ...] = (
+    check_config, check_disk, check_database, check_s3, check_appliance)
+
+
+def run_checks(cfg: Config) -> list[Check]:
+    results: list[Check] = []
+    for check in CHECKS:
+        try:
+            results.extend(check(cfg))
+        except Exception as exc:  # a check that crashes is itself a finding, not a traceback
+            results.append(Check(check.__name__.removeprefix("check_"), FAIL,
+                                 f"{type(exc).__name__}: {exc}", "report this"))
+    return results
+
+
+def failed(results: list[Check]) -> bool:
+    return any(r.status == FAIL and r.blocking for r in results)
+
+
+def report_text(results: list[Check]) -> str:
+    marks = {OK: "✓", WARN: "!", FAIL: "✗", SKIP: "-"}
+    lines = []
+    for r in results:
+        lines.append(f"{marks[r.status]} {r.name}: {r.detail}")
+        if r.status in (FAIL, WARN) and r.fix:
+            lines.append(f"    fix: {r.fix}")
+    lines.append("doctor: " + ("problems found that block ingest or sharing" if failed(results)
+                               else "nothing blocks ingest or sharing"))
+    return "\n".join(lines)
+
+
+def report_json(results: list[Check]) -> str:
+    return json.dumps({"ok": not failed(results), "checks": [asdict(r) for r in results]},
+                      indent=2)
+

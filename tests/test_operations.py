@@ -1,0 +1,133 @@
+"""Operating it: doctor against a private and a deliberately public bucket, setup that
+refuses to save a broken bucket, status from the running service."""
+
+from __future__ import annotations
+
+import io
+import json
+import stat
+import subprocess
+import sys
+import threading
+import tomllib
+from pathlib import Path
+
+from ghostroll import doctor
+from ghostroll.appliance.machine import Ev, State
+from ghostroll.appliance.service import Devices, Service
+from ghostroll.kits import load_kit
+from ghostroll.publish.links import short_link_policy
+from ghostroll.setup_cmd import run_setup
+from ghostroll.status_cmd import NotRunning, query
+from tests.support.ingest import make_config
+from tests.support.s3 import S3Bucket
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def by_name(results: list[doctor.Check]) -> dict[str, doctor.Check]:
+    return {r.name: r for r in results}
+
+
+def test_doctor_on_a_private_bucket(tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    cfg = make_config(tmp_path, clock_trusted=True, **s3_bucket.config_flags())
+    results = doctor.run_checks(cfg)
+    checks = by_name(results)
+    assert not doctor.failed(results), doctor.report_text(results)
+    assert checks["bucket private"].status == "ok"
+    assert checks["presign round trip"].status == "ok"
+    assert checks["short links"].status == "warn"  # no L/ policy on this bucket
+    assert checks["database"].status == "ok" and "schema 2" in checks["database"].detail
+    text = doctor.report_text(results)
+    assert s3_bucket.server.secret_key not in text and "never shown" in text
+    assert s3_bucket.keys("ghostroll-doctor/") == []  # the test object was deleted
+
+
+def test_doctor_flags_a_public_bucket(tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    public = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "Oops", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": f"arn:aws:s3:::{s3_bucket.name}/*"}]}
+    s3_bucket.client.put_bucket_policy(Bucket=s3_bucket.name, Policy=json.dumps(public))
+    cfg = make_config(tmp_path, clock_trusted=True, **s3_bucket.config_flags())
+    results = doctor.run_checks(cfg)
+    checks = by_name(results)
+    assert doctor.failed(results)
+    assert checks["bucket private"].status == "fail" and "PUBLIC" in checks["bucket private"].detail
+    assert checks["bucket policy"].status == "fail"
+    out = subprocess.run([sys.executable, "-m", "ghostroll", "doctor", "--json"],
+                         capture_output=True, text=True, cwd=REPO, env={
+                             "HOME": str(tmp_path), "PATH": "/usr/bin:/bin",
+                             "GHOSTROLL_BASE_DIR": str(tmp_path / "s"),
+                             "GHOSTROLL_DB_PATH": str(tmp_path / "d.db"),
+                             "GHOSTROLL_CLOCK_TRUSTED": "1",
+                             **{f"GHOSTROLL_{k.upper()}": v
+                                for k, v in s3_bucket.config_flags().items()}})
+    assert out.returncode == 1
+    report = json.loads(out.stdout)
+    assert report["ok"] is False
+    assert any(c["name"] == "bucket private" and c["status"] == "fail"
+               for c in report["checks"])
+
+
+def test_doctor_reports_the_short_link_policy(tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    s3_bucket.client.put_bucket_policy(Bucket=s3_bucket.name,
+                                       Policy=json.dumps(short_link_policy(s3_bucket.name)))
+    cfg = make_config(tmp_path, clock_trusted=True, **s3_bucket.config_flags())
+    results = doctor.run_checks(cfg)
+    assert by_name(results)["short links"].status == "ok"
+    assert not doctor.failed(results)
+
+
+def test_doctor_with_an_unreachable_endpoint_says_what_to_do(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, s3_bucket="photos", s3_endpoint_url="http://127.0.0.1:9",
+                      s3_access_key_id="K", s3_secret_access_key="S", clock_trusted=True)
+    checks = by_name(doctor.run_checks(cfg))
+    assert checks["bucket reachable"].status == "fail"
+    assert "s3_endpoint_url" in checks["bucket reachable"].fix
+
+
+def test_setup_saves_only_a_working_bucket(tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    target = tmp_path / "config.toml"
+    flags = dict(s3_bucket.config_flags(), clock_trusted="true")
+    wrong = dict(flags, s3_secret_access_key="not-the-secret")
+    lines: list[str] = []
+    assert run_setup(wrong, system=False, interactive=False, path=target,
+                     out=lines.append) == 1
+    assert not target.exists() and "not saved" in lines[-1]
+    answers = iter([s3_bucket.name, s3_bucket.server.access_key, "auto"])
+    keep = {k: v for k, v in flags.items() if k in ("s3_endpoint_url", "s3_region",
+                                                   "s3_addressing_style", "clock_trusted")}
+    assert run_setup(keep, system=False, interactive=True, path=target,
+                     prompt=lambda q: next(answers),
+                     secret=lambda q: s3_bucket.server.secret_key, out=lines.append) == 0
+    saved = tomllib.loads(target.read_text())
+    assert saved["s3"]["s3_bucket"] == s3_bucket.name
+    assert saved["s3"]["s3_secret_access_key"] == s3_bucket.server.secret_key
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+
+
+def test_status_from_the_running_service(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, runtime_dir=tmp_path / "run")
+    try:
+        query(tmp_path / "run")
+        raise AssertionError("expected NotRunning")
+    except NotRunning as exc:
+        assert "not running" in str(exc)
+    service = Service(cfg, load_kit("waveshare-2in13-v4"), Devices(
+        panel_submit=lambda *a: None, eject=lambda d: None, shutdown=lambda: None))
+    answers: list[dict] = []
+
+    def ask() -> None:
+        answers.append(query(tmp_path / "run"))
+        service.post(Ev.BUTTON_LONG)
+
+    threading.Timer(1.0, ask).start()
+    service.post(Ev.BATTERY, percent=64.0, charging=True)
+    service.run(until=lambda m: m.state == State.CONFIRM_SHUTDOWN, timeout_s=20)
+    status = answers[0]
+    assert status["state"] == "idle" and status["battery_percentage"] == 64.0
+    assert status["battery_charging"] is True and status["message"] == "Insert a camera card"
+    out = io.StringIO()
+    from ghostroll.status_cmd import render
+    out.write(render(status, as_json=False))
+    assert "battery    64 % charging" in out.getvalue()
