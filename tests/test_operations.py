@@ -94,12 +94,13 @@ def test_setup_saves_only_a_working_bucket(tmp_path: Path, s3_bucket: S3Bucket) 
     assert run_setup(wrong, system=False, interactive=False, path=target,
                      out=lines.append) == 1
     assert not target.exists() and "not saved" in lines[-1]
-    answers = iter([s3_bucket.name, s3_bucket.server.access_key, "auto"])
+    answers = iter([s3_bucket.name, "auto"])
+    hidden = iter([s3_bucket.server.access_key, s3_bucket.server.secret_key])
     keep = {k: v for k, v in flags.items() if k in ("s3_endpoint_url", "s3_region",
                                                    "s3_addressing_style", "clock_trusted")}
     assert run_setup(keep, system=False, interactive=True, path=target,
                      prompt=lambda q: next(answers),
-                     secret=lambda q: s3_bucket.server.secret_key, out=lines.append) == 0
+                     secret=lambda q: next(hidden), out=lines.append) == 0
     saved = tomllib.loads(target.read_text())
     assert saved["s3"]["s3_bucket"] == s3_bucket.name
     assert saved["s3"]["s3_secret_access_key"] == s3_bucket.server.secret_key
