@@ -3,6 +3,7 @@
 #
 #   ./dev.sh demo            the main job end to end on a generated card (`ghostroll demo`)
 #   ./dev.sh test [ARGS]     lint + the whole test suite (pytest ARGS)
+#   ./dev.sh check-image     build-image.sh --check (the image's files, no build)
 #   ./dev.sh ghostroll ARGS  any ghostroll command inside the project venv
 #
 # Python packages go into ./.venv (created here). Debian packages are installed when
@@ -67,12 +68,15 @@ case "$cmd" in
         "$VENV/bin/ruff" check ghostroll tests bench
         exec "$VENV/bin/pytest" "$@"
         ;;
+    check-image)
+        exec ./build-image.sh --check
+        ;;
     ghostroll)
         ensure_venv demo
         exec "$VENV/bin/ghostroll" "$@"
         ;;
     *)
-        sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

@@ -20,11 +20,11 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, vm_hwm_mb
 
-from ghostroll.cardimage import make_image, missing_tools, mounted  # noqa: E402
-from ghostroll.synthetic import make_bench_card, make_blob  # noqa: E402
+from ghostroll.cardimage import make_image, missing_tools, mounted
+from ghostroll.synthetic import make_bench_card, make_blob
 
 
 def drop_caches() -> bool:
@@ -68,17 +68,9 @@ def child_ingest(card: str, work: str, volume_id: str) -> None:
         "failed": result.failed, "bytes_new": result.bytes_new,
         "card_bytes_read": result.card_bytes_read, "card_bytes": tree_size(Path(card)),
         "rchar": io_after.get("rchar", 0) - io_before.get("rchar", 0),
-        "peak_rss_mb": _vm_hwm_mb(),
+        "peak_rss_mb": vm_hwm_mb(),
     }))
 
-
-def _vm_hwm_mb() -> float:
-    """Peak RSS of this process since exec (wait4's ru_maxrss would also count the
-    pages the child shared with the parent before exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
 
 
 def _proc_io() -> dict[str, int]:

@@ -14,15 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-
-def vm_hwm_mb() -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, vm_hwm_mb
 
 
 def child(card: str, work: str, flags_json: str) -> None:

@@ -11,11 +11,10 @@ import json
 import shutil
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 from ghostroll import config
+from ghostroll.doctor import http_status
 from ghostroll.synthetic import make_demo_card
 
 
@@ -26,13 +25,6 @@ def workdir_config(workdir: Path, **flags: object) -> config.Config:
     values.update({k: str(v) for k, v in flags.items()})
     return config.load(config_file=None, env={}, flags=values)
 
-
-def _status(url: str) -> int:
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:
-            return response.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
@@ -63,8 +55,8 @@ def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
             index = json.loads(next((workdir / "sessions").glob("shoot-*/derived/link.json"))
                                .read_text())["index_url"]
             print(f"demo: the bucket is private: unsigned GET of the gallery -> "
-                  f"{_status(index.split('?')[0])}; presigned gallery link -> "
-                  f"{_status(index)}")
+                  f"{http_status(index.split('?')[0])}; presigned gallery link -> "
+                  f"{http_status(index)}")
             print(f"demo: share link (short, for the panel's QR; works while the demo's S3 "
                   f"runs):\n{url}")
         if serve:

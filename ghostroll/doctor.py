@@ -33,7 +33,8 @@ class Check:
     blocking: bool = True  # a failure stops ingest or sharing
 
 
-def _http_status(url: str) -> int:
+def http_status(url: str) -> int:
+    """The HTTP status of a plain GET (no credentials), as a phone would get."""
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             return response.status
@@ -131,8 +132,8 @@ def check_s3(cfg: Config) -> Iterator[Check]:
         client.put_object(Bucket=bucket, Key=key, Body=body, ContentType="text/plain")
         signed = links.presign_get(client, bucket, key, 300)
         plain = signed.split("?", 1)[0]
-        unsigned = _http_status(plain)
-        listing = _http_status(plain.rsplit("/", 2)[0] + "/")
+        unsigned = http_status(plain)
+        listing = http_status(plain.rsplit("/", 2)[0] + "/")
         if unsigned == 200 or listing == 200:
             yield Check("bucket private", FAIL, f"an object is readable without a signature "
                         f"(GET {unsigned}, list {listing}): the bucket is PUBLIC",
