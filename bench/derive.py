@@ -29,7 +29,7 @@ def child(mode: str, card: str, out: str) -> None:
     from ghostroll.derive.images import RESAMPLE
 
     images = workdir_config(Path(out)).images
-    files = sorted(Path(card).glob("*.JPG"))
+    files = sorted(p for p in Path(card).iterdir() if p.suffix.lower() == ".jpg")
     times = []
     start = time.perf_counter()
     if mode == "pool":
@@ -66,6 +66,25 @@ def run(mode: str, card: Path, out: Path) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def real_camera_card(folder: Path) -> Path | None:
+    """Links to the >= 20 MP camera JPEGs in ../shared/camera-samples, when present."""
+    import csv
+    import os
+
+    samples = Path(os.environ.get("GHOSTROLL_SAMPLES", REPO.parent / "shared" /
+                                  "camera-samples"))
+    if not (samples / "MANIFEST.tsv").exists():
+        return None
+    folder.mkdir(parents=True, exist_ok=True)
+    with (samples / "MANIFEST.tsv").open(newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            size = row["pixel_size"].split("x")
+            if row["format"] == "JPEG" and len(size) == 2 and \
+                    int(size[0]) * int(size[1]) >= 20_000_000:
+                (folder / row["filename"]).symlink_to(samples / row["filename"])
+    return folder
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--photos", type=int, default=20)
@@ -83,13 +102,22 @@ def main() -> None:
     baseline = run("baseline", card, work / "baseline")
     ours = run("ours", card, work / "ours")
     pool = run("pool", card, work / "pool")
-    print(json.dumps({
-        "photo": "6000x4000 JPEG q90 with EXIF",
+    report = {
+        "photo": "6000x4000 JPEG q90 with EXIF (synthetic)",
         "baseline_full_decode": baseline,
         "draft_decode": ours,
         "speedup_per_image": baseline["per_image_ms"] / ours["per_image_ms"],
         "whole_card_pool": pool,
-    }, indent=2))
+    }
+    real = real_camera_card(work / "real")
+    if real is not None:
+        real_base = run("baseline", real, work / "real-baseline")
+        real_ours = run("ours", real, work / "real-ours")
+        report["real_camera_jpegs_20mp_plus"] = {
+            "files": real_ours["images"], "baseline_ms": real_base["per_image_ms"],
+            "draft_ms": real_ours["per_image_ms"],
+            "speedup_per_image": real_base["per_image_ms"] / real_ours["per_image_ms"]}
+    print(json.dumps(report, indent=2))
     subprocess.run(["rm", "-rf", str(work)], check=False)
 
 

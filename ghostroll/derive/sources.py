@@ -16,7 +16,7 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, ImageOps
+from PIL import Image
 
 from ghostroll.media import Kind
 
@@ -37,9 +37,10 @@ class NotAPicture(ValueError):
 
 @dataclass
 class Opened:
-    image: Image.Image  # upright, loaded
+    image: Image.Image  # loaded; upright unless `orientation` says otherwise
     exif: Image.Exif | None
     note: str | None = None
+    orientation: int = 1  # EXIF orientation still to apply (after resizing: cheaper)
 
 
 def target_size(width: int, height: int, long_edge: int) -> tuple[int, int]:
@@ -70,7 +71,7 @@ def _open_pillow(path: Path, long_edge: int) -> Opened:
         # draft only scales when asked for the final, aspect-correct size
         image.draft("RGB", target_size(*image.size, long_edge))
     image.load()
-    return Opened(_upright(image, exif), exif)
+    return Opened(image, exif, orientation=int(exif.get(0x0112, 1) or 1))
 
 
 def _open_heif(path: Path, long_edge: int) -> Opened:
@@ -152,7 +153,14 @@ def _largest_embedded_jpeg(data: bytes) -> Image.Image | None:
     return best
 
 
+def upright(image: Image.Image, orientation: int) -> Image.Image:
+    """Apply an EXIF orientation (1..8) to the pixels."""
+    method = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+              4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+              6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+              8: Image.Transpose.ROTATE_90}.get(orientation)
+    return image.transpose(method) if method is not None else image
+
+
 def _upright(image: Image.Image, exif: Image.Exif) -> Image.Image:
-    if exif.get(0x0112, 1) in (2, 3, 4, 5, 6, 7, 8):
-        return ImageOps.exif_transpose(image)
-    return image
+    return upright(image, int(exif.get(0x0112, 1) or 1))
