@@ -221,3 +221,23 @@ def test_no_bucket_keeps_sessions_local(tmp_path: Path) -> None:
                   out=io.StringIO())
     assert job.exit_code == 0 and job.publish is None
     assert "sessions stay local" in job.publish_note
+
+
+def test_reshare_makes_fresh_links(tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    cfg = cfg_for(tmp_path, s3_bucket)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "GHOSTROLL_BASE_DIR": str(tmp_path / "sessions"),
+           "GHOSTROLL_DB_PATH": str(tmp_path / "ghostroll.db"), "GHOSTROLL_CLOCK_TRUSTED": "1",
+           **{f"GHOSTROLL_{k.upper()}": v for k, v in s3_bucket.config_flags().items()}}
+    job = run_job(make_demo_card(tmp_path / "card", photos=2), cfg, out=io.StringIO())
+    assert job.exit_code == 0 and job.ingest.session is not None
+    share = job.ingest.session.path / "share.txt"
+    old = share.read_text().strip()
+    done = subprocess.run([sys.executable, "-m", "ghostroll", "reshare", "1"], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    new = share.read_text().strip()
+    assert new != old and "new link for" in done.stdout and new in done.stdout
+    status, body = unsigned_get(new)
+    assert status == 200 and b'class="tile"' in body
+    qr = Image.open(job.ingest.session.path / "share-qr.png").convert("L")
+    assert zxingcpp.read_barcodes(qr)[0].text == new
