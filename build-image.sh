@@ -79,6 +79,7 @@ check_tree() {
     local f
     for f in etc/udev/rules.d/80-ghostroll.rules etc/systemd/system/ghostroll.service \
              etc/systemd/system/ghostroll-ingest@.service \
+             etc/systemd/system/ghostroll-mount@.service \
              etc/systemd/system/ghostroll-firstboot.service \
              etc/polkit-1/rules.d/50-ghostroll.rules etc/ghostroll/config.toml \
              usr/lib/sysusers.d/ghostroll.conf usr/lib/tmpfiles.d/ghostroll.conf \

@@ -2,7 +2,8 @@
 # GhostRoll developer bootstrap: sets up what a command needs, then runs it.
 #
 #   ./dev.sh demo            the main job end to end on a generated card (`ghostroll demo`)
-#   ./dev.sh test [ARGS]     lint + the whole test suite (pytest ARGS)
+#   ./dev.sh test [ARGS]     lint + the whole test suite (pytest ARGS); `test -m vm` runs
+#                            the VM system test instead (qemu, about 10-20 minutes)
 #   ./dev.sh check-image     build-image.sh --check (the image's files, no build)
 #   ./dev.sh ghostroll ARGS  any ghostroll command inside the project venv
 #
@@ -16,6 +17,7 @@ VENV=.venv
 DEMO_APT=(python3-venv fonts-dejavu-core)
 TEST_APT=(python3-venv fonts-dejavu-core dosfstools exfatprogs mtools fusefat exfat-fuse
           chromium libsystemd-dev pkg-config shellcheck systemd udev)
+VM_APT=(qemu-system-x86 debootstrap fdisk e2fsprogs)  # the VM system test (-m vm)
 
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
 
@@ -64,6 +66,7 @@ case "$cmd" in
         ;;
     test)
         ensure_apt "${TEST_APT[@]}"
+        case " $* " in *" vm "*) ensure_apt "${VM_APT[@]}" ;; esac
         ensure_venv test
         "$VENV/bin/ruff" check ghostroll tests bench
         exec "$VENV/bin/pytest" "$@"
@@ -76,7 +79,7 @@ case "$cmd" in
         exec "$VENV/bin/ghostroll" "$@"
         ;;
     *)
-        sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

@@ -3,13 +3,17 @@
 # The ONE install script: the pi-gen stage and the VM system test both run it.
 #
 #   install-ghostroll.sh --target pios|debian [--no-hardware] [--admin USER] \
-#       --wheel /path/ghostroll-*.whl --overlays /path/overlays [--waveshare-commit SHA]
+#       --wheel /path/ghostroll-*.whl --overlays /path/overlays [--waveshare-commit SHA] \
+#       [--wheelhouse DIR] [--extra PACKAGE]...
+#
+# --wheelhouse: install Python dependencies from wheels downloaded beforehand (offline,
+# reproducible); --extra: more Python packages to install into the venv (tests).
 #
 # pios:   Raspberry Pi OS (arm64): gpiozero/lgpio/spidev from apt, Waveshare driver.
 # debian: plain Debian (the VM test): no Pi packages; --no-hardware skips the panel driver.
 set -euo pipefail
 
-target="" wheel="" overlays="" admin="admin" hardware=1
+target="" wheel="" overlays="" admin="admin" hardware=1 wheelhouse="" extras=()
 # Waveshare e-Paper repository, pinned (RaspberryPi_JetsonNano/python, installed --no-deps:
 # its setup.py guesses the board at install time and picks the wrong dependency in a chroot)
 waveshare_repo="https://github.com/waveshareteam/e-Paper"
@@ -24,6 +28,8 @@ while [ $# -gt 0 ]; do
         --admin) admin=$2; shift 2 ;;
         --no-hardware) hardware=0; shift ;;
         --waveshare-commit) waveshare_commit=$2; shift 2 ;;
+        --wheelhouse) wheelhouse=$2; shift 2 ;;
+        --extra) extras+=("$2"); shift 2 ;;
         *) die "unknown argument: $1" ;;
     esac
 done
@@ -65,7 +71,11 @@ fi
 
 # The app: a venv that sees apt's gpiozero/lgpio/spidev/systemd, holding our wheel.
 python3 -m venv --system-site-packages /opt/ghostroll/venv
-/opt/ghostroll/venv/bin/pip install --no-cache-dir "$wheel"
+pip_args=(--no-cache-dir)
+if [ -n "$wheelhouse" ]; then
+    pip_args+=(--no-index --find-links "$wheelhouse")
+fi
+/opt/ghostroll/venv/bin/pip install "${pip_args[@]}" "$wheel" "${extras[@]}"
 if [ "$hardware" = 1 ]; then
     tmp=$(mktemp -d)
     git clone --quiet --filter=blob:none "$waveshare_repo" "$tmp/e-Paper"

@@ -74,8 +74,12 @@ def test_units_never_fsck_and_mount_read_only() -> None:
     mount = (REPO / "overlays/usr/lib/ghostroll/card-mount").read_text()
     assert "blockdev --setro" in mount and mount.count('opts="ro,') >= 2
     unit = (REPO / "overlays/etc/systemd/system/ghostroll-ingest@.service").read_text()
-    assert "BindsTo=dev-%i.device" in unit and "ExecStartPre=+" in unit
-    assert "ExecStopPost=+" in unit and "User=ghostroll" in unit
+    assert "BindsTo=dev-%i.device ghostroll-mount@%i.service" in unit
+    assert "After=dev-%i.device ghostroll-mount@%i.service" in unit and "User=ghostroll" in unit
+    mount_unit = (REPO / "overlays/etc/systemd/system/ghostroll-mount@.service").read_text()
+    assert "ExecStart=/usr/lib/ghostroll/card-mount %I" in mount_unit
+    assert "ExecStop=/usr/lib/ghostroll/card-unmount %I" in mount_unit
+    assert "StopWhenUnneeded=yes" in mount_unit
     service = (REPO / "overlays/etc/systemd/system/ghostroll.service").read_text()
     assert "Type=notify" in service and "WatchdogSec=" in service
     assert "\nPrivateDevices" not in service

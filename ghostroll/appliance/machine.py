@@ -230,9 +230,8 @@ def unexpected(m: Model, e: Event) -> Result:
 
 
 def card_added(m: Model, e: Event) -> Result:
-    if m.card is not None and m.card != e.device:
-        return (replace(m, waiting_card=e.device, waiting_label=e.label),
-                [Wait(e.device, f"another card ({m.label or m.card}) is being copied")])
+    """A card in a state where no copy runs: a finished card still in its reader does
+    not hold the new one back."""
     if battery_too_low(m):
         return (replace(m, state=State.LOW_BATTERY, card=None, label=e.label),
                 [Refuse(e.device, f"battery at {m.battery:.0f} %, below "

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ghostroll.appliance import machine as sm
@@ -58,8 +59,8 @@ def systemctl(*args: str) -> None:
 
 
 def real_eject(device: str) -> None:
-    """The per-card unit's stop step unmounts the card."""
-    systemctl("stop", f"ghostroll-ingest@{device}.service")
+    """Stopping the card's mount unit stops its worker first, then unmounts."""
+    systemctl("stop", f"ghostroll-mount@{device}.service")
 
 
 def real_shutdown() -> None:
@@ -100,6 +101,8 @@ class Service:
         self.server: CardServer | None = None
         self.hostname, self.ip = host_info()
         self._last_screen: Any = None
+        # where removed cards disappear from; None (simulate) when removal is reported
+        self.sys_block: Path | None = Path("/sys/class/block")
         self._last_state: State | None = None
 
     # ------------------------------------------------------------ lifecycle
@@ -124,6 +127,7 @@ class Service:
                     item = self.events.get(timeout=TICK_S)
                 except queue.Empty:
                     item = Event(Ev.TICK, self.clock())
+                    self._notice_removal()
                 self.handle(item)
                 while not self.events.empty():
                     self.handle(self.events.get_nowait())
@@ -144,6 +148,13 @@ class Service:
         self.dev.stop_devices()
 
     # ------------------------------------------------------------ events in
+
+    def _notice_removal(self) -> None:
+        """A card whose copy is over has no worker left to report its removal: the
+        kernel's block device list tells."""
+        card = self.model.card
+        if card and self.sys_block is not None and not (self.sys_block / card).exists():
+            self.post(Ev.CARD_REMOVED, device=card)
 
     def post(self, kind: Ev, **data: object) -> None:
         """Thread-safe: devices and helpers call this."""

