@@ -88,21 +88,16 @@ class SessionLayout:
             folder.mkdir(parents=True, exist_ok=True)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    temp = path.with_name(f".{path.name}.tmp")
-    with temp.open("w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False, sort_keys=False)
-        fh.write("\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temp, path)
-    fsync_dir(path.parent)
-
-
 def write_text_atomic(path: Path, text: str) -> None:
+    """Readers see the old file or the new one, never half of one, even after a crash."""
     temp = path.with_name(f".{path.name}.tmp")
     with temp.open("w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(temp, path)
+    fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
