@@ -53,7 +53,10 @@ def test_publish_is_private_presigned_and_metadata_free(tmp_path: Path,
     prefix = prefix_for(cfg, session.id)
     keys = s3_bucket.keys(prefix)
     assert f"{prefix}index.html" in keys and f"{prefix}share.zip" in keys
-    assert not any("/originals/" in k and not k.endswith(".MOV") for k in keys)
+    assert not any("/originals/" in k for k in keys)  # never, unless upload_originals
+    index = unsigned_get(links.presign_get(s3_bucket.client, s3_bucket.name, prefix + "index.html",
+                                           60))[1].decode()
+    assert 'class="tile video"' in index and "originals/" not in index
     client = s3_bucket.client
     for key in keys:
         status, _ = unsigned_get(s3_bucket.url(key))

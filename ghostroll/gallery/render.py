@@ -81,14 +81,17 @@ def _tile(index: int, item: GalleryItem, resolve: Resolver) -> str:
     caption = escape(item.caption)
     label = escape(f"{item.name}{', ' + item.caption if item.caption else ''}")
     if item.kind == "video":
-        href = resolve(item.original) if item.original else "#"
         poster = ""
         if item.thumb:
             poster = (f'<img src="{escape(resolve(item.thumb))}" alt="" loading="lazy" '
                       f'decoding="async" width="{item.width}" height="{item.height}">')
-        return (f'<li class="tile video"><a href="{escape(href)}" download="{name}" '
-                f'aria-label="Download video {label}">{poster}'
-                f'<span class="play" aria-hidden="true">▶</span></a>'
+        inner = f'{poster}<span class="play" aria-hidden="true">▶</span>'
+        if item.original:
+            body = (f'<a href="{escape(resolve(item.original))}" download="{name}" '
+                    f'aria-label="Download video {label}">{inner}</a>')
+        else:  # not shared: the original stays on the device
+            body = f'<span class="still" role="img" aria-label="Video {label}">{inner}</span>'
+        return (f'<li class="tile video">{body}'
                 f'<span class="cap">{name}<br>{caption}</span></li>')
     thumb, share = resolve(item.thumb or ""), resolve(item.share or "")
     srcset = f"{escape(thumb)} 512w, {escape(share)} 2048w"

@@ -22,7 +22,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -252,9 +252,12 @@ def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
     extra = []
     if gallery.zip_key:
         extra.append((gallery.zip_key, sender.local(gallery.zip_key)))
-    extra += [(i.original, sender.local(i.original)) for i in gallery.items
-              if i.kind == "video" and i.original]
-    if cfg.s3.upload_originals:
+    if not cfg.s3.upload_originals:
+        # Originals stay on the device unless enabled (camera videos carry GPS too): the
+        # shared page shows video tiles without a download link.
+        gallery = replace(gallery, items=tuple(replace(i, original=None)
+                                               for i in gallery.items))
+    else:
         extra += [("originals/" + p.relative_to(sender.layout.originals).as_posix(), p)
                   for p in sorted(sender.layout.originals.rglob("*")) if p.is_file()]
     if extra:
