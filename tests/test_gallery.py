@@ -5,7 +5,9 @@ gallery loads only a screenful, and the loading page turns into the gallery."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 import zipfile
 from pathlib import Path
 
@@ -160,9 +162,14 @@ def test_loading_page_turns_into_the_gallery(browser, serve, tmp_path: Path) -> 
     item = GalleryItem(id="a", name="A.JPG", kind="photo", thumb="thumbs/a.jpg",
                        share="thumbs/a.jpg", width=64, height=64)
     ready = Gallery("Shoot", "s", (item,), progress=Progress(1, 3, False))
-    (tmp_path / "index.html").write_text(render_index(ready, local_resolver(), "progress.json"))
+    index = tmp_path / "index.html"
+    index.write_text(render_index(ready, local_resolver(), "progress.json"))
+    # http.server revalidates by Last-Modified in whole seconds: a page rewritten within
+    # the second of the first fetch would come back 304 (S3 revalidates by ETag).
+    later = time.time() + 5
+    os.utime(index, (later, later))
     progress.write_text(json.dumps(progress_document(1, 3, False)))
-    page.wait_for_selector(".tile img", timeout=15000)
+    page.wait_for_selector(".tile img", timeout=30000)  # a poll every 4 s, then a reload
     assert "Uploading: 1 of 3 ready" in page.inner_text("body")
     assert errors == []
 
