@@ -96,8 +96,7 @@ MIGRATIONS: tuple[str, ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # session states
-COPYING, COPIED, PROCESSED, PUBLISHED, CANCELLED = (
-    "copying", "copied", "processed", "published", "cancelled")
+COPYING, COPIED, PROCESSED, PUBLISHED = "copying", "copied", "processed", "published"
 # publish_queue states
 QUEUED, RETRY, PUBLISHED_Q = "queued", "retry", "published"
 # session_files statuses

@@ -28,7 +28,7 @@ from ghostroll import db as dbm
 from ghostroll.config import Config
 from ghostroll.copier import ByteCounter, Copied, commit, copy_to_temp, verify
 from ghostroll.db import Database, SessionRow
-from ghostroll.errors import CardError, CardRemovedError, DiskFullError, VerifyError
+from ghostroll.errors import CardRemovedError, DiskFullError, VerifyError
 from ghostroll.logs import session_log_handler
 from ghostroll.media import classify
 from ghostroll.plan import plan_card
@@ -379,5 +379,3 @@ def _clear_stale(incoming: Path) -> None:
 def _gb(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
-
-__all__ = ["CardError", "IngestProgress", "IngestResult", "ingest_card"]

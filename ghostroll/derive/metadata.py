@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
-from fractions import Fraction
 
 from PIL import Image
 
@@ -44,20 +43,6 @@ class PhotoMeta:
         first = make.split()[0].lower() if make else ""
         return model if not first or model.lower().startswith(first) else f"{make} {model}"
 
-    @property
-    def exposure_text(self) -> str:
-        parts = []
-        if self.focal_length_mm:
-            parts.append(f"{self.focal_length_mm:g} mm")
-        if self.f_number:
-            parts.append(f"f/{self.f_number:g}")
-        if self.exposure_s:
-            exposure = Fraction(self.exposure_s).limit_denominator(8000)
-            parts.append(f"1/{exposure.denominator} s" if exposure < 1 and exposure.numerator == 1
-                         else f"{self.exposure_s:g} s")
-        if self.iso:
-            parts.append(f"ISO {self.iso}")
-        return " · ".join(parts)
 
 
 def parse_stamp(text: object, offset: object = None, subsec: object = None) -> datetime | None:
