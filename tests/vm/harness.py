@@ -93,7 +93,7 @@ base_dir = "/var/lib/ghostroll/sessions"
 db_path = "/var/lib/ghostroll/ghostroll.db"
 
 [card]
-test_copy_delay_ms = 150
+test_copy_delay_ms = 250
 
 [appliance]
 panel = "simulated"
@@ -176,7 +176,10 @@ class VM:
             "qemu-system-x86_64", "-M", "q35", "-accel", "tcg,thread=multi", "-cpu", "max",
             "-smp", "2", "-m", "2048", "-nodefaults", "-no-reboot", "-display", "none",
             "-kernel", str(self.kernel), "-initrd", str(self.initrd),
-            "-append", "root=/dev/vda rw console=ttyS0 quiet systemd.show_status=0 panic=-1",
+            # loglevel=1: kernel messages (a pulled card's FAT errors) must not land in
+            # the middle of a command's output on the serial console.
+            "-append", "root=/dev/vda rw console=ttyS0 quiet loglevel=1 "
+                       "systemd.show_status=0 panic=-1",
             "-drive", f"file={self.root_image},if=virtio,format=raw,cache=unsafe",
             "-device", "qemu-xhci,id=xhci",
             "-chardev", f"socket,id=s0,path={self.serial_path},server=on,wait=off",

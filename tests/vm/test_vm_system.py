@@ -177,8 +177,13 @@ def test_card_pulled_mid_copy_loses_nothing_and_resumes(vm: VM, tmp_path: Path) 
              f"'card phase complete') -gt {done_before}", 180, "the re-plugged card was "
              "not finished")
     vm.unplug("pull2")
-    listing = vm.check("ls /var/lib/ghostroll/sessions/*/originals/DCIM/100GHOST/ | "
-                       "grep -E 'IMG_03|MVI_03' | sort | uniq -c")
-    assert all(line.split()[0] == "1" for line in listing.splitlines() if line.strip())
-    assert len([line for line in listing.splitlines() if line.strip()]) == 4
+    copies = vm.check("cd /var/lib/ghostroll/sessions && "
+                      "ls -d */originals/DCIM/100GHOST/IMG_03* */originals/DCIM/100GHOST/MVI_03*")
+    names = [Path(line).name for line in copies.split()]
+    story = vm.check("journalctl --no-pager -o short-monotonic -u 'ghostroll*' | "
+                     "grep -E 'session|card phase|Stopp|Start|removed' | tail -40")
+    assert sorted(names) == sorted(set(names)), f"a file was copied twice:\n{copies}\n{story}"
+    assert len(names) == 4, f"not every file was copied:\n{copies}\n{story}"
+    sessions = {line.split("/")[0] for line in copies.split()}
+    assert len(sessions) == 1, f"the pulled card's session was not resumed:\n{copies}\n{story}"
     assert sha(image) == before
