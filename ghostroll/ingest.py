@@ -115,13 +115,17 @@ class CardIngest:
     def __init__(self, root: Path, config: Config, db: Database, volume: Volume,
                  progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None,
-                 on_session: Callable[[SessionRow], None] | None = None) -> None:
+                 on_session: Callable[[SessionRow], None] | None = None,
+                 stop: threading.Event | None = None) -> None:
         self.root = root
         self.config = config
         self.db = db
         self.volume = volume
         self.progress_fn = progress
         self.cancel = cancel or threading.Event()
+        # Set together with `cancel` when the system stops the copy (the card's device
+        # went away, shutdown): the session stays open and resumes on the next insert.
+        self.stop = stop or threading.Event()
         self.base = config.storage.base_dir
         self.counter = ByteCounter()
         self.result = IngestResult(volume=volume)
@@ -190,7 +194,7 @@ class CardIngest:
             for card_file in files:
                 self._drain(verifier)
                 if self.cancel.is_set():
-                    self.result.cancelled = True
+                    self._interrupted()
                     break
                 self._emit(current=card_file.rel_path)
                 temp = incoming / f"{secrets.token_hex(8)}.part"
@@ -198,7 +202,7 @@ class CardIngest:
                     copied = copy_to_temp(self.root / card_file.rel_path, temp, card_file.size,
                                           self.counter, self.cancel, delay)
                 except InterruptedError:
-                    self.result.cancelled = True
+                    self._interrupted()
                     break
                 except CardRemovedError as exc:
                     self.result.card_error = str(exc)
@@ -216,6 +220,15 @@ class CardIngest:
         finally:
             verifier.finish()
             self._drain(verifier)
+
+    def _interrupted(self) -> None:
+        if not self.stop.is_set():
+            self.result.cancelled = True
+            return
+        self.result.card_error = (
+            "the copy was stopped (card removed or the system shutting down); verified "
+            "files are kept, insert the card again to resume")
+        log.error("card phase stopped: %s", self.result.card_error)
 
     def _place(self, card_file: CardFile, copied: Copied, verifier: _Verifier) -> None:
         kind = classify(card_file.rel_path, copied.head)
@@ -365,8 +378,9 @@ def write_manifest(db: Database, layout: SessionLayout, result: IngestResult,
 def ingest_card(root: Path, config: Config, db: Database, volume: Volume,
                 progress: ProgressFn | None = None,
                 cancel: threading.Event | None = None,
-                on_session: Callable[[SessionRow], None] | None = None) -> IngestResult:
-    return CardIngest(root, config, db, volume, progress, cancel, on_session).run()
+                on_session: Callable[[SessionRow], None] | None = None,
+                stop: threading.Event | None = None) -> IngestResult:
+    return CardIngest(root, config, db, volume, progress, cancel, on_session, stop).run()
 
 
 def _clear_stale(incoming: Path) -> None:

@@ -1,11 +1,12 @@
 """The card worker and the service's socket end, against each other over a real Unix
-socket: hello → grant → progress → done; a second card waits; refuse; cancel; a worker
-without a service still copies."""
+socket: hello → grant → progress → done; a second card waits; refuse; cancel; systemd
+stopping the worker (card pulled, shutdown); a worker without a service still copies."""
 
 from __future__ import annotations
 
 import os
 import queue
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from ghostroll.appliance import protocol as p
 from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
+from ghostroll.db import Database
 from ghostroll.synthetic import make_blob, make_demo_card
 
 REPO = Path(__file__).resolve().parents[1]
@@ -136,6 +138,45 @@ def test_cancel_stops_the_copy_and_keeps_what_was_verified(server, tmp_path: Pat
     assert proc.wait(timeout=30) == 1
     kept = list((tmp_path / "sessions").glob("shoot-*/originals/**/*.*"))
     assert 2 <= len(kept) < 14
+
+
+def originals(tmp: Path) -> list[str]:
+    return sorted(str(f.relative_to(f.parents[2])) for f in
+                  (tmp / "sessions").glob("shoot-*/originals/DCIM/*/*"))
+
+
+def test_system_stop_records_verified_copies_and_resumes(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    srv, events = server
+    card = make_demo_card(tmp_path / "card", photos=2)
+    for i in range(6):
+        make_blob(card / "DCIM" / "100GHOST" / f"CLIP_{i}.MOV", 2 << 20, seed=i)
+    on_card = sorted(f"DCIM/100GHOST/{f.name}" for f in (card / "DCIM" / "100GHOST").iterdir()
+                     if not f.name.startswith("._"))  # macOS junk is counted, not copied
+    proc = worker(tmp_path, card, "sda1", delay_ms=200)
+    srv.send(next_event(events).conn, p.Grant())
+    while until(events, p.Progress).message.files_read < 2:  # type: ignore[union-attr]
+        pass
+    proc.send_signal(signal.SIGTERM)  # what systemd does when the card's device goes away
+    failed = until(events, p.Failed).message
+    assert failed.reason == "card_removed"  # type: ignore[union-attr]
+    assert "insert the card again to resume" in failed.message  # type: ignore[union-attr]
+    assert proc.wait(timeout=30) == 1
+    kept = originals(tmp_path)
+    with Database(tmp_path / "ghostroll.db") as db:
+        [session] = db.sessions()
+        recorded = sorted(r["rel_path"] for r in db.session_files(session.id))
+    assert session.state == "copying"  # open: the next insert resumes it
+    assert 2 <= len(kept) < len(on_card)
+    assert recorded == kept  # every copy on disk is verified
+
+    again = worker(tmp_path, card, "sda1")
+    srv.send(until(events, p.Hello).conn, p.Grant())
+    done = until(events, p.Done).message
+    assert again.wait(timeout=30) == 0
+    assert done.session_id == session.id  # type: ignore[union-attr]
+    assert done.new == len(on_card) - len(kept)  # type: ignore[union-attr]
+    assert done.skipped == len(kept)  # type: ignore[union-attr]  # known, not read again
+    assert originals(tmp_path) == on_card
 
 
 def test_worker_without_a_service_still_copies(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -70,8 +71,9 @@ def run_card_worker(device: str, mount: Path, cfg: Config, volume_id: str | None
             link.close()
             return EXIT_REFUSED
         threading.Thread(target=_watch_cancel, args=(link, cancel), daemon=True).start()
+    stop = _stop_on_sigterm(cancel)
     try:
-        result = _ingest(mount, cfg, volume, link, cancel)
+        result = _ingest(mount, cfg, volume, link, cancel, stop)
     except (CardError, DiskFullError) as exc:
         reason = "disk_full" if isinstance(exc, DiskFullError) else "unusable"
         log.error("%s", exc)
@@ -85,8 +87,24 @@ def run_card_worker(device: str, mount: Path, cfg: Config, volume_id: str | None
     return EXIT_COPIED if result.complete and not result.failed else EXIT_PARTIAL
 
 
+def _stop_on_sigterm(cancel: threading.Event) -> threading.Event:
+    """systemd stops this unit when the card's device goes away (BindsTo) or the system
+    shuts down. Before the copy starts, dying loses nothing; once it runs, finish
+    verifying and recording the copies already made (they are on our disk, not the
+    card) and leave the session open, so the next insert resumes it."""
+    stop = threading.Event()
+
+    def on_sigterm(signum: int, frame: object) -> None:
+        log.warning("stopping: verifying and recording the copies made so far")
+        stop.set()
+        cancel.set()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return stop
+
+
 def _ingest(mount: Path, cfg: Config, volume: Volume, link: WorkerLink | None,
-            cancel: threading.Event) -> IngestResult:
+            cancel: threading.Event, stop: threading.Event) -> IngestResult:
     last = 0.0
     session: list[str] = []
 
@@ -107,7 +125,7 @@ def _ingest(mount: Path, cfg: Config, volume: Volume, link: WorkerLink | None,
 
     with Database(cfg.storage.db_path) as db:
         return ingest_card(mount, cfg, db, volume, progress=report, cancel=cancel,
-                           on_session=lambda s: session.append(s.id))
+                           on_session=lambda s: session.append(s.id), stop=stop)
 
 
 def _outcome(result: IngestResult) -> p.Message:
