@@ -12,14 +12,17 @@ from pathlib import Path
 import zxingcpp
 from PIL import Image
 
+from ghostroll.appliance.idle_facts import read_idle_facts
 from ghostroll.appliance.machine import Ev, State
+from ghostroll.appliance.screens import screen_for
 from ghostroll.appliance.service import Devices, Service
 from ghostroll.appliance.simulate import simulate
+from ghostroll.db import Database
 from ghostroll.devices.notify import Notifier
 from ghostroll.kits import load_kit
 from ghostroll.publish.links import short_link_policy
 from ghostroll.synthetic import make_demo_card
-from tests.support.ingest import make_config
+from tests.support.ingest import ingest, make_config
 from tests.support.s3 import S3Bucket, unsigned_get
 
 
@@ -104,3 +107,21 @@ def test_sd_notify_ready_status_and_watchdog(tmp_path: Path) -> None:
     assert drawn[0] == "idle" and drawn[-1] == "confirm_shutdown"
     assert (tmp_path / "run" / "status.json").exists()
     assert (tmp_path / "run" / "status.png").exists()
+
+
+def test_idle_screen_tells_the_queue_and_the_last_session(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    assert read_idle_facts(cfg.storage.db_path).queued == 0  # no database yet: none made
+    assert not cfg.storage.db_path.exists()
+    ingest(make_demo_card(tmp_path / "card", photos=2), cfg)
+    with Database(cfg.storage.db_path) as db:
+        [session] = db.sessions()
+        db.enqueue_publish(session.id)
+    service = Service(cfg, load_kit("waveshare-2in13-v4"), Devices(
+        panel_submit=lambda image, state, full: None, eject=lambda d: None,
+        shutdown=lambda: None))
+    screen = screen_for(service.model, service.env())
+    assert screen.big == "Insert a camera card"
+    assert "1 upload queued" in screen.lines[0]
+    # 2 JPEGs, a RAW+JPEG pair and a video with its THM: four shots, all new
+    assert screen.lines[1].startswith("last: ") and screen.lines[1].endswith(" · 4 new")

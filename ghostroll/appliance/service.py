@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ from typing import Any
 
 from ghostroll.appliance import machine as sm
 from ghostroll.appliance import protocol as p
+from ghostroll.appliance.idle_facts import REFRESH_S, IdleFacts, read_idle_facts
 from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
 from ghostroll.appliance.machine import Ev, Event, Model, State
 from ghostroll.appliance.screens import Env, render, screen_for
@@ -104,6 +106,8 @@ class Service:
         # where removed cards disappear from; None (simulate) when removal is reported
         self.sys_block: Path | None = Path("/sys/class/block")
         self._last_state: State | None = None
+        self._facts = IdleFacts()
+        self._facts_at: float | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -303,8 +307,22 @@ class Service:
             free = shutil.disk_usage(self.cfg.storage.base_dir).free
         except OSError:
             free = None
+        facts = self._idle_facts()
         return Env(now=datetime.now().astimezone(), free_bytes=free, hostname=self.hostname,
-                   ip=self.ip)
+                   ip=self.ip, queued=facts.queued, last_session=facts.last_session)
+
+    def _idle_facts(self) -> IdleFacts:
+        if self.model.state != State.IDLE:
+            self._facts_at = None  # back at idle, read afresh
+            return self._facts
+        now = self.clock()
+        if self._facts_at is None or now - self._facts_at >= REFRESH_S:
+            self._facts_at = now
+            try:
+                self._facts = read_idle_facts(self.cfg.storage.db_path)
+            except (sqlite3.Error, OSError) as exc:
+                log.warning("idle screen: cannot read the database: %s", exc)
+        return self._facts
 
     def _render(self, force_full: bool = False) -> None:
         screen = screen_for(self.model, self.env())

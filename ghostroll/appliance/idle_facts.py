@@ -1,0 +1,39 @@
+"""What the idle screen says about the past: uploads still queued and the last session.
+
+The database is read by the service only while the idle screen shows, at most once per
+`REFRESH_S` and afresh each time the panel comes back to idle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from ghostroll.db import VERIFIED, Database
+
+REFRESH_S = 30.0
+
+
+@dataclass(frozen=True)
+class IdleFacts:
+    queued: int = 0  # sessions waiting to be published
+    last_session: str = ""  # "24 Nov 10:42 · 412 new"
+
+
+def last_session_text(created_utc: str, new_shots: int) -> str:
+    when = datetime.fromisoformat(created_utc).astimezone()
+    return f"{when:%-d %b %H:%M} · {new_shots:,} new"
+
+
+def read_idle_facts(db_path: Path) -> IdleFacts:
+    """From the database; a device that never saw a card has none yet (not created here)."""
+    if not db_path.exists():
+        return IdleFacts()
+    with Database(db_path) as db:
+        queued = len(db.queued_sessions())
+        sessions = db.sessions()
+        if not sessions:
+            return IdleFacts(queued)
+        last = sessions[-1]
+        shots = {row["grp"] for row in db.session_files(last.id) if row["status"] == VERIFIED}
+    return IdleFacts(queued, last_session_text(last.created_utc, len(shots)))
