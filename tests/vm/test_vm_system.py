@@ -127,6 +127,11 @@ def test_cards_are_mounted_read_only_ingested_published_and_unchanged(
         wait_for(vm, f"test $(journalctl -o cat -u 'ghostroll-ingest@*' | grep -c "
                  f"'card phase complete') -ge {number}", 180, f"card {name} was not copied")
         TIMINGS[f"card_{name}_s"] = time.monotonic() - start
+        # As a photographer does: pull the card once the panel says so (the panel draws
+        # at most one frame per 3 s, so this can trail the journal by that much).
+        wait_for(vm, "test $(grep -c '\"state\": \"card_done\"' "
+                 f"/var/lib/ghostroll/frames/frames.jsonl) -ge {number}", 30,
+                 f"the panel did not say card {name} is safe to remove")
         vm.unplug(name)
     mounts = card_units(vm)
     assert len(mounts) == 2, mounts  # the rule fired once per card...
@@ -186,4 +191,22 @@ def test_card_pulled_mid_copy_loses_nothing_and_resumes(vm: VM, tmp_path: Path) 
     assert len(names) == 4, f"not every file was copied:\n{copies}\n{story}"
     sessions = {line.split("/")[0] for line in copies.split()}
     assert len(sessions) == 1, f"the pulled card's session was not resumed:\n{copies}\n{story}"
+    assert sha(image) == before
+
+
+def test_card_in_the_reader_at_power_on_is_copied_and_published(vm: VM, tmp_path: Path) -> None:
+    """The photographer inserts the card, then switches the appliance on. Also a reboot:
+    the sessions, the database and the queue of earlier tests must survive it."""
+    image = partitioned(tmp_path / "boot.img", card_source(tmp_path / "d", 2, 4))
+    before = sha(image)
+    earlier = int(vm.check(f"{GR} sessions | grep -c 'shoot-' || true").strip() or 0)
+    vm.stop()
+    TIMINGS["reboot_with_card_s"] = vm.start(cards={"boot": image})
+    wait_for(vm, "journalctl -b -o cat -u 'ghostroll-ingest@*' | grep -q 'card phase complete'",
+             180, "the card present at boot was not copied")
+    mounts = vm.check("journalctl -b --no-pager -o cat -u 'ghostroll-mount@*' | "
+                      "grep 'card-mount: /dev/'")
+    assert len(mounts.strip().splitlines()) == 1 and re.search(r": vfat\s+ro,", mounts), mounts
+    wait_for(vm, f"test $({GR} sessions | grep -c ' published') -eq {earlier + 1}", 300,
+             "the sessions were not all published after the reboot")
     assert sha(image) == before
