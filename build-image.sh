@@ -95,6 +95,11 @@ check_tree() {
     for f in common.txt pios.txt debian.txt; do
         [ -f "$tree/image/packages/$f" ] || die "image/packages/$f is missing"
     done
+    (   # shellcheck source=image/PISUGAR_PIN
+        . "$tree/image/PISUGAR_PIN"
+        case "$PISUGAR_URL" in https://*_arm64.deb) ;; *) exit 1 ;; esac
+        [ -z "$PISUGAR_SHA256" ] || [[ "$PISUGAR_SHA256" =~ ^[0-9a-f]{64}$ ]]
+    ) || die "image/PISUGAR_PIN: needs an https URL of an arm64 .deb and an empty or full sha256"
     echo "ok: overlay tree"
 }
 
@@ -127,8 +132,11 @@ fi
 need git "apt-get install git"
 need python3 "apt-get install python3"
 [ "$(id -u)" -eq 0 ] || die "pi-gen builds as root (sudo ./build-image.sh ...)"
+need curl "apt-get install curl"
 # shellcheck source=image/PIGEN_PIN
 . "$here/image/PIGEN_PIN"
+# shellcheck source=image/PISUGAR_PIN
+. "$here/image/PISUGAR_PIN"
 
 work="$here/build"
 mkdir -p "$work"
@@ -158,6 +166,16 @@ cp "$here/image/install-ghostroll.sh" "$files/"
 cp "$here/image/packages/"*.txt "$files/packages/"
 mkdir -p "$files/overlays/usr/share/doc/ghostroll"
 cp "$here"/docs/*.md "$files/overlays/usr/share/doc/ghostroll/"
+curl -fsSL --proto '=https' -o "$files/pisugar-server.deb" "$PISUGAR_URL" \
+    || die "cannot fetch pisugar-server from $PISUGAR_URL"
+got=$(sha256sum "$files/pisugar-server.deb" | cut -d' ' -f1)
+if [ -n "$PISUGAR_SHA256" ]; then
+    [ "$got" = "$PISUGAR_SHA256" ] \
+        || die "pisugar-server.deb has sha256 $got, image/PISUGAR_PIN says $PISUGAR_SHA256"
+else
+    echo "build-image: warning: pisugar-server is pinned by version only; record" \
+         "PISUGAR_SHA256=$got in image/PISUGAR_PIN" >&2
+fi
 touch "$pigen_dir/stage2/SKIP_IMAGES"  # only our stage exports an image
 
 password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')

@@ -4,16 +4,18 @@
 #
 #   install-ghostroll.sh --target pios|debian [--no-hardware] [--admin USER] \
 #       --wheel /path/ghostroll-*.whl --overlays /path/overlays [--waveshare-commit SHA] \
-#       [--wheelhouse DIR] [--extra PACKAGE]...
+#       [--wheelhouse DIR] [--extra PACKAGE]... [--pisugar-deb FILE]
 #
 # --wheelhouse: install Python dependencies from wheels downloaded beforehand (offline,
-# reproducible); --extra: more Python packages to install into the venv (tests).
+# reproducible); --extra: more Python packages to install into the venv (tests);
+# --pisugar-deb: the battery daemon's package (build-image.sh fetches it, image/PISUGAR_PIN).
 #
 # pios:   Raspberry Pi OS (arm64): gpiozero/lgpio/spidev from apt, Waveshare driver.
 # debian: plain Debian (the VM test): no Pi packages; --no-hardware skips the panel driver.
 set -euo pipefail
 
-target="" wheel="" overlays="" admin="admin" hardware=1 wheelhouse="" extras=()
+target="" wheel="" overlays="" admin="admin" hardware=1 wheelhouse="" pisugar_deb=""
+extras=()
 # Waveshare e-Paper repository, pinned (RaspberryPi_JetsonNano/python, installed --no-deps:
 # its setup.py guesses the board at install time and picks the wrong dependency in a chroot)
 waveshare_repo="https://github.com/waveshareteam/e-Paper"
@@ -30,12 +32,14 @@ while [ $# -gt 0 ]; do
         --waveshare-commit) waveshare_commit=$2; shift 2 ;;
         --wheelhouse) wheelhouse=$2; shift 2 ;;
         --extra) extras+=("$2"); shift 2 ;;
+        --pisugar-deb) pisugar_deb=$(realpath "$2"); shift 2 ;;
         *) die "unknown argument: $1" ;;
     esac
 done
 [ -n "$target" ] || die "--target pios|debian is required"
 [ -f "$wheel" ] || die "--wheel must name the ghostroll wheel (build-image.sh builds it)"
 [ -d "$overlays" ] || die "--overlays must name the overlays/ folder"
+[ -z "$pisugar_deb" ] || [ -f "$pisugar_deb" ] || die "--pisugar-deb: no file $pisugar_deb"
 
 # Package lists per target live in packages/*.txt beside this script (pi-gen's
 # 00-packages is assembled from the same files by build-image.sh).
@@ -49,6 +53,11 @@ mapfile -t packages < <(cat "$here/packages/common.txt" "$here/packages/$target.
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y --no-install-recommends "${packages[@]}"
+if [ -n "$pisugar_deb" ]; then
+    # Its postinst asks debconf (model, address): the defaults do, as our drop-in in
+    # overlays/ replaces the command line (PiSugar 3, loopback only).
+    apt-get install -y --no-install-recommends "$pisugar_deb"
+fi
 
 # Files from overlays/, verbatim, with explicit modes.
 cp -a "$overlays"/. /
@@ -87,4 +96,7 @@ fi
 install -d -m 0755 /usr/share/doc/ghostroll
 
 systemctl enable ghostroll.service ghostroll-firstboot.service
+if [ -n "$pisugar_deb" ]; then
+    systemctl enable pisugar-server.service
+fi
 echo "install-ghostroll: installed for $target (hardware=$hardware)"

@@ -95,6 +95,17 @@ def test_pins_are_full_commits() -> None:
     assert "WAVESHARE_COMMIT:-" in (REPO / "image/install-ghostroll.sh").read_text()
 
 
+def test_check_fails_on_a_plain_http_or_half_pinned_pisugar(tree_copy: Path) -> None:
+    needs_tools()
+    pin = tree_copy / "image/PISUGAR_PIN"
+    text = pin.read_text()
+    for broken in (text.replace("URL=https://", "URL=http://"),
+                   text.replace("PISUGAR_SHA256=", "PISUGAR_SHA256=abc123")):
+        pin.write_text(broken)
+        done = check(tree_copy)
+        assert done.returncode != 0 and "PISUGAR_PIN" in done.stderr
+
+
 @pytest.mark.root
 def test_udev_rule_parses_and_ignores_non_usb_disks(tmp_path: Path) -> None:
     """udevadm test on a real loop device holding FAT32: the rule file is read without
