@@ -99,7 +99,8 @@ def _stop_on_sigterm(cancel: threading.Event) -> threading.Event:
         stop.set()
         cancel.set()
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    if threading.current_thread() is threading.main_thread():  # signals go there only
+        signal.signal(signal.SIGTERM, on_sigterm)
     return stop
 
 
