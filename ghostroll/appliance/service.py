@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import queue
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -32,7 +33,7 @@ from ghostroll.appliance import protocol as p
 from ghostroll.appliance.idle_facts import REFRESH_S, IdleFacts, read_idle_facts
 from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
 from ghostroll.appliance.machine import Ev, Event, Model, State
-from ghostroll.appliance.screens import Env, render, screen_for
+from ghostroll.appliance.screens import Env, Screen, render, screen_for
 from ghostroll.config import Config
 from ghostroll.devices.notify import Notifier
 from ghostroll.kits import Kit
@@ -114,8 +115,8 @@ class Service:
     def start(self) -> None:
         self.runtime.mkdir(parents=True, exist_ok=True)
         self.server = CardServer(self.runtime / SOCKET_NAME, self.events)
-        self._render(force_full=True)
-        self.dev.notifier.ready(status=self._status_text())
+        screen = self._render(force_full=True)
+        self.dev.notifier.ready(status=self._status_text(screen))
         setup = self.cfg.storage.db_path.parent / "firstboot-error.txt"
         if setup.exists():  # written by ghostroll-firstboot.service (see firstboot.py)
             self.post(Ev.SETUP_ERROR, message=setup.read_text(errors="replace").strip()[:200])
@@ -191,7 +192,8 @@ class Service:
             return None
         if isinstance(message, p.Query):
             assert self.server is not None
-            self.server.send(item.conn, p.Status(self.status_document()))
+            screen = screen_for(self.model, self.env())
+            self.server.send(item.conn, p.Status(self.status_document(screen)))
             return None
         if isinstance(message, p.Hello):
             self.conns[message.device] = item.conn
@@ -303,7 +305,6 @@ class Service:
 
     def env(self) -> Env:
         try:
-            import shutil
             free = shutil.disk_usage(self.cfg.storage.base_dir).free
         except OSError:
             free = None
@@ -324,33 +325,35 @@ class Service:
                 log.warning("idle screen: cannot read the database: %s", exc)
         return self._facts
 
-    def _render(self, force_full: bool = False) -> None:
+    def _render(self, force_full: bool = False) -> Screen:
+        """Draw the model if its screen changed; the screen, for status text and files."""
         screen = screen_for(self.model, self.env())
         state_changed = self.model.state != self._last_state
         # the clock on the idle screen changes every minute; redraw on content only
         key = replace(screen, battery=None if screen.battery is None
                       else round(screen.battery))
         if key == self._last_screen and not force_full:
-            return
+            return screen
         self._last_screen = key
         panel = self.kit.panel
         frame = render(screen, panel.width, panel.height)
         self.dev.panel_submit(frame, self.model.state.value, force_full or state_changed)
-        self._write_status(frame, state_changed)
+        self._write_status(frame, screen, state_changed)
         if state_changed:
-            self.dev.notifier.status(self._status_text())
+            self.dev.notifier.status(self._status_text(screen))
             log.info("state %s", self.model.state.value)
         self._last_state = self.model.state
+        return screen
 
-    def _status_text(self) -> str:
-        return f"{self.model.state.value}: {screen_for(self.model, self.env()).big}"
+    def _status_text(self, screen: Screen) -> str:
+        return f"{self.model.state.value}: {screen.big}"
 
-    def status_document(self) -> dict[str, Any]:
+    def status_document(self, screen: Screen) -> dict[str, Any]:
         m = self.model
         return {
             "state": m.state.value,
             "step": m.work or m.state.value,
-            "message": screen_for(m, self.env()).big,
+            "message": screen.big,
             "session_id": m.session_id,
             "volume": m.label or None,
             "counts": {"discovered": m.copy.files_total, "new": m.copy.new,
@@ -369,8 +372,8 @@ class Service:
             "updated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
 
-    def _write_status(self, frame: Any, mirror: bool) -> None:
-        doc = self.status_document()
+    def _write_status(self, frame: Any, screen: Screen, mirror: bool) -> None:
+        doc = self.status_document(screen)
         try:
             write_json_atomic(self.runtime / "status.json", doc)
             temp = self.runtime / ".status.png.tmp"
