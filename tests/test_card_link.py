@@ -17,6 +17,7 @@ from ghostroll.appliance import protocol as p
 from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
 from ghostroll.db import Database
 from ghostroll.synthetic import make_blob, make_demo_card
+from tests.support.ingest import make_config, originals
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -136,17 +137,13 @@ def test_cancel_stops_the_copy_and_keeps_what_was_verified(server, tmp_path: Pat
     failed = until(events, p.Failed)
     assert failed.message.reason == "cancelled"  # type: ignore[union-attr]
     assert proc.wait(timeout=30) == 1
-    kept = list((tmp_path / "sessions").glob("shoot-*/originals/**/*.*"))
-    assert 2 <= len(kept) < 14
-
-
-def originals(tmp: Path) -> list[str]:
-    return sorted(str(f.relative_to(f.parents[2])) for f in
-                  (tmp / "sessions").glob("shoot-*/originals/DCIM/*/*"))
+    kept = sum(len(copies) for copies in originals(make_config(tmp_path)).values())
+    assert 2 <= kept < 14
 
 
 def test_system_stop_records_verified_copies_and_resumes(server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     srv, events = server
+    cfg = make_config(tmp_path)  # the folders worker() gives the card-worker
     card = make_demo_card(tmp_path / "card", photos=2)
     for i in range(6):
         make_blob(card / "DCIM" / "100GHOST" / f"CLIP_{i}.MOV", 2 << 20, seed=i)
@@ -161,8 +158,8 @@ def test_system_stop_records_verified_copies_and_resumes(server, tmp_path: Path)
     assert failed.reason == "card_removed"  # type: ignore[union-attr]
     assert "insert the card again to resume" in failed.message  # type: ignore[union-attr]
     assert proc.wait(timeout=30) == 1
-    kept = originals(tmp_path)
-    with Database(tmp_path / "ghostroll.db") as db:
+    kept = sorted(originals(cfg))
+    with Database(cfg.storage.db_path) as db:
         [session] = db.sessions()
         recorded = sorted(r["rel_path"] for r in db.session_files(session.id))
     assert session.state == "copying"  # open: the next insert resumes it
@@ -176,7 +173,9 @@ def test_system_stop_records_verified_copies_and_resumes(server, tmp_path: Path)
     assert done.session_id == session.id  # type: ignore[union-attr]
     assert done.new == len(on_card) - len(kept)  # type: ignore[union-attr]
     assert done.skipped == len(kept)  # type: ignore[union-attr]  # known, not read again
-    assert originals(tmp_path) == on_card
+    copies = originals(cfg)
+    assert sorted(copies) == on_card
+    assert all(len(paths) == 1 for paths in copies.values())  # one copy each
 
 
 def test_worker_without_a_service_still_copies(tmp_path: Path) -> None:
@@ -184,4 +183,4 @@ def test_worker_without_a_service_still_copies(tmp_path: Path) -> None:
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "copying without it" in err
-    assert len(list((tmp_path / "sessions").glob("shoot-*/originals/**/*.*"))) == 6
+    assert sum(len(copies) for copies in originals(make_config(tmp_path)).values()) == 6
