@@ -209,6 +209,11 @@ class S3Config:
     def enabled(self) -> bool:
         return bool(self.s3_bucket)
 
+    @property
+    def endpoint_id(self) -> str:
+        """Which S3 service the bucket lives at, for the upload ledger."""
+        return self.s3_endpoint_url.rstrip("/") or f"aws:{self.s3_region or 'default'}"
+
 
 @dataclass(frozen=True)
 class ApplianceConfig:
@@ -289,7 +294,9 @@ def _parse(key: Key, raw: Any, source: str) -> Any:
         text = str(raw).strip()
         if not text:
             return None
-        return Path(os.path.expandvars(text)).expanduser()
+        # Absolute now: the working directory is not part of a stored fact (lgpio
+        # changes it on the appliance; a later run may start elsewhere).
+        return Path(os.path.expandvars(text)).expanduser().absolute()
     text = str(raw).strip() if not key.secret else str(raw)
     if key.choices:
         wanted = text.upper() if key.name == "log_level" else text.lower()

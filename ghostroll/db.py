@@ -12,8 +12,16 @@ Tables
 - `sessions`: one per ingest session, with a monotonically increasing `number`
   (a Pi may boot with a wrong clock: time alone does not order sessions).
 - `session_files`: every card file a session looked at, with its outcome.
-- `uploads`: S3 key → sha256/etag of what is already in the bucket (idempotent uploads).
+- `uploads`: (endpoint, bucket, key) → sha256/etag of what is already in that bucket
+  (idempotent uploads; a changed bucket or endpoint starts from an empty ledger).
 - `publish_queue`: sessions waiting to be published; survives crashes and reboots.
+- `copies`: where each content's copies are, as recorded facts: (sha256, location,
+  target) with a state (`verified`, `pruned`). The local original is location `local`
+  with the absolute path as target; archive disks and buckets add their own rows.
+  `ghostroll verify` checks every copy where it is recorded to be.
+
+Paths are stored absolute: the process's working directory is not part of any fact
+(lgpio changes it on the appliance).
 """
 
 from __future__ import annotations
@@ -92,6 +100,36 @@ MIGRATIONS: tuple[str, ...] = (
         updated_utc TEXT NOT NULL
     );
     """,
+    # 3: recorded copy locations, per-bucket upload ledger, sessions set aside
+    """
+    ALTER TABLE session_files ADD COLUMN stored_path TEXT;
+    CREATE TABLE copies (
+        sha256 TEXT NOT NULL,
+        location TEXT NOT NULL,
+        target TEXT NOT NULL,
+        state TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        recorded_utc TEXT NOT NULL,
+        PRIMARY KEY (sha256, location, target)
+    );
+    CREATE INDEX copies_by_location ON copies (location, state);
+    INSERT OR IGNORE INTO copies (sha256, location, target, state, size, recorded_utc)
+        SELECT f.sha256, 'local', s.path || '/originals/' || f.rel_path, 'verified', f.size,
+               f.ingested_utc
+        FROM files f JOIN sessions s ON s.id = f.session_id;
+    DROP TABLE uploads;
+    CREATE TABLE uploads (
+        endpoint TEXT NOT NULL,
+        bucket TEXT NOT NULL,
+        key TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        etag TEXT NOT NULL,
+        uploaded_utc TEXT NOT NULL,
+        PRIMARY KEY (endpoint, bucket, key)
+    );
+    ALTER TABLE sessions ADD COLUMN process_error TEXT;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -101,6 +139,9 @@ COPYING, COPIED, PROCESSED, PUBLISHED = "copying", "copied", "processed", "publi
 QUEUED, RETRY, PUBLISHED_Q = "queued", "retry", "published"
 # session_files statuses
 VERIFIED, DUPLICATE, FAILED = "verified", "duplicate", "failed"
+# copies: where a content is kept, and what became of that copy
+LOCAL, ARCHIVE_DISK, BUCKET = "local", "archive-disk", "bucket"
+COPY_VERIFIED, COPY_PRUNED = "verified", "pruned"
 
 
 def utc_now() -> str:
@@ -118,6 +159,17 @@ class SessionRow:
     source: str
     state: str
     finished_utc: str | None
+    process_error: str | None = None  # set aside: processing failed unexpectedly
+
+
+@dataclass(frozen=True)
+class CopyRow:
+    sha256: str
+    location: str  # LOCAL | ARCHIVE_DISK | BUCKET
+    target: str  # absolute path, or "endpoint bucket key" for a bucket
+    state: str  # COPY_VERIFIED | COPY_PRUNED
+    size: int
+    recorded_utc: str
 
 
 @dataclass(frozen=True)
@@ -220,15 +272,47 @@ class Database:
             (volume_id, rel_path, size, mtime_ns, sha256, kind))
 
     def record_ingested(self, *, session_id: str, volume_id: str, rel_path: str, size: int,
-                        mtime_ns: int, sha256: str, kind: str, group: str) -> None:
-        """A verified copy: dedupe index, card memory and session entry in one commit."""
+                        mtime_ns: int, sha256: str, kind: str, group: str,
+                        stored: Path, stored_path: str | None = None) -> None:
+        """A verified copy: dedupe index, card memory, session entry and the copy's
+        location in one commit. `stored` is the copy's absolute path; `stored_path` is
+        its path under the session's originals when that differs from the card path
+        (a second content under one card path, or a case-insensitive disk)."""
         with self.transaction():
             self.conn.execute(
                 "INSERT OR IGNORE INTO files (sha256, size, kind, session_id, rel_path, "
                 "ingested_utc) VALUES (?, ?, ?, ?, ?, ?)",
-                (sha256, size, kind, session_id, rel_path, utc_now()))
+                (sha256, size, kind, session_id, stored_path or rel_path, utc_now()))
             self.record_seen(volume_id, rel_path, size, mtime_ns, sha256, kind)
-            self._session_file(session_id, rel_path, size, sha256, kind, group, VERIFIED, None)
+            self._session_file(session_id, rel_path, size, sha256, kind, group, VERIFIED, None,
+                               stored_path)
+            self.record_copy(sha256, LOCAL, str(stored), size)
+
+    def record_copy(self, sha256: str, location: str, target: str, size: int,
+                    state: str = COPY_VERIFIED) -> None:
+        """Where one copy of a content is (inside a transaction of the caller's, or alone)."""
+        self.conn.execute(
+            "INSERT INTO copies (sha256, location, target, state, size, recorded_utc) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256, location, target) DO UPDATE SET "
+            "state = excluded.state, size = excluded.size, recorded_utc = excluded.recorded_utc",
+            (sha256, location, target, state, size, utc_now()))
+
+    def copies(self, *, location: str | None = None,
+               sha256: str | None = None) -> list[CopyRow]:
+        sql, args = "SELECT * FROM copies WHERE 1=1", []
+        if location is not None:
+            sql, args = sql + " AND location = ?", [*args, location]
+        if sha256 is not None:
+            sql, args = sql + " AND sha256 = ?", [*args, sha256]
+        with self._lock:
+            rows = self.conn.execute(sql + " ORDER BY target", args).fetchall()
+        return [CopyRow(r["sha256"], r["location"], r["target"], r["state"], r["size"],
+                        r["recorded_utc"]) for r in rows]
+
+    def local_copy_targets(self) -> set[str]:
+        with self._lock:
+            return {r[0] for r in self.conn.execute(
+                "SELECT target FROM copies WHERE location = ?", (LOCAL,))}
 
     def record_duplicate(self, *, session_id: str | None, volume_id: str, rel_path: str,
                          size: int, mtime_ns: int, sha256: str, kind: str, group: str) -> None:
@@ -255,13 +339,15 @@ class Database:
                  for p, size, sha, kind, grp in items])
 
     def _session_file(self, session_id: str, rel_path: str, size: int, sha256: str | None,
-                      kind: str, group: str, status: str, error: str | None) -> None:
+                      kind: str, group: str, status: str, error: str | None,
+                      stored_path: str | None = None) -> None:
         self.conn.execute(
             "INSERT INTO session_files (session_id, rel_path, size, sha256, kind, grp, status, "
-            "error) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, rel_path) DO "
-            "UPDATE SET size = excluded.size, sha256 = excluded.sha256, kind = excluded.kind, "
-            "grp = excluded.grp, status = excluded.status, error = excluded.error",
-            (session_id, rel_path, size, sha256, kind, group, status, error))
+            "error, stored_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (session_id, "
+            "rel_path) DO UPDATE SET size = excluded.size, sha256 = excluded.sha256, "
+            "kind = excluded.kind, grp = excluded.grp, status = excluded.status, "
+            "error = excluded.error, stored_path = excluded.stored_path",
+            (session_id, rel_path, size, sha256, kind, group, status, error, stored_path))
 
     # ------------------------------------------------------------ sessions
 
@@ -271,7 +357,8 @@ class Database:
             self.conn.execute(
                 "INSERT INTO sessions (id, path, created_utc, volume_id, volume_label, source, "
                 "state) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (session_id, str(path), utc_now(), volume_id, volume_label, source, COPYING))
+                (session_id, str(path.absolute()), utc_now(), volume_id, volume_label, source,
+                 COPYING))
         session = self.session(session_id)
         assert session is not None
         return session
@@ -296,6 +383,13 @@ class Database:
             self.conn.execute("UPDATE sessions SET state = ?, finished_utc = ? WHERE id = ?",
                               (state, finished, session_id))
 
+    def set_process_error(self, session_id: str, error: str | None) -> None:
+        """Set a session aside (processing failed for an unexpected reason), or take it
+        back (None): a set-aside session is shown, never retried automatically."""
+        with self.transaction():
+            self.conn.execute("UPDATE sessions SET process_error = ? WHERE id = ?",
+                              (error, session_id))
+
     def session_files(self, session_id: str) -> list[sqlite3.Row]:
         return list(self.conn.execute(
             "SELECT * FROM session_files WHERE session_id = ? ORDER BY rel_path",
@@ -303,21 +397,9 @@ class Database:
 
     # ------------------------------------------------------------ uploads ledger
 
-    def uploaded_sha(self, key: str) -> str | None:
-        with self._lock:
-            row = self.conn.execute(
-                "SELECT sha256 FROM uploads WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def record_upload(self, key: str, sha256: str, size: int, etag: str) -> None:
-        with self.transaction():
-            self.conn.execute(
-                "INSERT INTO uploads (key, sha256, size, etag, uploaded_utc) "
-                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET sha256 = "
-                "excluded.sha256, size = excluded.size, etag = excluded.etag, "
-                "uploaded_utc = excluded.uploaded_utc",
-                (key, sha256, size, etag, utc_now()))
-
+    def upload_ledger(self, endpoint: str, bucket: str) -> BucketLedger:
+        """The uploads already in one bucket at one endpoint (an UploadLedger)."""
+        return BucketLedger(self, endpoint, bucket)
 
     # ------------------------------------------------------------ publish queue
 
@@ -359,6 +441,39 @@ class Database:
                 (state, error, utc_now(), state, url, url_expires_utc, session_id))
 
 
+class BucketLedger:
+    """What one bucket at one endpoint already holds, per key. Keyed by endpoint and
+    bucket too: after a bucket or endpoint change nothing counts as uploaded."""
+
+    def __init__(self, db: Database, endpoint: str, bucket: str) -> None:
+        self.db, self.endpoint, self.bucket = db, endpoint, bucket
+
+    def uploaded_sha(self, key: str) -> str | None:
+        with self.db._lock:
+            row = self.db.conn.execute(
+                "SELECT sha256 FROM uploads WHERE endpoint = ? AND bucket = ? AND key = ?",
+                (self.endpoint, self.bucket, key)).fetchone()
+        return row[0] if row else None
+
+    def record_upload(self, key: str, sha256: str, size: int, etag: str) -> None:
+        with self.db.transaction():
+            self.db.conn.execute(
+                "INSERT INTO uploads (endpoint, bucket, key, sha256, size, etag, uploaded_utc) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, bucket, key) DO UPDATE "
+                "SET sha256 = excluded.sha256, size = excluded.size, etag = excluded.etag, "
+                "uploaded_utc = excluded.uploaded_utc",
+                (self.endpoint, self.bucket, key, sha256, size, etag, utc_now()))
+
+    def keys(self, prefix: str = "") -> list[tuple[str, str, int]]:
+        """(key, sha256, size) of every recorded upload under `prefix`."""
+        with self.db._lock:
+            rows = self.db.conn.execute(
+                "SELECT key, sha256, size FROM uploads WHERE endpoint = ? AND bucket = ? "
+                "AND substr(key, 1, ?) = ? ORDER BY key",
+                (self.endpoint, self.bucket, len(prefix), prefix)).fetchall()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+
 def _statements(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
 
@@ -368,4 +483,4 @@ def _session_row(row: sqlite3.Row) -> SessionRow:
         number=row["number"], id=row["id"], path=Path(row["path"]),
         created_utc=row["created_utc"], volume_id=row["volume_id"],
         volume_label=row["volume_label"], source=row["source"], state=row["state"],
-        finished_utc=row["finished_utc"])
+        finished_utc=row["finished_utc"], process_error=row["process_error"])

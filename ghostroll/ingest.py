@@ -273,7 +273,7 @@ class CardIngest:
             self.db.record_ingested(
                 session_id=session.id, volume_id=self.volume.id, rel_path=card_file.rel_path,
                 size=copied.size, mtime_ns=card_file.mtime_ns, sha256=copied.sha256,
-                kind=kind, group=card_file.group)
+                kind=kind, group=card_file.group, stored=path)
             self.result.new += 1
             self.result.bytes_new += copied.size
             for twin, twin_kind in waiting:

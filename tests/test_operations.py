@@ -15,6 +15,7 @@ from pathlib import Path
 from ghostroll import doctor
 from ghostroll.appliance.machine import Ev, State
 from ghostroll.appliance.service import Devices, Service
+from ghostroll.db import SCHEMA_VERSION
 from ghostroll.kits import load_kit
 from ghostroll.publish.links import short_link_policy
 from ghostroll.setup_cmd import run_setup
@@ -37,7 +38,8 @@ def test_doctor_on_a_private_bucket(tmp_path: Path, s3_bucket: S3Bucket) -> None
     assert checks["bucket private"].status == "ok"
     assert checks["presign round trip"].status == "ok"
     assert checks["short links"].status == "warn"  # no L/ policy on this bucket
-    assert checks["database"].status == "ok" and "schema 2" in checks["database"].detail
+    database = checks["database"]
+    assert database.status == "ok" and f"schema {SCHEMA_VERSION}" in database.detail
     text = doctor.report_text(results)
     assert s3_bucket.server.secret_key not in text and "never shown" in text
     assert s3_bucket.keys("ghostroll-doctor/") == []  # the test object was deleted

@@ -180,6 +180,7 @@ class _Sender:
         self.cfg, self.db, self.client, self.session = cfg, db, client, session
         self.layout = SessionLayout(session.path)
         self.prefix = prefix_for(cfg, session.id)
+        self.ledger = db.upload_ledger(cfg.s3.endpoint_id, cfg.s3.s3_bucket)
         self.tmp = Path(tempfile.mkdtemp(prefix="ghostroll-pub-"))
 
     def resolve(self, key: str) -> str:
@@ -197,7 +198,7 @@ class _Sender:
         prefix = "" if at_root else self.prefix
         tasks = [UploadTask.for_file(prefix + key, path) for key, path in files]
         report = upload_all(
-            self.client, self.cfg.s3.s3_bucket, tasks, self.db,
+            self.client, self.cfg.s3.s3_bucket, tasks, self.ledger,
             workers=self.cfg.s3.upload_workers,
             multipart_threshold_bytes=self.cfg.s3.multipart_threshold_mb << 20)
         if report.failed:
@@ -226,7 +227,7 @@ def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
     progress_url = sender.resolve("progress.json")
     if link.short_key:
         sender.text(link.short_key, links.short_link_page(link.index_url), at_root=True)
-    if db.uploaded_sha(sender.prefix + "index.html") is None:
+    if sender.ledger.uploaded_sha(sender.prefix + "index.html") is None:
         sender.text("progress.json", json.dumps(progress_document(0, total, False)))
         sender.text("index.html", render_loading(gallery.title, progress_url, link.expires))
         emit(PublishEvent(session.id, "loading", 0, total, link=link))
