@@ -77,9 +77,6 @@ KEYS: tuple[Key, ...] = (
        "Comma-separated folders `ghostroll watch` polls for a mounted card."),
     _k("card", "poll_seconds", float, 2.0, "How often `ghostroll watch` looks for a card.",
        minimum=0.1, maximum=60),
-    _k("card", "test_copy_delay_ms", int, 0,
-       "Test only: sleep this long per copied MiB so a pulled card lands mid-copy.",
-       minimum=0, maximum=10_000),
     # [storage]
     _k("storage", "base_dir", Path, "~/ghostroll", "Where sessions are written."),
     _k("storage", "db_path", Path, "~/.ghostroll/ghostroll.db",
@@ -166,7 +163,6 @@ class CardConfig:
     sd_label: str
     mount_roots: str
     poll_seconds: float
-    test_copy_delay_ms: int
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ import errno
 import hashlib
 import os
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ghostroll import faults
 from ghostroll.errors import CardRemovedError, DiskFullError, VerifyError
 from ghostroll.media import HEAD_BYTES
 
@@ -46,7 +46,7 @@ class ByteCounter:
 
 
 def copy_to_temp(src: Path, temp: Path, expected_size: int, counter: ByteCounter,
-                 cancel: threading.Event | None = None, delay_per_mib_s: float = 0.0) -> Copied:
+                 cancel: threading.Event | None = None) -> Copied:
     """Stream `src` into `temp` (created exclusively), hashing as it goes; fsynced."""
     digest = hashlib.sha256()
     head = b""
@@ -75,10 +75,11 @@ def copy_to_temp(src: Path, temp: Path, expected_size: int, counter: ByteCounter
                 digest.update(chunk)
                 _write_all(out_fd, chunk, temp)
                 size += len(chunk)
-                if delay_per_mib_s:
-                    time.sleep(delay_per_mib_s * len(chunk) / CHUNK)
+                faults.fault("copy.chunk")
+                faults.delay("copy.chunk", len(chunk) / CHUNK)
             card_stat = os.fstat(src_fd)
             os.utime(out_fd, ns=(card_stat.st_atime_ns, card_stat.st_mtime_ns))
+            faults.fault("copy.fsync")
             os.fsync(out_fd)
         finally:
             os.close(out_fd)
@@ -104,6 +105,7 @@ def commit(temp: Path, final: Path) -> None:
 
 def verify(path: Path, expected_sha256: str) -> None:
     """Re-read the copy from disk (page cache dropped first) and compare hashes."""
+    faults.fault("verify")
     digest = hashlib.sha256()
     fd = os.open(path, os.O_RDONLY)
     try:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ghostroll import faults
 from ghostroll.errors import DatabaseError
 
 MIGRATIONS: tuple[str, ...] = (
@@ -287,6 +288,7 @@ class Database:
             self._session_file(session_id, rel_path, size, sha256, kind, group, VERIFIED, None,
                                stored_path)
             self.record_copy(sha256, LOCAL, str(stored), size)
+            faults.fault("db.commit")
 
     def record_copy(self, sha256: str, location: str, target: str, size: int,
                     state: str = COPY_VERIFIED) -> None:

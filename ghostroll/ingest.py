@@ -189,7 +189,6 @@ class CardIngest:
         incoming = self.base / INCOMING
         _clear_stale(incoming)
         verifier = _Verifier()
-        delay = self.config.card.test_copy_delay_ms / 1000
         try:
             for card_file in files:
                 self._drain(verifier)
@@ -200,7 +199,7 @@ class CardIngest:
                 temp = incoming / f"{secrets.token_hex(8)}.part"
                 try:
                     copied = copy_to_temp(self.root / card_file.rel_path, temp, card_file.size,
-                                          self.counter, self.cancel, delay)
+                                          self.counter, self.cancel)
                 except InterruptedError:
                     self._interrupted()
                     break

@@ -83,7 +83,7 @@ def test_card_pulled_mid_copy_keeps_verified_files_and_resumes(tmp_path: Path) -
     before = image_sha(image)
     env = {**os.environ, "GHOSTROLL_BASE_DIR": str(tmp_path / "sessions"),
            "GHOSTROLL_DB_PATH": str(tmp_path / "ghostroll.db"),
-           "GHOSTROLL_TEST_COPY_DELAY_MS": "150", "PYTHONPATH": str(REPO)}
+           "GHOSTROLL_TEST_DELAY_MS": "copy.chunk=150", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "ghostroll", "run", "--volume-id", "fat:PULL-0001"]
     mnt = tmp_path / "mnt"
     with mounted(image, mnt, fs="vfat"):
@@ -110,7 +110,7 @@ def test_card_pulled_mid_copy_keeps_verified_files_and_resumes(tmp_path: Path) -
 
     with mounted(image, tmp_path / "mnt2", fs="vfat"):
         resumed = subprocess.run([*cmd, str(tmp_path / "mnt2")],
-                                 env={**env, "GHOSTROLL_TEST_COPY_DELAY_MS": "0"},
+                                 env={**env, "GHOSTROLL_TEST_DELAY_MS": ""},
                                  capture_output=True, text=True, timeout=120)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     stored = originals(cfg)

@@ -26,7 +26,7 @@ def worker(tmp: Path, card: Path, device: str, delay_ms: int = 0) -> subprocess.
     env = {**os.environ, "GHOSTROLL_BASE_DIR": str(tmp / "sessions"),
            "GHOSTROLL_DB_PATH": str(tmp / "ghostroll.db"),
            "GHOSTROLL_RUNTIME_DIR": str(tmp / "run"),
-           "GHOSTROLL_TEST_COPY_DELAY_MS": str(delay_ms), "PYTHONPATH": str(REPO)}
+           "GHOSTROLL_TEST_DELAY_MS": f"copy.chunk={delay_ms}", "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
         [sys.executable, "-m", "ghostroll", "card-worker", "--device", device,
          "--volume-id", f"fat:{device.upper()}-0001", str(card)],

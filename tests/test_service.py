@@ -9,6 +9,7 @@ import socket
 import threading
 from pathlib import Path
 
+import pytest
 import zxingcpp
 from PIL import Image
 
@@ -70,8 +71,10 @@ def test_low_battery_refuses_the_copy(tmp_path: Path) -> None:
     assert "low_battery" in [f["state"] for f in frames(tmp_path / "frames")]
 
 
-def test_long_press_then_confirm_shuts_down(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, test_copy_delay_ms=400)
+def test_long_press_then_confirm_shuts_down(tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GHOSTROLL_TEST_DELAY_MS", "copy.chunk=400")  # the worker inherits it
+    cfg = make_config(tmp_path,)
     card = make_demo_card(tmp_path / "card", photos=3)
     model = simulate(cfg, card, tmp_path / "frames", "waveshare-2in13-v4",
                      ["long@1.6", "short@2.4"], timeout_s=60)

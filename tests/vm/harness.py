@@ -100,9 +100,6 @@ def add_test_files(rootfs: Path) -> None:
 base_dir = "/var/lib/ghostroll/sessions"
 db_path = "/var/lib/ghostroll/ghostroll.db"
 
-[card]
-test_copy_delay_ms = 250
-
 [appliance]
 panel = "simulated"
 frames_dir = "/var/lib/ghostroll/frames"
@@ -118,6 +115,10 @@ s3_secret_access_key = "{S3_SECRET}"
 clock_trusted = true
 ''')
     units = rootfs / "etc/systemd/system"
+    slow = units / "ghostroll-ingest@.service.d"
+    slow.mkdir(parents=True, exist_ok=True)
+    (slow / "vmtest-slow-copy.conf").write_text(
+        "[Service]\nEnvironment=GHOSTROLL_TEST_DELAY_MS=copy.chunk=250\n")
     (units / "vmtest-s3.service").write_text(f'''[Unit]
 Description=VM test: SeaweedFS on loopback
 Before=ghostroll.service
