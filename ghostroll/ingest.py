@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import secrets
 import shutil
 import threading
 import time
@@ -29,11 +28,12 @@ from ghostroll.config import Config
 from ghostroll.copier import ByteCounter, Copied, commit, copy_to_temp, verify
 from ghostroll.db import Database, SessionRow
 from ghostroll.errors import CardRemovedError, DiskFullError, VerifyError
+from ghostroll.incoming import IncomingDir, clear_stale
 from ghostroll.logs import session_log_handler
 from ghostroll.media import classify
 from ghostroll.plan import plan_card
 from ghostroll.scan import CardFile, CardListing, scan_card
-from ghostroll.session import INCOMING, SessionLayout, new_session_id, write_json_atomic
+from ghostroll.session import SessionLayout, new_session_id, write_json_atomic
 from ghostroll.volume import Volume
 
 log = logging.getLogger("ghostroll.ingest")
@@ -186,8 +186,11 @@ class CardIngest:
             raise DiskFullError(message)
 
     def _copy_all(self, files: tuple[CardFile, ...]) -> None:
-        incoming = self.base / INCOMING
-        _clear_stale(incoming)
+        with IncomingDir(self.base) as incoming:
+            clear_stale(self.base)
+            self._copy_files(files, incoming)
+
+    def _copy_files(self, files: tuple[CardFile, ...], incoming: IncomingDir) -> None:
         verifier = _Verifier()
         try:
             for card_file in files:
@@ -196,7 +199,7 @@ class CardIngest:
                     self._interrupted()
                     break
                 self._emit(current=card_file.rel_path)
-                temp = incoming / f"{secrets.token_hex(8)}.part"
+                temp = incoming.temp()
                 try:
                     copied = copy_to_temp(self.root / card_file.rel_path, temp, card_file.size,
                                           self.counter, self.cancel)
@@ -380,13 +383,6 @@ def ingest_card(root: Path, config: Config, db: Database, volume: Volume,
                 on_session: Callable[[SessionRow], None] | None = None,
                 stop: threading.Event | None = None) -> IngestResult:
     return CardIngest(root, config, db, volume, progress, cancel, on_session, stop).run()
-
-
-def _clear_stale(incoming: Path) -> None:
-    """Temp files from a run that died are never counted: remove them."""
-    incoming.mkdir(parents=True, exist_ok=True)
-    for stale in incoming.glob("*.part"):
-        stale.unlink(missing_ok=True)
 
 
 def _gb(n: int) -> str:

@@ -88,16 +88,31 @@ class SessionLayout:
             folder.mkdir(parents=True, exist_ok=True)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Readers see the old file or the new one, never half of one, even after a crash."""
+def write_text_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    """Readers see the old file or the new one, never half of one, even after a crash.
+    The file gets exactly `mode` (whatever the umask); on failure (a full disk) the temp
+    file is removed and the old file, if any, stays as it was."""
+    write_bytes_atomic(path, text.encode("utf-8"), mode)
+
+
+def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
     temp = path.with_name(f".{path.name}.tmp")
-    with temp.open("w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(temp, path)
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
+        raise
     fsync_dir(path.parent)
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", mode)

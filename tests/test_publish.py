@@ -235,6 +235,7 @@ def test_reshare_makes_fresh_links(tmp_path: Path, s3_bucket: S3Bucket) -> None:
     assert job.exit_code == 0 and job.ingest.session is not None
     share = job.ingest.session.path / "share.txt"
     old = share.read_text().strip()
+    time.sleep(1.1)  # a presigned URL is dated to the second: a later one differs
     done = subprocess.run([sys.executable, "-m", "ghostroll", "reshare", "1"], env=env,
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
