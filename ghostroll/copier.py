@@ -99,6 +99,7 @@ def copy_to_temp(src: Path, temp: Path, expected_size: int, counter: ByteCounter
 def commit(temp: Path, final: Path) -> None:
     """Atomically move a finished copy into place and make the rename durable."""
     final.parent.mkdir(parents=True, exist_ok=True)
+    faults.fault("copy.commit")
     os.replace(temp, final)
     fsync_dir(final.parent)
 

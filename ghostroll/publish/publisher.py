@@ -30,6 +30,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from ghostroll import db as dbm
+from ghostroll import faults
 from ghostroll.config import Config
 from ghostroll.db import Database, SessionRow
 from ghostroll.errors import PublishError
@@ -264,6 +265,7 @@ def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
     if extra:
         sender.send(extra)
     final = Gallery(gallery.title, session.id, gallery.items, gallery.zip_key, link.expires)
+    faults.fault("publish.index")
     sender.text("index.html", render_index(final, sender.resolve))
     sender.text("progress.json", json.dumps(progress_document(total, total, True)))
     db.set_publish_state(session.id, dbm.PUBLISHED_Q)

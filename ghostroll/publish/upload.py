@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ghostroll import faults
+
 log = logging.getLogger(__name__)
 
 MIB = 1024 * 1024
@@ -239,6 +241,7 @@ class _Uploader:
         """Send one file; (etag, bytes sent)."""
         if self.endpoint_down.is_set():
             raise _EndpointDown(f"not attempted: {self.down_reason}")
+        faults.fault("upload")
         try:
             size = task.path.stat().st_size
         except OSError as exc:
