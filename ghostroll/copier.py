@@ -116,6 +116,7 @@ def commit_new(temp: Path, final: Path) -> Path:
     An unrecorded copy with exactly this content is taken over instead of duplicated.
     The card's lock makes the existence check and the rename one step."""
     final.parent.mkdir(parents=True, exist_ok=True)
+    faults.fault("copy.commit")
     for candidate in _names(final):
         if os.path.lexists(candidate):
             if _same_content(candidate, temp):
