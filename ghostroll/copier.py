@@ -2,9 +2,11 @@
 then verify what is on disk.
 
 `copy_to_temp` streams card → temp file with SHA-256 on the way, fsyncs, and reports
-how many card bytes it read. `commit` renames the temp file into place and fsyncs the
-directory. `verify` drops the copy from the page cache and re-hashes it, so the check
-reads what is on the disk, not what is still in memory."""
+how many card bytes it read; a file that changes while it is read is refused, not
+half-copied. `commit_new` moves the temp file to a name nothing holds yet (it never
+replaces a file: a recorded original is never overwritten) and fsyncs the directory.
+`verify` drops the copy from the page cache and re-hashes it, so the check reads what
+is on the disk, not what is still in memory."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ghostroll import faults
-from ghostroll.errors import CardRemovedError, DiskFullError, VerifyError
+from ghostroll.errors import CardRemovedError, DiskFullError, FileChangedError, VerifyError
 from ghostroll.media import HEAD_BYTES
 
 CHUNK = 1 << 20
@@ -57,6 +59,7 @@ def copy_to_temp(src: Path, temp: Path, expected_size: int, counter: ByteCounter
     except OSError as exc:
         raise _card_error(src, exc) from exc
     try:
+        before = os.fstat(src_fd)
         _advise_sequential(src_fd)
         out_fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
@@ -88,35 +91,77 @@ def copy_to_temp(src: Path, temp: Path, expected_size: int, counter: ByteCounter
         raise
     finally:
         os.close(src_fd)
-    if size != expected_size:
+    if (size, card_stat.st_mtime_ns) != (before.st_size, before.st_mtime_ns) \
+            or size != expected_size:
         temp.unlink(missing_ok=True)
-        raise CardRemovedError(
-            f"{src}: read {size} bytes but the card listed {expected_size} "
-            "(card removed or file changed while copying)")
+        _raise_changed_or_gone(src, size, expected_size)
     return Copied(temp, digest.hexdigest(), size, head)
 
 
-def commit(temp: Path, final: Path) -> None:
-    """Atomically move a finished copy into place and make the rename durable."""
+def _raise_changed_or_gone(src: Path, size: int, expected_size: int) -> None:
+    try:
+        os.stat(src)
+    except OSError as exc:
+        raise _card_error(src, exc) from exc
+    raise FileChangedError(
+        f"{src}: changed while it was being copied (read {size} bytes, the card listed "
+        f"{expected_size})")
+
+
+def commit_new(temp: Path, final: Path) -> Path:
+    """Move a finished copy to `final`, or beside it as `name~2.ext`, `name~3.ext`...
+    when that name is taken, and make the rename durable; returns where it landed.
+    Never replaces a file: whatever holds a name (a recorded original, another
+    spelling of it on a case-insensitive disk, a crashed run's unrecorded copy) stays.
+    An unrecorded copy with exactly this content is taken over instead of duplicated.
+    The card's lock makes the existence check and the rename one step."""
     final.parent.mkdir(parents=True, exist_ok=True)
     faults.fault("copy.commit")
-    os.replace(temp, final)
-    fsync_dir(final.parent)
+    for candidate in _names(final):
+        if os.path.lexists(candidate):
+            if _same_content(candidate, temp):
+                temp.unlink()
+                return candidate
+            continue
+        os.rename(temp, candidate)
+        fsync_dir(candidate.parent)
+        return candidate
+    raise FileExistsError(f"{final}: no free name for another copy")
+
+
+def _names(final: Path, tries: int = 1000) -> list[Path]:
+    stem, dot, ext = final.name.partition(".")
+    return [final] + [final.with_name(f"{stem}~{n}{dot}{ext}") for n in range(2, tries)]
+
+
+def _same_content(existing: Path, temp: Path) -> bool:
+    try:
+        if not existing.is_file() or existing.stat().st_size != temp.stat().st_size:
+            return False
+        return _sha256(existing) == _sha256(temp)
+    except OSError:
+        return False
+
+
+def _sha256(path: Path, drop_cache: bool = False) -> str:
+    digest = hashlib.sha256()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if drop_cache:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        while chunk := os.read(fd, CHUNK):
+            digest.update(chunk)
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
 
 
 def verify(path: Path, expected_sha256: str) -> None:
     """Re-read the copy from disk (page cache dropped first) and compare hashes."""
     faults.fault("verify")
-    digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        while chunk := os.read(fd, CHUNK):
-            digest.update(chunk)
-    finally:
-        os.close(fd)
-    if digest.hexdigest() != expected_sha256:
-        raise VerifyError(f"{path}: copy does not match the card (sha256 {digest.hexdigest()}"
+    actual = _sha256(path, drop_cache=True)
+    if actual != expected_sha256:
+        raise VerifyError(f"{path}: copy does not match the card (sha256 {actual}"
                           f" != {expected_sha256}); it was not counted and will be copied again")
 
 

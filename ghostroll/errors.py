@@ -21,6 +21,10 @@ class CardRemovedError(CardError):
     """The card went away or failed with an I/O error in the middle of a copy."""
 
 
+class FileChangedError(CardError):
+    """A card file changed (size or time) while it was being copied."""
+
+
 class DiskFullError(GhostRollError, OSError):
     """Not enough room on the session disk for what must be copied."""
 

@@ -15,6 +15,7 @@ import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+from ghostroll.errors import CardError
 from ghostroll.session import INCOMING
 
 
@@ -46,6 +47,26 @@ class IncomingDir:
     def temp(self) -> Path:
         self._count += 1
         return self.dir / f"{self.token}-{self._count}.part"
+
+
+@contextlib.contextmanager
+def card_lock(base: Path, volume_id: str) -> Iterator[None]:
+    """One run per card at a time (two would resume the same session). The lock files
+    live apart from the temp files and are never deleted: deleting a lock file races
+    with a process about to take it."""
+    folder = base / ".locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = "card-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in volume_id)
+    fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CardError(f"card {volume_id} is being copied by another GhostRoll run right "
+                            "now; wait for it to finish (nothing was done)") from None
+        yield
+    finally:
+        os.close(fd)
 
 
 def stale_temps(base: Path) -> Iterator[Path]:

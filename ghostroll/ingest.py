@@ -25,10 +25,10 @@ from pathlib import Path
 
 from ghostroll import db as dbm
 from ghostroll.config import Config
-from ghostroll.copier import ByteCounter, Copied, commit, copy_to_temp, verify
+from ghostroll.copier import ByteCounter, Copied, commit_new, copy_to_temp, verify
 from ghostroll.db import Database, SessionRow
-from ghostroll.errors import CardRemovedError, DiskFullError, VerifyError
-from ghostroll.incoming import IncomingDir, clear_stale
+from ghostroll.errors import CardRemovedError, DiskFullError, FileChangedError, VerifyError
+from ghostroll.incoming import IncomingDir, card_lock, clear_stale
 from ghostroll.logs import session_log_handler
 from ghostroll.media import classify
 from ghostroll.plan import plan_card
@@ -140,8 +140,10 @@ class CardIngest:
     # ------------------------------------------------------------ public
 
     def run(self) -> IngestResult:
+        self.base.mkdir(parents=True, exist_ok=True)
         try:
-            self._run()
+            with card_lock(self.base, self.volume.id):
+                self._run()
         finally:
             self.result.seconds = time.monotonic() - self.started
             self.result.card_bytes_read = self.counter.card_bytes
@@ -199,10 +201,14 @@ class CardIngest:
                     self._interrupted()
                     break
                 self._emit(current=card_file.rel_path)
-                temp = incoming.temp()
                 try:
-                    copied = copy_to_temp(self.root / card_file.rel_path, temp, card_file.size,
-                                          self.counter, self.cancel)
+                    card_file, copied = self._read(card_file, incoming)
+                except FileChangedError as exc:
+                    self._failed(card_file, classify(card_file.rel_path, b""),
+                                 f"changed twice while it was being copied (is something "
+                                 f"still writing it?); not copied: insert the card again "
+                                 f"to copy it ({exc})")
+                    continue
                 except InterruptedError:
                     self._interrupted()
                     break
@@ -222,6 +228,20 @@ class CardIngest:
         finally:
             verifier.finish()
             self._drain(verifier)
+
+    def _read(self, card_file: CardFile, incoming: IncomingDir) -> tuple[CardFile, Copied]:
+        """Copy one card file to a temp file; a file that changed while it was read is
+        read once more with what the card says now (raises FileChangedError twice)."""
+        source = self.root / card_file.source
+        try:
+            return card_file, copy_to_temp(source, incoming.temp(), card_file.size,
+                                           self.counter, self.cancel)
+        except FileChangedError as exc:
+            log.warning("%s; reading it again", exc)
+        st = source.stat()
+        card_file = replace(card_file, size=st.st_size, mtime_ns=st.st_mtime_ns)
+        return card_file, copy_to_temp(source, incoming.temp(), card_file.size, self.counter,
+                                       self.cancel)
 
     def _interrupted(self) -> None:
         if not self.stop.is_set():
@@ -247,9 +267,8 @@ class CardIngest:
             self._duplicate(card_file, copied.sha256, kind)
             return
         layout = self._ensure_session()
-        final = layout.original(card_file.rel_path)
         try:
-            commit(copied.temp, final)
+            final = commit_new(copied.temp, layout.original(card_file.rel_path))
         except OSError as exc:
             copied.temp.unlink(missing_ok=True)
             self._failed(card_file, kind, f"cannot store the copy: {exc.strerror or exc}")
@@ -272,10 +291,16 @@ class CardIngest:
                 path.unlink(missing_ok=True)
                 self._failed(card_file, kind, error)
                 continue  # its same-content twins stay unrecorded: read again next time
+            assert self.layout is not None
+            stored_path = path.relative_to(self.layout.originals).as_posix()
+            if stored_path != card_file.rel_path:
+                log.warning("%s stored as %s: another content already holds that name "
+                            "in this session", card_file.rel_path, stored_path)
             self.db.record_ingested(
                 session_id=session.id, volume_id=self.volume.id, rel_path=card_file.rel_path,
                 size=copied.size, mtime_ns=card_file.mtime_ns, sha256=copied.sha256,
-                kind=kind, group=card_file.group, stored=path)
+                kind=kind, group=card_file.group, stored=path,
+                stored_path=stored_path if stored_path != card_file.rel_path else None)
             self.result.new += 1
             self.result.bytes_new += copied.size
             for twin, twin_kind in waiting:
@@ -360,8 +385,9 @@ def write_manifest(db: Database, layout: SessionLayout, result: IngestResult,
     session = result.session
     assert session is not None
     files = [
-        {"card_path": r["rel_path"], "size": r["size"], "sha256": r["sha256"],
-         "kind": r["kind"], "group": r["grp"], "status": r["status"], "error": r["error"]}
+        {"card_path": r["rel_path"], "stored_as": r["stored_path"] or r["rel_path"],
+         "size": r["size"], "sha256": r["sha256"], "kind": r["kind"], "group": r["grp"],
+         "status": r["status"], "error": r["error"]}
         for r in db.session_files(session.id)
     ]
     write_json_atomic(layout.manifest, {
