@@ -8,7 +8,7 @@ import os
 import pytest
 
 # Fixture modules shared by several test files (browser, local servers).
-pytest_plugins = ["tests.support.browser", "tests.support.s3"]
+pytest_plugins = ["tests.support.browser", "tests.support.s3", "tests.support.campaign"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
