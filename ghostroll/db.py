@@ -259,6 +259,11 @@ class Database:
                 f"SELECT sha256 FROM files WHERE sha256 IN ({marks})", chunk))
         return found
 
+    def contents(self) -> list[sqlite3.Row]:
+        """Every content promised safe: sha256, size, kind, session_id, rel_path."""
+        with self._lock:
+            return list(self.conn.execute("SELECT * FROM files ORDER BY session_id, rel_path"))
+
     def is_known(self, sha256: str) -> bool:
         return self.conn.execute(
             "SELECT 1 FROM files WHERE sha256 = ?", (sha256,)).fetchone() is not None
