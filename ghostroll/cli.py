@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also re-hash every original against its sha256 (resumable)")
     verify.add_argument("--restart", action="store_true",
                         help="with --read-data: start over instead of continuing a pass")
+    verify.add_argument("--repair", action="store_true", help="redo what can be redone "
+                        "without the card: share images, uploads, stale temp files")
     verify.add_argument("--local", action="store_true",
                         help="no bucket requests (the appliance's boot check)")
     verify.add_argument("--session", metavar="ID", help="only this session (id, number or "
@@ -233,7 +235,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         bar = verify.HashBar(sys.stderr) if sys.stderr.isatty() else None
         report = verify.verify_device(cfg, args.session, local=args.local,
                                       read_data=args.read_data, restart=args.restart,
-                                      progress=bar)
+                                      repair=args.repair, progress=bar)
     except (ConfigError, DatabaseError, CardError) as exc:
         if args.json:
             print(verify.unusable_json(str(exc)))

@@ -471,6 +471,13 @@ class BucketLedger:
                 "uploaded_utc = excluded.uploaded_utc",
                 (self.endpoint, self.bucket, key, sha256, size, etag, utc_now()))
 
+    def forget(self, keys: Iterable[str]) -> None:
+        """These keys are no longer known to be in the bucket: the next publish sends them."""
+        with self.db.transaction():
+            self.db.conn.executemany(
+                "DELETE FROM uploads WHERE endpoint = ? AND bucket = ? AND key = ?",
+                [(self.endpoint, self.bucket, key) for key in keys])
+
     def keys(self, prefix: str = "") -> list[tuple[str, str, int]]:
         """(key, sha256, size) of every recorded upload under `prefix`."""
         with self.db._lock:

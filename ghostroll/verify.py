@@ -76,6 +76,7 @@ class Report:
     warnings: list[Problem] = field(default_factory=list)
     checked: Counter[str] = field(default_factory=Counter)
     sessions: list[SessionRow] = field(default_factory=list)
+    repaired: list[str] = field(default_factory=list)  # what --repair did
 
     @property
     def ok(self) -> bool:
@@ -84,7 +85,7 @@ class Report:
     def as_json(self) -> dict[str, Any]:
         return {"ok": self.ok, "problems": [asdict(p) for p in self.problems],
                 "warnings": [asdict(p) for p in self.warnings],
-                "checked": dict(sorted(self.checked.items()))}
+                "checked": dict(sorted(self.checked.items())), "repaired": self.repaired}
 
 
 @dataclass(frozen=True)
@@ -155,7 +156,7 @@ def summary_line(report: Report) -> str:
 
 
 def verify_device(cfg: Config, session_ref: str | None = None, *, local: bool = False,
-                  read_data: bool = False, restart: bool = False,
+                  read_data: bool = False, restart: bool = False, repair: bool = False,
                   progress: HashProgress | None = None) -> Report:
     """The whole `ghostroll verify`: raises DatabaseError (unusable database) or CardError
     (no such session). A check of the whole device is kept for the idle screen."""
@@ -178,6 +179,8 @@ def verify_device(cfg: Config, session_ref: str | None = None, *, local: bool = 
                                 "sessions`)")
         options = Options(local=local, read_data=read_data, restart=restart, session=session)
         report = run_verify(cfg, db, options, progress)
+        if repair:
+            report.repaired = repair_what_can_be_redone(cfg, db, report)
     if session is None:
         try:
             save_last_result(cfg, report)
@@ -311,8 +314,8 @@ def check_derived(report: Report, session: SessionRow,
                   layout: SessionLayout) -> dict[str, Any] | None:
     """Share images and thumbnails of a processed session; its gallery model."""
     path = layout.derived / GALLERY_JSON
-    remake = (f"make the gallery again: `ghostroll verify --session {session.id} "
-              "--reprocess`, then `ghostroll publish`")
+    remake = ("`ghostroll verify --repair` sets the session back to be processed again; "
+              "then `ghostroll work` makes it again (the appliance does by itself)")
     try:
         gallery = json.loads(path.read_text(encoding="utf-8"))
         items = list(gallery["items"])
@@ -339,7 +342,8 @@ def check_leftovers(cfg: Config, db: Database, report: Report, options: Options)
             report.problems.append(Problem(
                 STALE_TEMP, None, str(temp), "temp file of a copy that was interrupted (no "
                 "running copy owns it); it never counted as a safe photo",
-                "nothing is lost: the next `ghostroll run` removes it (or delete it)"))
+                "nothing is lost: the next `ghostroll run` or `ghostroll verify --repair` "
+                "removes it"))
     running = live_runs(base)
     recorded = {c.target for c in db.copies(location=dbm.LOCAL)}
     for session in report.sessions:
@@ -359,6 +363,42 @@ def check_leftovers(cfg: Config, db: Database, report: Report, options: Options)
                     "or a file put there by hand; it does not count as safe",
                     "keep the card until a run has copied it again; then delete this "
                     "file (verify never deletes anything)"))
+
+
+# ---------------------------------------------------------------- --repair
+
+
+def repair_what_can_be_redone(cfg: Config, db: Database, report: Report) -> list[str]:
+    """Only what GhostRoll can make again from what it holds: stale temp files removed
+    (never a living run's), sessions with missing share images set back to be processed,
+    objects missing from the bucket forgotten by the upload ledger so the next publish
+    sends them. Originals are never touched: a lost one needs a backup or its card."""
+    from ghostroll.incoming import clear_stale
+
+    done: list[str] = []
+    kinds = {p.kind for p in report.problems}
+    if STALE_TEMP in kinds:
+        done.append(f"removed {clear_stale(cfg.storage.base_dir)} stale temp file(s)")
+    remake = sorted({p.session for p in report.problems
+                     if p.kind in (DERIVED_MISSING, GALLERY_MISSING) and p.session})
+    for sid in remake:
+        queued = db.publish_entry(sid) is not None
+        db.set_session_state(sid, dbm.COPIED)
+        if queued:
+            db.enqueue_publish(sid)
+        done.append(f"{sid}: will be processed again{' and published' if queued else ''} "
+                    "by `ghostroll work` (the appliance runs it by itself)")
+    resend: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for p in report.problems:
+        if p.kind in (OBJECT_MISSING, OBJECT_SIZE) and p.session and p.path:
+            bucket, _, key = p.path.removeprefix("s3://").partition("/")
+            resend[(p.session, bucket)].add(key)
+    for (sid, bucket), keys in sorted(resend.items()):
+        db.upload_ledger(cfg.s3.endpoint_id, bucket).forget(keys)
+        db.enqueue_publish(sid)
+        done.append(f"{sid}: {len(keys)} object(s) will be uploaded again by "
+                    "`ghostroll publish`")
+    return done
 
 
 # ---------------------------------------------------------------- --read-data
@@ -588,8 +628,8 @@ class _Bucket:
                     NOT_UPLOADED, session.id, f"s3://{s3.s3_bucket}/{prefix}{key}",
                     "marked published, but this part of its gallery was never uploaded",
                     reshare))
-        resend = (f"`ghostroll verify --session {session.id} --forget-missing` then "
-                  f"`ghostroll reshare {session.id}`")
+        resend = ("`ghostroll verify --repair` forgets the upload, then `ghostroll publish` "
+                  "sends it again")
         present: str | None = None
         for key, size in ledger.items():
             if self.offline:
@@ -678,6 +718,7 @@ def report_text(report: Report) -> str:
         bad = any(p in report.problems for p in mine)
         lines.append(f"{marks[not bad]} {session.id} (#{session.number}, {session.state})")
         lines += _problem_lines(mine, report)
+    lines += [f"repaired: {line}" for line in report.repaired]
     if report.checked["hash_resumed"]:
         lines.append(f"  ({report.checked['hash_resumed']} copies were re-hashed earlier in "
                      "this pass; `--restart` to start over)")

@@ -118,10 +118,16 @@ def test_stale_temp_is_reported_but_a_live_runs_is_not(tmp_path: Path) -> None:
     stale = base / ".incoming" / "deadbeef0000-1.part"
     stale.write_bytes(b"half a photo")
     with IncomingDir(base) as live:  # a run copying right now (it holds its flock)
-        live.temp().write_bytes(b"a photo in flight")
+        in_flight = live.temp()
+        in_flight.write_bytes(b"a photo in flight")
         rc, report = check(tmp_path)
-    assert rc == 1 and kinds(report) == [("stale-temp", str(stale))]
-    assert stale.exists()  # reported, never deleted
+        assert rc == 1 and kinds(report) == [("stale-temp", str(stale))]
+        assert stale.exists()  # reported, not deleted
+        rc, report = check(tmp_path, "--repair")
+        assert report["repaired"] == ["removed 1 stale temp file(s)"]
+        assert not stale.exists() and in_flight.exists()
+    rc, report = check(tmp_path)  # its run ended without cleaning up: now it is stale
+    assert rc == 1 and kinds(report) == [("stale-temp", str(in_flight))]
 
 
 def test_unrecorded_file_in_originals_is_reported_and_kept(tmp_path: Path) -> None:
@@ -139,6 +145,12 @@ def test_processed_session_without_its_share_image(tmp_path: Path) -> None:
     share.unlink()
     rc, report = check(tmp_path)
     assert rc == 1 and kinds(report) == [("derived-missing", str(share))]
+    rc, report = check(tmp_path, "--repair")
+    assert rc == 1 and report["repaired"] == [
+        f"{session.name}: will be processed again by `ghostroll work` (the appliance runs "
+        "it by itself)"]
+    assert ghostroll(tmp_path, "work").returncode == 0
+    assert share.exists() and check(tmp_path)[0] == 0
 
 
 def test_set_aside_session_is_reported_with_its_error(tmp_path: Path) -> None:
@@ -262,6 +274,13 @@ def test_published_session_with_an_object_gone_from_the_bucket(tmp_path: Path,
     rc, report = check(tmp_path, "--local", **settings)  # no bucket requests at all
     assert rc == 0 and "objects" not in report["checked"]
     assert report["checked"]["bucket_sessions_skipped"] == 1
+    rc, report = check(tmp_path, "--repair", **settings)
+    assert rc == 1 and report["repaired"] == [
+        f"{session.name}: 1 object(s) will be uploaded again by `ghostroll publish`"]
+    done = ghostroll(tmp_path, "publish", **settings)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert thumb in s3_bucket.keys(prefix)
+    assert check(tmp_path, **settings)[0] == 0
 
 
 def test_bucket_changed_after_publishing(tmp_path: Path, s3_bucket: S3Bucket) -> None:
