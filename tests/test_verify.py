@@ -342,3 +342,13 @@ def test_missing_derived_and_expected_objects() -> None:
     assert verify.expected_objects(items, None) == [
         "index.html", "progress.json", "thumbs/a.jpg", "share/a.jpg", "thumbs/v.jpg",
         "thumbs/b.jpg", "share/b.jpg"]
+
+
+def test_the_appliance_runs_the_local_check_at_boot() -> None:
+    unit = (REPO / "overlays/etc/systemd/system/ghostroll-verify.service").read_text()
+    assert "ExecStart=/opt/ghostroll/venv/bin/ghostroll verify --local\n" in unit
+    assert "User=ghostroll" in unit and "WantedBy=multi-user.target" in unit
+    assert "Before=ghostroll.service" not in unit  # the panel does not wait for it
+    install = (REPO / "image/install-ghostroll.sh").read_text()
+    assert any(line.startswith("systemctl enable") and "ghostroll-verify.service" in line
+               for line in install.splitlines())
