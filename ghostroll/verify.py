@@ -110,13 +110,18 @@ def session_of(target: str, sessions: list[SessionRow]) -> str | None:
     return None
 
 
-def disk_copy_problem(copy: CopyRow, size: int | None, session: str | None,
-                      only_copy: bool) -> Problem | None:
-    """What is wrong with a disk copy found with `size` bytes (None: not there)."""
+def disk_copy_problem(copy: CopyRow, size: int | None, error: str | None,
+                      session: str | None, only_copy: bool) -> Problem | None:
+    """What is wrong with a disk copy found with `size` bytes (None: not there) or that
+    could not be looked at (`error`)."""
     lost = (" It was the only verified copy of this content: the photo is lost here "
             "unless a backup or the card still has it.") if only_copy else ""
     fix = (f"copy the file back from a backup or from its card to {copy.target} (same "
            "name), then run `ghostroll verify --read-data` to prove it by its hash")
+    if error is not None:
+        return Problem(COPY_UNREADABLE, session, copy.target, f"cannot look at the recorded "
+                       f"{copy.location} copy: {error}", "check the disk and its permissions "
+                       "(dmesg, ls -l), then run `ghostroll verify` again")
     if size is None:
         return Problem(COPY_MISSING, session, copy.target,
                        f"recorded {copy.location} copy is missing.{lost}", fix)
@@ -202,8 +207,9 @@ def run_verify(cfg: Config, db: Database, options: Options,
     intact = check_contents(db, report, everyone, options, bucket)
     if options.read_data:
         check_data(cfg, report, intact, options, progress)
+    pruned = {c.target for c in db.copies(location=dbm.LOCAL) if c.state == dbm.COPY_PRUNED}
     for session in report.sessions:
-        check_session(db, report, session, bucket)
+        check_session(db, report, session, bucket, pruned)
     check_leftovers(cfg, db, report, options)
     return report
 
@@ -237,8 +243,8 @@ def check_contents(db: Database, report: Report, everyone: list[SessionRow],
                 NO_COPY, row["session_id"], row["rel_path"],
                 f"content {row['sha256'][:12]}… ({row['rel_path']}, {row['size']} bytes) "
                 "counts as safe but no verified copy of it is recorded",
-                "insert the card that holds it and run `ghostroll run` after restoring "
-                "the file into the session folder; report this: it should never happen"))
+                "keep the card that holds it; the record of its copy is gone (a damaged "
+                "database or a bug: report it), so a card holding it is not read again"))
     intact: list[CopyRow] = []
     for copy in copies:
         report.checked["copies"] += 1
@@ -248,7 +254,8 @@ def check_contents(db: Database, report: Report, everyone: list[SessionRow],
         session = session_of(copy.target, everyone)
         verified = [c for c in by_sha[copy.sha256] if c.state == dbm.COPY_VERIFIED]
         if copy.location in DISK_LOCATIONS:
-            problem = disk_copy_problem(copy, _size(copy.target), session, len(verified) == 1)
+            size, error = _size(copy.target)
+            problem = disk_copy_problem(copy, size, error, session, len(verified) == 1)
             if problem is None:
                 intact.append(copy)
             else:
@@ -266,7 +273,7 @@ def check_contents(db: Database, report: Report, everyone: list[SessionRow],
 
 
 def check_session(db: Database, report: Report, session: SessionRow,
-                  bucket: _Bucket | None) -> None:
+                  bucket: _Bucket | None, pruned: set[str]) -> None:
     report.checked["sessions"] += 1
     layout = SessionLayout(session.path)
     if session.process_error:
@@ -276,7 +283,7 @@ def check_session(db: Database, report: Report, session: SessionRow,
             "kept but it has no gallery and is not published",
             f"read {layout.log}; once the cause is fixed, retry it (see `ghostroll "
             f"sessions show {session.id}`)"))
-    check_originals(db, report, session, layout)
+    check_originals(db, report, session, layout, pruned)
     if session.state in (dbm.PROCESSED, dbm.PUBLISHED):
         gallery = check_derived(report, session, layout)
         if session.state == dbm.PUBLISHED and gallery is not None:
@@ -287,20 +294,29 @@ def check_session(db: Database, report: Report, session: SessionRow,
 
 
 def check_originals(db: Database, report: Report, session: SessionRow,
-                    layout: SessionLayout) -> None:
+                    layout: SessionLayout, pruned: set[str]) -> None:
     already = {p.path for p in report.problems}
-    pruned = {c.target for c in db.copies(location=dbm.LOCAL) if c.state == dbm.COPY_PRUNED}
     for row in db.session_files(session.id):
         if row["status"] != dbm.VERIFIED:
             continue
         report.checked["originals"] += 1
-        path = str(layout.original(row["stored_path"] or row["rel_path"]))
+        path = _original(layout, row)
+        if path is None:
+            report.problems.append(Problem(
+                ORIGINAL_MISSING, session.id, row["stored_path"] or row["rel_path"],
+                f"the record of card file {row['rel_path']} names an unsafe path",
+                "a damaged database or a bug: report it and keep the card"))
+            continue
         if path in already or path in pruned:
             continue
-        size = _size(path)
+        size, error = _size(path)
         fix = (f"copy {row['rel_path']} back from a backup or from its card to {path}, then "
                "run `ghostroll verify --read-data`")
-        if size is None:
+        if error is not None:
+            report.problems.append(Problem(
+                COPY_UNREADABLE, session.id, path, f"cannot look at the original of "
+                f"{row['rel_path']}: {error}", "check the disk and its permissions"))
+        elif size is None:
             report.problems.append(Problem(
                 ORIGINAL_MISSING, session.id, path, f"the verified original of card file "
                 f"{row['rel_path']} is missing (session state {session.state})", fix))
@@ -353,8 +369,8 @@ def check_leftovers(cfg: Config, db: Database, report: Report, options: Options)
                 "not yet recorded were not looked for", "run `ghostroll verify` again later"))
             continue
         layout = SessionLayout(session.path)
-        recorded |= {str(layout.original(r["stored_path"] or r["rel_path"]))
-                     for r in db.session_files(session.id) if r["status"] == dbm.VERIFIED}
+        recorded |= {path for r in db.session_files(session.id) if r["status"] == dbm.VERIFIED
+                     and (path := _original(layout, r)) is not None}
         for path in _files_under(layout.originals):
             if path not in recorded:
                 report.problems.append(Problem(
@@ -661,14 +677,26 @@ class _Bucket:
 # ---------------------------------------------------------------- small I/O helpers
 
 
-def _size(path: str) -> int | None:
+def _size(path: str) -> tuple[int | None, str | None]:
+    """(size, None) of a regular file, (None, None) when there is none, (None, error)
+    when it cannot be looked at."""
     try:
         st = os.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
+        return None, None
+    except OSError as exc:
+        return None, exc.strerror or str(exc)
+    if not stat.S_ISREG(st.st_mode):
+        return None, "not a regular file"
+    return st.st_size, None
+
+
+def _original(layout: SessionLayout, row: Any) -> str | None:
+    """Where a session file's verified original is (None: the record is unsafe)."""
+    try:
+        return str(layout.original(row["stored_path"] or row["rel_path"]))
+    except ValueError:
         return None
-    except OSError:
-        return -1  # unreadable: reported as a size mismatch with the error in the path
-    return st.st_size if stat.S_ISREG(st.st_mode) else -1
 
 
 def _files_under(root: Path) -> Iterator[str]:
@@ -695,7 +723,8 @@ def last_result_path(db_path: Path) -> Path:
 
 
 def save_last_result(cfg: Config, report: Report) -> None:
-    write_json_atomic(last_result_path(cfg.storage.db_path), report.as_json(), mode=0o640)
+    write_json_atomic(last_result_path(cfg.storage.db_path), _shown_all(report.as_json()),
+                      mode=0o640)
 
 
 def idle_line(result: dict[str, Any]) -> str:
@@ -707,16 +736,20 @@ def idle_line(result: dict[str, Any]) -> str:
 
 
 def report_text(report: Report) -> str:
+    """The checklist for people: general findings, then one entry per session."""
     marks = {True: "✓", False: "✗"}
-    lines: list[str] = []
-    general = [p for p in report.problems + report.warnings if p.session is None]
+    found = report.problems + report.warnings
     database_ok = not any(p.kind == DATABASE for p in report.problems)
-    lines.append(f"{marks[database_ok]} database integrity")
-    lines += _problem_lines(general, report)
-    for session in report.sessions:
-        mine = [p for p in report.problems + report.warnings if p.session == session.id]
+    lines = [f"{marks[database_ok]} database integrity"]
+    lines += _problem_lines([p for p in found if p.session is None], report)
+    titles = {s.id: f"{s.id} (#{s.number}, {s.state})" for s in report.sessions}
+    for p in found:  # a copy in a session outside --session still gets a heading
+        if p.session is not None and p.session not in titles:
+            titles[p.session] = p.session
+    for sid, title in titles.items():
+        mine = [p for p in found if p.session == sid]
         bad = any(p in report.problems for p in mine)
-        lines.append(f"{marks[not bad]} {session.id} (#{session.number}, {session.state})")
+        lines.append(f"{marks[not bad]} {_shown(title)}")
         lines += _problem_lines(mine, report)
     lines += [f"repaired: {line}" for line in report.repaired]
     if report.checked["hash_resumed"]:
@@ -730,15 +763,30 @@ def _problem_lines(problems: list[Problem], report: Report) -> list[str]:
     lines = []
     for p in problems:
         mark = "✗" if p in report.problems else "!"
-        lines.append(f"    {mark} {p.kind}: {p.message}")
+        lines.append(f"    {mark} {p.kind}: {_shown(p.message)}")
         if p.path:
-            lines.append(f"        where: {p.path}")
-        lines.append(f"        fix: {p.fix}")
+            lines.append(f"        where: {_shown(p.path)}")
+        lines.append(f"        fix: {_shown(p.fix)}")
     return lines
 
 
+def _shown(text: str) -> str:
+    """A file name that is not UTF-8 (kept as surrogate escapes) shown as \\xNN."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def report_json(report: Report) -> str:
-    return json.dumps(report.as_json(), indent=2, ensure_ascii=False)
+    return json.dumps(_shown_all(report.as_json()), indent=2, ensure_ascii=False)
+
+
+def _shown_all(value: Any) -> Any:
+    if isinstance(value, str):
+        return _shown(value)
+    if isinstance(value, dict):
+        return {k: _shown_all(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_shown_all(v) for v in value]
+    return value
 
 
 def unusable_json(message: str) -> str:

@@ -352,3 +352,16 @@ def test_the_appliance_runs_the_local_check_at_boot() -> None:
     install = (REPO / "image/install-ghostroll.sh").read_text()
     assert any(line.startswith("systemctl enable") and "ghostroll-verify.service" in line
                for line in install.splitlines())
+
+
+def test_a_name_that_is_not_utf8_is_shown_escaped(tmp_path: Path) -> None:
+    session = shoot(tmp_path)
+    folder = os.fsencode(session / "originals" / "DCIM" / "100GHOST")
+    with open(os.path.join(folder, b"IMG_\xff\xfe.JPG"), "wb") as f:
+        f.write(b"stray")
+    rc, report = check(tmp_path)
+    expected = str(session / "originals" / "DCIM" / "100GHOST") + "/IMG_\\xff\\xfe.JPG"
+    assert rc == 1 and kinds(report) == [("unrecorded", expected)]
+    text = ghostroll(tmp_path, "verify")
+    assert text.returncode == 1 and f"where: {expected}" in text.stdout
+    assert "Traceback" not in text.stderr
