@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sqlite3
 import stat
 import time
 from collections import Counter, defaultdict
@@ -36,7 +37,7 @@ from ghostroll import db as dbm
 from ghostroll import faults
 from ghostroll.config import Config
 from ghostroll.db import CopyRow, Database, SessionRow
-from ghostroll.errors import CardError
+from ghostroll.errors import CardError, DatabaseError
 from ghostroll.incoming import live_runs, stale_temps
 from ghostroll.progress import human_bytes
 from ghostroll.session import SessionLayout, write_json_atomic
@@ -135,8 +136,7 @@ def disk_copy_problem(copy: CopyRow, size: int | None, error: str | None,
 def missing_derived(items: list[dict[str, Any]], zip_key: str | None,
                     exists: Callable[[str], bool]) -> list[str]:
     """Gallery keys (thumbs/…, share/…, share.zip) of a processed session not on disk."""
-    keys = [item[k] for item in items if item.get("kind") == "photo"
-            for k in ("share", "thumb") if item.get(k)]
+    keys = [item[k] for item in items for k in ("share", "thumb") if item.get(k)]
     if zip_key:
         keys.append(zip_key)
     return [k for k in keys if not exists(k)]
@@ -183,7 +183,13 @@ def verify_device(cfg: Config, session_ref: str | None = None, *, local: bool = 
                 raise CardError(f"no session matches {session_ref!r} (see `ghostroll "
                                 "sessions`)")
         options = Options(local=local, read_data=read_data, restart=restart, session=session)
-        report = run_verify(cfg, db, options, progress)
+        try:
+            report = run_verify(cfg, db, options, progress)
+        except sqlite3.DatabaseError as exc:
+            raise DatabaseError(
+                f"database {db.path} is damaged ({exc}): stop GhostRoll and restore it from "
+                "a backup (the session folders are kept; their manifest.json lists every "
+                "file)") from exc
         if repair:
             report.repaired = repair_what_can_be_redone(cfg, db, report)
     if session is None:
@@ -593,20 +599,27 @@ class _Bucket:
         self._object(session, bucket, key, copy.size, COPY_MISSING,
                      "copy it there again (or record it pruned)")
 
-    def _object(self, session: str | None, bucket: str, key: str, size: int | None,
-                kind: str, fix: str) -> bool:
+    def _lookup(self, session: str | None, bucket: str, key: str) -> tuple[bool, int | None]:
+        """(checked, size or None when absent); not checked when offline or refused (the
+        reason is reported once here)."""
         from botocore.exceptions import ClientError
 
-        where = f"s3://{bucket}/{key}"
         try:
-            found = self.size(bucket, key)
+            return True, self.size(bucket, key)
         except _Offline as exc:
             self._went_offline(exc)
-            return False
         except ClientError as exc:
             self.report.problems.append(Problem(
-                BUCKET_ERROR, session, where, f"the bucket refused the check: {exc}",
-                "check the credentials and s3_bucket (`ghostroll doctor`)"))
+                BUCKET_ERROR, session, f"s3://{bucket}/{key}", f"the bucket refused the "
+                f"check: {exc}", "check the credentials and s3_bucket (`ghostroll doctor`)"))
+        return False, None
+
+    def _object(self, session: str | None, bucket: str, key: str, size: int | None,
+                kind: str, fix: str) -> bool:
+        """An object recorded with `size`: is it there, that size? True when present."""
+        checked, found = self._lookup(session, bucket, key)
+        where = f"s3://{bucket}/{key}"
+        if not checked:
             return False
         if found is None:
             self.report.problems.append(Problem(
@@ -618,6 +631,9 @@ class _Bucket:
         return found is not None
 
     def check_published(self, session: SessionRow, gallery: dict[str, Any]) -> None:
+        """Every object the gallery needs and every one the ledger records is in the
+        configured bucket. Objects missing from the ledger are looked for too (a device
+        upgraded from schema 2 started with an empty ledger)."""
         if self.offline:
             return
         s3 = self.cfg.s3
@@ -628,31 +644,38 @@ class _Bucket:
             return
         from ghostroll.publish.publisher import prefix_for
 
-        prefix = prefix_for(self.cfg, session.id)
+        prefix, bucket = prefix_for(self.cfg, session.id), s3.s3_bucket
         ledger = {key: size for key, _, size in
-                  self.db.upload_ledger(s3.endpoint_id, s3.s3_bucket).keys(prefix)}
-        reshare = f"`ghostroll reshare {session.id}` uploads it again"
-        if not ledger:
-            self.report.problems.append(Problem(
-                NOT_UPLOADED, session.id, f"s3://{s3.s3_bucket}/{prefix}", "marked "
-                f"published, but nothing of it was uploaded to bucket {s3.s3_bucket} at "
-                f"{s3.endpoint_id} (the bucket or endpoint changed since?)", reshare))
-            return
-        for key in expected_objects(gallery.get("items", []), gallery.get("zip_key")):
-            if prefix + key not in ledger:
-                self.report.problems.append(Problem(
-                    NOT_UPLOADED, session.id, f"s3://{s3.s3_bucket}/{prefix}{key}",
-                    "marked published, but this part of its gallery was never uploaded",
-                    reshare))
+                  self.db.upload_ledger(s3.endpoint_id, bucket).keys(prefix)}
+        wanted = [prefix + k for k in expected_objects(gallery.get("items", []),
+                                                       gallery.get("zip_key"))]
         resend = ("`ghostroll verify --repair` forgets the upload, then `ghostroll publish` "
                   "sends it again")
         present: str | None = None
-        for key, size in ledger.items():
+        never: list[str] = []  # needed, not in the ledger, not in the bucket
+        for key in dict.fromkeys(wanted + sorted(ledger)):
+            if key in ledger:
+                found = self._object(session.id, bucket, key, ledger[key], OBJECT_MISSING,
+                                     resend)
+            else:
+                checked, size = self._lookup(session.id, bucket, key)
+                found = size is not None
+                if checked and not found:
+                    never.append(key)
             if self.offline:
                 return
-            if self._object(session.id, s3.s3_bucket, key, size, OBJECT_MISSING, resend):
-                present = present or key
-        if present is not None and not self.offline:
+            present = present or (key if found else None)
+        reshare = f"`ghostroll reshare {session.id}` uploads it again"
+        if never and len(never) == len(wanted) and not ledger:
+            self.report.problems.append(Problem(
+                NOT_UPLOADED, session.id, f"s3://{bucket}/{prefix}", "marked published, but "
+                f"none of it is in bucket {bucket} at {s3.endpoint_id} (the bucket or "
+                "endpoint changed since?)", reshare))
+        else:
+            self.report.problems.extend(Problem(
+                NOT_UPLOADED, session.id, f"s3://{bucket}/{key}", "marked published, but "
+                "this part of its gallery is not in the bucket", reshare) for key in never)
+        if present is not None:
             self._unsigned_denied(session, present)
 
     def _unsigned_denied(self, session: SessionRow, key: str) -> None:
