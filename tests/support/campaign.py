@@ -432,10 +432,11 @@ def oracle(world: World, cards: list[Path], rec: Recorder,
         bucket_oracle(world, sessions, rec)
 
 
-def clean_rerun(world: World, cards: list[tuple[Path, str | None]], rec: Recorder) -> None:
+def clean_rerun(world: World, cards: list[tuple[Path, str | None]], rec: Recorder,
+                **extra: str) -> None:
     """The final clean rerun: each card once more, then the upload queue drained."""
     for card, volume in cards:
-        done = card_run(world, card, volume)
+        done = card_run(world, card, volume, **extra)
         rec.expect(done.returncode == 0 and not done.traceback,
                    f"clean rerun of {card.name}: exit {done.returncode}: {done.tail()}")
     if world.s3 is not None:
