@@ -355,6 +355,27 @@ def content_oracle(world: World, cards: list[Path], rec: Recorder,
     return checked
 
 
+def session_files_oracle(world: World, rec: Recorder) -> int:
+    """Each verified session file, found through the database (stored_path, else its card
+    path under the session's originals), holds the content recorded for it."""
+    checked = 0
+    with _db(world) as conn:
+        stored = "stored_path" in _columns(conn, "session_files")
+        rows = conn.execute(
+            "SELECT s.path, f.rel_path, f.sha256"
+            f"{', f.stored_path' if stored else ', NULL AS stored_path'} "
+            "FROM session_files f JOIN sessions s ON s.id = f.session_id "
+            "WHERE f.status = 'verified'").fetchall()
+    for r in rows:
+        checked += 1
+        path = Path(r["path"]) / "originals" / (r["stored_path"] or r["rel_path"])
+        if not path.is_file():
+            rec.problem(f"session file {r['rel_path']!r}: no original at {path}")
+        elif sha256_file(path) != r["sha256"]:
+            rec.problem(f"session file {r['rel_path']!r}: {path} holds other content")
+    return checked
+
+
 def sessions_oracle(world: World, rec: Recorder) -> list[sqlite3.Row]:
     with _db(world) as conn:
         rows = conn.execute("SELECT * FROM sessions ORDER BY number").fetchall()
@@ -426,8 +447,10 @@ def oracle(world: World, cards: list[Path], rec: Recorder,
            also: dict[bytes, str] | None = None) -> None:
     verify_oracle(world, rec)
     checked = content_oracle(world, cards, rec, also)
+    rows = session_files_oracle(world, rec)
     sessions = sessions_oracle(world, rec)
-    rec.note(f"oracle: {checked} card files byte-compared, {len(sessions)} sessions")
+    rec.note(f"oracle: {checked} card files byte-compared, {rows} session files, "
+             f"{len(sessions)} sessions")
     if world.s3 is not None:
         bucket_oracle(world, sessions, rec)
 

@@ -17,7 +17,8 @@ urllib) draws one action from a seeded random generator:
     5xx        answer 503 SlowDown / 500 InternalError without forwarding; once drawn,
                the next `burst - 1` requests get one too
     reset      TCP RST mid-body: the request body when there is one, else the response's
-    truncate   the response is cut short (head or body) and the connection closed cleanly
+    truncate   the response is cut short (inside its body, or its head when it has no
+               body) and the connection closed cleanly
 
 Which request gets which fault depends on the order requests arrive in (parallel uploads
 interleave), so a seed fixes the mix of faults, not the exact victim of each.
@@ -347,22 +348,25 @@ class FaultProxy:
         headers = _headers(head)
         framing = _framing(headers, no_body=method == b"HEAD" or status in (204, 304),
                            request=False)
-        if action.kind == "truncate":
-            body = _collect(u_reader, framing)
-            whole = head + body
-            client.sendall(whole[:max(1, int(len(whole) * action.cut))])
-            client.shutdown(socket.SHUT_RDWR)
-            return False
-        if action.kind == "reset" and not cut_request:
-            body = _collect(u_reader, framing)
-            whole = head + body
-            client.sendall(whole[:max(1, int(len(whole) * action.cut))])
-            _rst(client)
+        if action.kind == "truncate" or (action.kind == "reset" and not cut_request):
+            client.sendall(_cut(head, _collect(u_reader, framing), action.cut))
+            if action.kind == "truncate":
+                client.shutdown(socket.SHUT_RDWR)
+            else:
+                _rst(client)
             return False
         client.sendall(head)
         _copy_body(u_reader, client, framing)
         return (framing.length is not None or framing.chunked) and \
             "close" not in headers.get("connection", "").lower()
+
+
+def _cut(head: bytes, body: bytes, where: float) -> bytes:
+    """A response cut short: inside the body when there is one, else inside the head
+    (where a client may not notice: a lost last header line looks like a short head)."""
+    if body:
+        return head + body[:int(len(body) * where)]
+    return head[:max(1, min(len(head) - 4, int(len(head) * where)))]
 
 
 class _Sink:
