@@ -362,11 +362,12 @@ def _id(case: tuple[str, int]) -> str:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[_id(x) for x in CASES])
-def test_scenario(case: tuple[str, int], world: c.World, record: c.Recorder,
+def test_scenario(case: tuple[str, int], world: c.World, scenario_record: c.Recorder,
                   request: pytest.FixtureRequest) -> None:
     kind, seed = case
     name, _, point = kind.partition(":")
     rng = random.Random(seed)
+    record = scenario_record
 
     def server() -> LocalS3:
         return request.getfixturevalue("s3_server")

@@ -119,7 +119,7 @@ class Recorder:
 
 
 @pytest.fixture
-def record(request: pytest.FixtureRequest) -> Iterator[Recorder]:
+def scenario_record(request: pytest.FixtureRequest) -> Iterator[Recorder]:
     kind, seed = request.node.callspec.params["case"]
     row = Row(kind, seed, "")
     MATRIX.append(row)
