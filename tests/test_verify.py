@@ -5,6 +5,7 @@ come out as exactly the expected problems and exit code, and a clean device as e
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -383,3 +384,16 @@ def test_a_name_that_is_not_utf8_is_shown_escaped(tmp_path: Path) -> None:
     text = ghostroll(tmp_path, "verify")
     assert text.returncode == 1 and f"where: {expected}" in text.stdout
     assert "Traceback" not in text.stderr
+
+
+def test_the_read_data_bar_redraws_in_place_and_ends_its_line() -> None:
+    out, now = io.StringIO(), iter([0.0, 0.05, 0.3, 0.31])
+    bar = verify.HashBar(out, clock=lambda: next(now))
+    bar(0, 2, 0, 4_000_000)
+    bar(0, 2, 1_000_000, 4_000_000)  # too soon after the last draw: skipped
+    bar(1, 2, 2_000_000, 4_000_000)
+    bar(2, 2, 4_000_000, 4_000_000)  # the end is always drawn
+    frames = out.getvalue().split("\r")[1:]
+    assert len(frames) == 3
+    assert frames[1].startswith("re-hashing [############............] 1/2 copies 2.0 MB/4.0 MB")
+    assert frames[-1].endswith("\n") and not frames[1].endswith("\n")
