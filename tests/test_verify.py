@@ -397,3 +397,10 @@ def test_the_read_data_bar_redraws_in_place_and_ends_its_line() -> None:
     assert len(frames) == 3
     assert frames[1].startswith("re-hashing [############............] 1/2 copies 2.0 MB/4.0 MB")
     assert frames[-1].endswith("\n") and not frames[1].endswith("\n")
+
+
+def test_session_of_a_recorded_path() -> None:
+    roots = {"/b/s/shoot-1": "shoot-1", "/b/s/shoot-10": "shoot-10"}
+    assert verify.session_of("/b/s/shoot-10/originals/DCIM/A.JPG", roots) == "shoot-10"
+    assert verify.session_of("/b/s/shoot-1/originals/A.JPG", roots) == "shoot-1"
+    assert verify.session_of("/archive/shoot-1/A.JPG", roots) is None
