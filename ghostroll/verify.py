@@ -61,6 +61,7 @@ SET_ASIDE = "set-aside"
 STALE_TEMP, UNRECORDED = "stale-temp", "unrecorded"
 # warning kinds (exit 0: degraded, not wrong)
 OFFLINE, NOT_CHECKED = "offline", "not-checked"
+PARTIAL_WRITE = "partial-write"  # a `.<name>.tmp` of session.write_*_atomic or share.zip
 
 
 @dataclass(frozen=True)
@@ -380,6 +381,12 @@ def check_leftovers(cfg: Config, db: Database, report: Report, options: Options)
                 "not yet recorded were not looked for", "run `ghostroll verify` again later"))
             continue
         layout = SessionLayout(session.path)
+        for folder in (layout.root, layout.derived, layout.share_dir, layout.thumbs_dir):
+            for temp in sorted(folder.glob(".*.tmp")):
+                report.warnings.append(Problem(
+                    PARTIAL_WRITE, session.id, str(temp), "temp file of an interrupted "
+                    "write of the gallery (or of one in progress right now)",
+                    "nothing is lost: delete it if no processing runs (`ghostroll status`)"))
         recorded |= {path for r in db.session_files(session.id) if r["status"] == dbm.VERIFIED
                      and (path := _original(layout, r)) is not None}
         for path in _files_under(layout.originals):

@@ -140,6 +140,15 @@ def test_unrecorded_file_in_originals_is_reported_and_kept(tmp_path: Path) -> No
     assert stray.exists()
 
 
+def test_a_partial_gallery_write_is_a_warning(tmp_path: Path) -> None:
+    session = shoot(tmp_path)
+    temp = session / "derived" / ".share.zip.tmp"
+    temp.write_bytes(b"PK half a zip")
+    rc, report = check(tmp_path)
+    assert rc == 0 and [(w["kind"], w["path"]) for w in report["warnings"]] == [
+        ("partial-write", str(temp))]
+
+
 def test_processed_session_without_its_share_image(tmp_path: Path) -> None:
     session = shoot(tmp_path)
     share = sorted((session / "derived" / "share").glob("*.jpg"))[0]
