@@ -19,7 +19,7 @@ from typing import Any
 from ghostroll import verify
 from ghostroll.appliance.idle_facts import read_idle_facts
 from ghostroll.appliance.machine import Model, State
-from ghostroll.appliance.screens import Env, screen_for
+from ghostroll.appliance.screens import Env, render, screen_for
 from ghostroll.db import Database
 from ghostroll.incoming import IncomingDir
 from ghostroll.publish.publisher import prefix_for
@@ -352,6 +352,7 @@ def test_the_idle_screen_shows_the_last_problem(tmp_path: Path) -> None:
     assert facts.problem == "verify: 1 problem · ssh: ghostroll verify"
     screen = screen_for(Model(State.IDLE), Env(now=datetime.now(), problem=facts.problem))
     assert facts.problem in screen.lines
+    assert render(screen, 250, 122).size == (250, 122)
     (tmp_path / "ghostroll.db.verify.json").unlink()
     assert check(tmp_path, "--local", "--session", "1")[0] == 1  # one session: not kept
     assert read_idle_facts(cfg.storage.db_path).problem == ""
