@@ -12,16 +12,15 @@ import signal
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ghostroll import verify
-from ghostroll.appliance.idle_facts import read_idle_facts
-from ghostroll.appliance.machine import Model, State
-from ghostroll.appliance.screens import Env, render, screen_for
+from ghostroll.appliance.screens import Screen, render, screen_for
+from ghostroll.appliance.service import Devices, Service
 from ghostroll.db import Database
 from ghostroll.incoming import IncomingDir
+from ghostroll.kits import load_kit
 from ghostroll.publish.publisher import prefix_for
 from ghostroll.synthetic import make_demo_card
 from tests.support.ingest import make_config
@@ -345,17 +344,22 @@ def test_offline_bucket_is_a_warning_not_a_failure(tmp_path: Path,
 def test_the_idle_screen_shows_the_last_problem(tmp_path: Path) -> None:
     session = shoot(tmp_path)
     cfg = make_config(tmp_path)
-    assert read_idle_facts(cfg.storage.db_path).problem == ""
+
+    def idle_screen() -> Screen:  # what a freshly started service shows while idle
+        service = Service(cfg, load_kit("waveshare-2in13-v4"), Devices(
+            panel_submit=lambda image, state, full: None, eject=lambda d: None,
+            shutdown=lambda: None))
+        return screen_for(service.model, service.env())
+
+    assert not any("verify" in line for line in idle_screen().lines)
     jpegs(session)[0].unlink()
     assert check(tmp_path, "--local")[0] == 1
-    facts = read_idle_facts(cfg.storage.db_path)
-    assert facts.problem == "verify: 1 problem · ssh: ghostroll verify"
-    screen = screen_for(Model(State.IDLE), Env(now=datetime.now(), problem=facts.problem))
-    assert facts.problem in screen.lines
+    screen = idle_screen()
+    assert screen.lines[0] == "verify: 1 problem · ssh: ghostroll verify"
     assert render(screen, 250, 122).size == (250, 122)
     (tmp_path / "ghostroll.db.verify.json").unlink()
     assert check(tmp_path, "--local", "--session", "1")[0] == 1  # one session: not kept
-    assert read_idle_facts(cfg.storage.db_path).problem == ""
+    assert not any("verify" in line for line in idle_screen().lines)
 
 
 # ---------------------------------------------------------------- pure parts
