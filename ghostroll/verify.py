@@ -58,6 +58,7 @@ GALLERY_MISSING, DERIVED_MISSING = "gallery-missing", "derived-missing"
 NOT_UPLOADED, OBJECT_MISSING, OBJECT_SIZE = "not-uploaded", "object-missing", "object-size"
 BUCKET_PUBLIC, BUCKET_ERROR = "bucket-public", "bucket-error"
 SET_ASIDE = "set-aside"
+UNUSABLE = "unusable"  # exit 2: configuration, database or --session unusable
 STALE_TEMP, UNRECORDED = "stale-temp", "unrecorded"
 # warning kinds (exit 0: degraded, not wrong)
 OFFLINE, NOT_CHECKED = "offline", "not-checked"
@@ -826,7 +827,7 @@ def _shown_all(value: Any) -> Any:
 
 def unusable_json(message: str) -> str:
     """The --json document when there is nothing to check with (exit 2)."""
-    problem = Problem(DATABASE, None, None, message, "fix the setting or the file named above")
+    problem = Problem(UNUSABLE, None, None, message, "fix the setting or the file named above")
     return json.dumps({"ok": False, "problems": [asdict(problem)], "warnings": [],
                        "checked": {}}, indent=2, ensure_ascii=False)
 
