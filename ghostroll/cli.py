@@ -104,6 +104,22 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(doctor)
     doctor.set_defaults(handler=cmd_doctor)
 
+    verify = commands.add_parser(
+        "verify", help="check that every photo is where the records say it is")
+    verify.add_argument("--read-data", action="store_true",
+                        help="also re-hash every original against its sha256 (resumable)")
+    verify.add_argument("--restart", action="store_true",
+                        help="with --read-data: start over instead of continuing a pass")
+    verify.add_argument("--repair", action="store_true", help="redo what can be redone "
+                        "without the card: share images, uploads, stale temp files")
+    verify.add_argument("--local", action="store_true",
+                        help="no bucket requests (the appliance's boot check)")
+    verify.add_argument("--session", metavar="ID", help="only this session (id, number or "
+                        "unique id prefix)")
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
+    config.add_flags(verify)
+    verify.set_defaults(handler=cmd_verify)
+
     status = commands.add_parser("status", help="what the running appliance shows")
     status.add_argument("--json", action="store_true", help="the status.json document")
     config.add_flags(status)
@@ -209,6 +225,25 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     results = doctor.run_checks(cfg)
     print(doctor.report_json(results) if args.json else doctor.report_text(results))
     return EXIT_PARTIAL if doctor.failed(results) else EXIT_OK
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from ghostroll import verify
+
+    try:
+        cfg = config.from_args(args)
+        bar = verify.HashBar(sys.stderr) if sys.stderr.isatty() else None
+        report = verify.verify_device(cfg, args.session, local=args.local,
+                                      read_data=args.read_data, restart=args.restart,
+                                      repair=args.repair, progress=bar)
+    except (ConfigError, DatabaseError, CardError) as exc:
+        if args.json:
+            print(verify.unusable_json(str(exc)))
+        else:
+            print(f"ghostroll: {exc}", file=sys.stderr)
+        return EXIT_UNUSABLE
+    print(verify.report_json(report) if args.json else verify.report_text(report))
+    return EXIT_OK if report.ok else EXIT_PARTIAL
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -259,6 +259,11 @@ class Database:
                 f"SELECT sha256 FROM files WHERE sha256 IN ({marks})", chunk))
         return found
 
+    def contents(self) -> list[sqlite3.Row]:
+        """Every content promised safe: sha256, size, kind, session_id, rel_path."""
+        with self._lock:
+            return list(self.conn.execute("SELECT * FROM files ORDER BY session_id, rel_path"))
+
     def is_known(self, sha256: str) -> bool:
         return self.conn.execute(
             "SELECT 1 FROM files WHERE sha256 = ?", (sha256,)).fetchone() is not None
@@ -465,6 +470,13 @@ class BucketLedger:
                 "SET sha256 = excluded.sha256, size = excluded.size, etag = excluded.etag, "
                 "uploaded_utc = excluded.uploaded_utc",
                 (self.endpoint, self.bucket, key, sha256, size, etag, utc_now()))
+
+    def forget(self, keys: Iterable[str]) -> None:
+        """These keys are no longer known to be in the bucket: the next publish sends them."""
+        with self.db.transaction():
+            self.db.conn.executemany(
+                "DELETE FROM uploads WHERE endpoint = ? AND bucket = ? AND key = ?",
+                [(self.endpoint, self.bucket, key) for key in keys])
 
     def keys(self, prefix: str = "") -> list[tuple[str, str, int]]:
         """(key, sha256, size) of every recorded upload under `prefix`."""

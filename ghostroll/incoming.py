@@ -87,6 +87,12 @@ def stale_temps(base: Path) -> Iterator[Path]:
     yield from dead
 
 
+def live_runs(base: Path) -> int:
+    """How many living runs are copying into `base` right now."""
+    folder = base / INCOMING
+    return sum(1 for lock in folder.glob("*.lock") if _held(lock)) if folder.is_dir() else 0
+
+
 def clear_stale(base: Path) -> int:
     """Remove what dead runs left; never another living run's files."""
     removed = 0

@@ -95,7 +95,7 @@ if [ "$hardware" = 1 ]; then
 fi
 install -d -m 0755 /usr/share/doc/ghostroll
 
-systemctl enable ghostroll.service ghostroll-firstboot.service
+systemctl enable ghostroll.service ghostroll-firstboot.service ghostroll-verify.service
 if [ -n "$pisugar_deb" ]; then
     systemctl enable pisugar-server.service
 fi

@@ -5,11 +5,13 @@ The database is read by the service only while the idle screen shows, at most on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from ghostroll.db import VERIFIED, Database
+from ghostroll.verify import idle_line, last_result_path
 
 REFRESH_S = 30.0
 
@@ -18,11 +20,24 @@ REFRESH_S = 30.0
 class IdleFacts:
     queued: int = 0  # sessions waiting to be published
     last_session: str = ""  # "24 Nov 10:42 · 412 new"
+    problem: str = ""  # "#3 not processed: ssh in, ghostroll sessions"
 
 
 def last_session_text(created_utc: str, new_shots: int) -> str:
     when = datetime.fromisoformat(created_utc).astimezone()
     return f"{when:%-d %b %H:%M} · {new_shots:,} new"
+
+
+def with_verify_result(facts: IdleFacts, db_path: Path) -> IdleFacts:
+    """Add what the last whole-device `ghostroll verify` found (the boot check runs it:
+    "verify: 2 problems · ssh: ghostroll verify"), unless a problem is shown already."""
+    if facts.problem:
+        return facts
+    try:
+        result = json.loads(last_result_path(db_path).read_text(encoding="utf-8"))
+        return replace(facts, problem=idle_line(result))
+    except (OSError, ValueError, AttributeError):
+        return facts
 
 
 def read_idle_facts(db_path: Path) -> IdleFacts:

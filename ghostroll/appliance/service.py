@@ -30,7 +30,12 @@ from typing import Any
 
 from ghostroll.appliance import machine as sm
 from ghostroll.appliance import protocol as p
-from ghostroll.appliance.idle_facts import REFRESH_S, IdleFacts, read_idle_facts
+from ghostroll.appliance.idle_facts import (
+    REFRESH_S,
+    IdleFacts,
+    read_idle_facts,
+    with_verify_result,
+)
 from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
 from ghostroll.appliance.machine import Ev, Event, Model, State
 from ghostroll.appliance.screens import Env, Screen, render, screen_for
@@ -310,7 +315,8 @@ class Service:
             free = None
         facts = self._idle_facts()
         return Env(now=datetime.now().astimezone(), free_bytes=free, hostname=self.hostname,
-                   ip=self.ip, queued=facts.queued, last_session=facts.last_session)
+                   ip=self.ip, queued=facts.queued, last_session=facts.last_session,
+                   problem=facts.problem)
 
     def _idle_facts(self) -> IdleFacts:
         if self.model.state != State.IDLE:
@@ -320,7 +326,8 @@ class Service:
         if self._facts_at is None or now - self._facts_at >= REFRESH_S:
             self._facts_at = now
             try:
-                self._facts = read_idle_facts(self.cfg.storage.db_path)
+                path = self.cfg.storage.db_path
+                self._facts = with_verify_result(read_idle_facts(path), path)
             except (sqlite3.Error, OSError) as exc:
                 log.warning("idle screen: cannot read the database: %s", exc)
         return self._facts
