@@ -211,16 +211,23 @@ class Database:
         self.close()
 
     def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise DatabaseError(
-                f"database {self.path} has schema {version}, newer than this GhostRoll "
-                f"understands ({SCHEMA_VERSION}); upgrade GhostRoll")
-        for number in range(version, SCHEMA_VERSION):
+        """Apply missing migrations, each in its own write transaction that re-reads the
+        version first: two processes opening a new database at once (two cards) must not
+        both create the tables."""
+        if self.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return  # the usual case: no write lock taken just to open
+        while True:
             with self.transaction():
-                for statement in _statements(MIGRATIONS[number]):
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise DatabaseError(
+                        f"database {self.path} has schema {version}, newer than this "
+                        f"GhostRoll understands ({SCHEMA_VERSION}); upgrade GhostRoll")
+                if version == SCHEMA_VERSION:
+                    return
+                for statement in _statements(MIGRATIONS[version]):
                     self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version = {number + 1}")
+                self.conn.execute(f"PRAGMA user_version = {version + 1}")
 
     @property
     def schema_version(self) -> int:
