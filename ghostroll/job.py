@@ -4,6 +4,7 @@ an earlier run), then publishing (when a bucket is configured)."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from dataclasses import dataclass, field
@@ -21,6 +22,9 @@ from ghostroll.volume import identify
 if TYPE_CHECKING:
     from ghostroll.publish.publisher import DrainResult, PublishEvent
 
+# The early link runs inside the card phase: a child of the ingest logger, so its lines
+# also land in the session's ghostroll.log.
+link_log = logging.getLogger("ghostroll.ingest.link")
 EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, EXIT_QUEUED = 0, 1, 2, 3
 
 
@@ -100,18 +104,23 @@ def publish_all(cfg: Config, db: Database, out: TextIO | None,
 
 
 def early_link(cfg: Config, db: Database, session_id: str) -> None:
-    """The share link exists as soon as the session does: signing is local."""
+    """The share link exists as soon as the session does: signing is local. Called in
+    the middle of the card phase, so it never raises: a link that cannot be made now is
+    made by the publisher later, and the copy goes on."""
     from ghostroll.publish.publisher import Offline, check_clock, ensure_link
     from ghostroll.publish.s3client import make_client
 
-    session = db.session(session_id)
-    client = make_client(cfg.s3)
     try:
+        session = db.session(session_id)
+        client = make_client(cfg.s3)
         check_clock(cfg, client)
         if session is not None:
             ensure_link(cfg, db, client, session)
-    except Offline:
-        return  # signed later, once the clock (and the short-link answer) is known
+    except Offline as exc:
+        link_log.info("share link for %s waits: %s", session_id, exc)
+    except Exception:  # the card phase must never depend on the network or on S3
+        link_log.warning("share link for %s not made now (publishing makes it later)",
+                    session_id, exc_info=True)
 
 
 def run_job(path: Path, cfg: Config, volume_id: str | None = None, label: str | None = None,
