@@ -26,7 +26,10 @@ Paths are stored absolute: the process's working directory is not part of any fa
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -36,6 +39,7 @@ from pathlib import Path
 
 from ghostroll import faults
 from ghostroll.errors import DatabaseError
+from ghostroll.session import private_mode
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: ingest
@@ -189,6 +193,7 @@ class Database:
         self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
             self.conn = sqlite3.connect(path, timeout=30, isolation_level=None,
                                         check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
@@ -474,6 +479,24 @@ class BucketLedger:
                 "AND substr(key, 1, ?) = ? ORDER BY key",
                 (self.endpoint, self.bucket, len(prefix), prefix)).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _create_private(path: Path) -> None:
+    """The database holds every share link: create it with session.private_mode() (SQLite
+    gives its -wal and -shm files the database's mode) and tighten one made 0644 by an
+    earlier version."""
+    mode = private_mode()
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode))
+        os.chmod(path, mode)  # whatever the umask
+        return
+    except FileExistsError:
+        pass
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError):  # missing, or not ours: leave it
+            current = stat.S_IMODE(file.stat().st_mode)
+            if current & ~mode:
+                os.chmod(file, current & mode)
 
 
 def _statements(script: str) -> list[str]:

@@ -41,7 +41,7 @@ from ghostroll.publish.clock import clock_verdict, server_date, system_clock_syn
 from ghostroll.publish.lock import publish_lock
 from ghostroll.publish.qr import write_png
 from ghostroll.publish.upload import UploadReport, UploadTask, upload_all
-from ghostroll.session import SessionLayout, write_text_atomic
+from ghostroll.session import SessionLayout, private_mode, write_text_atomic
 
 log = logging.getLogger("ghostroll.publish")
 # upload.classify_error's words for a network that is down (retry later, not a failure)
@@ -132,11 +132,12 @@ def wants_short_links(cfg: Config, client: Any) -> bool:
 
 
 def save_link(db: Database, layout: SessionLayout, session_id: str, link: ShareLink) -> None:
-    write_text_atomic(layout.share_txt, link.url + "\n")
-    write_png(link.url, layout.share_qr)
+    mode = private_mode()  # each of these opens the gallery
+    write_text_atomic(layout.share_txt, link.url + "\n", mode)
+    write_png(link.url, layout.share_qr, mode=mode)
     write_text_atomic(layout.derived / "link.json", json.dumps({
         "url": link.url, "index_url": link.index_url, "expires": link.expires.isoformat(),
-        "short_key": link.short_key}) + "\n")
+        "short_key": link.short_key}) + "\n", mode)
     if db.publish_entry(session_id) is None:
         db.enqueue_publish(session_id)
     db.set_publish_link(session_id, link.url, link.expires.isoformat())
