@@ -7,7 +7,10 @@ from __future__ import annotations
 import html
 import io
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -21,6 +24,8 @@ from ghostroll.session import SessionLayout
 from ghostroll.synthetic import make_demo_card
 from tests.support.ingest import make_config
 from tests.support.s3 import S3Bucket, unsigned_get
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def follow_short_link(url: str) -> str:
@@ -105,3 +110,44 @@ def test_margin_before_renewal_scales_with_short_expiries() -> None:
     assert publisher.still_good(link(59), 3600, now)  # a fresh one-hour link is good
     assert not publisher.still_good(link(29), 3600, now)
     assert publisher.still_good(link(0.6), 60, now)
+
+
+def asset_urls(index_html: str) -> set[str]:
+    """Every presigned URL in a gallery page (attributes and the embedded JSON)."""
+    text = html.unescape(index_html).replace("\\/", "/").replace("\\u0026", "&")
+    return set(re.findall(r"https?://[^\s\"'<>]+?X-Amz-Signature=[0-9a-f]{64}", text))
+
+
+def test_reshare_to_another_bucket_uploads_everything_there(tmp_path: Path,
+                                                            s3_bucket: S3Bucket) -> None:
+    cfg = make_config(tmp_path, clock_trusted=True, **s3_bucket.config_flags())
+    job = run_job(make_demo_card(tmp_path / "card", photos=3), cfg, out=io.StringIO())
+    assert job.exit_code == 0 and job.ingest.session is not None
+    session = job.ingest.session
+    prefix = publisher.prefix_for(cfg, session.id)
+    first = s3_bucket.keys(prefix)
+    assert f"{prefix}index.html" in first and len(first) > 5
+    other = f"{s3_bucket.name}-other"
+    s3_bucket.server.create_bucket(other)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path),
+           "GHOSTROLL_BASE_DIR": str(cfg.storage.base_dir),
+           "GHOSTROLL_DB_PATH": str(cfg.storage.db_path), "GHOSTROLL_CLOCK_TRUSTED": "1",
+           **{f"GHOSTROLL_{k.upper()}": v for k, v in s3_bucket.config_flags().items()},
+           "GHOSTROLL_S3_BUCKET": other}
+    env.pop("GHOSTROLL_CONFIG", None)
+    done = subprocess.run([sys.executable, "-m", "ghostroll", "reshare", "1"], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    paginator = s3_bucket.client.get_paginator("list_objects_v2")
+    second = sorted(o["Key"] for page in paginator.paginate(Bucket=other, Prefix=prefix)
+                    for o in page.get("Contents", []))
+    assert second == first, "the other bucket did not get every object"
+    share = (session.path / "share.txt").read_text().strip()
+    assert f"/{other}/" in share
+    status, body = unsigned_get(share)
+    assert status == 200 and b'class="tile"' in body
+    urls = asset_urls(body.decode())
+    assert len(urls) >= 2 * 3  # thumbnail and share image per photo, at least
+    for url in urls:
+        assert f"/{other}/" in url, url
+        assert unsigned_get(url)[0] == 200, url
