@@ -391,6 +391,8 @@ def load(
         sources[key.name] = source
 
     _check_cross_keys(values, sources)
+    if values["s3_bucket"]:
+        _check_aws_env(values, env)
     built = {
         section: cls(**{f.name: values[f.name] for f in fields(cls)})
         for section, cls in SECTIONS.items()
@@ -419,6 +421,24 @@ def _check_cross_keys(values: dict[str, Any], sources: dict[str, str]) -> None:
         why = problem(value) if value else None
         if why:
             raise ConfigError(f"{name} = {value!r} from {sources[name]}: {why}")
+
+
+# The AWS variables boto3 reads when the matching key is empty: checked like the key.
+_AWS_FALLBACKS = (("s3_endpoint_url", ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")),
+                  ("s3_region", ("AWS_REGION", "AWS_DEFAULT_REGION")))
+
+
+def _check_aws_env(values: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, variables in _AWS_FALLBACKS:
+        if values[name]:
+            continue
+        problem = endpoint_problem if name == "s3_endpoint_url" else region_problem
+        for variable in variables:
+            value = env.get(variable, "")
+            why = problem(value) if value else None
+            if why:
+                raise ConfigError(f"{variable} = {value!r} from env {variable} (used because "
+                                  f"{name} is empty): {why}")
 
 
 # ---------------------------------------------------------------- S3 names (pure)

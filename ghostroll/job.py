@@ -118,9 +118,10 @@ def early_link(cfg: Config, db: Database, session_id: str) -> None:
             ensure_link(cfg, db, client, session)
     except Offline as exc:
         link_log.info("share link for %s waits: %s", session_id, exc)
-    except Exception:  # the card phase must never depend on the network or on S3
-        link_log.warning("share link for %s not made now (publishing makes it later)",
-                    session_id, exc_info=True)
+    except Exception as exc:  # the card phase must never depend on the network or on S3
+        link_log.warning("share link for %s not made now (publishing makes it later): "
+                         "%s: %s", session_id, type(exc).__name__, exc)
+        link_log.debug("early link failure", exc_info=True)
 
 
 def run_job(path: Path, cfg: Config, volume_id: str | None = None, label: str | None = None,

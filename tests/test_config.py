@@ -183,3 +183,16 @@ def test_valid_s3_names_and_optional_empty_paths_pass(tmp_path: Path) -> None:
     assert config.is_loopback_host("127.0.0.1") and config.is_loopback_host("[::1]")
     assert config.is_loopback_host("localhost")
     assert not config.is_loopback_host("192.168.1.20")
+
+
+def test_aws_fallbacks_are_checked_when_a_bucket_uses_them() -> None:
+    bucket = {"GHOSTROLL_S3_BUCKET": "photos"}
+    with pytest.raises(ConfigError, match=r"AWS_ENDPOINT_URL = 'not a url' from env "
+                                          r"AWS_ENDPOINT_URL \(used because s3_endpoint_url"):
+        config.load(config_file=None, env={**bucket, "AWS_ENDPOINT_URL": "not a url"})
+    with pytest.raises(ConfigError, match="AWS_DEFAULT_REGION"):
+        config.load(config_file=None, env={**bucket, "AWS_DEFAULT_REGION": "us east/1"})
+    # not used, so not checked: a set key wins, and without a bucket nothing is sent
+    config.load(config_file=None, env={**bucket, "GHOSTROLL_S3_REGION": "eu-west-1",
+                                       "AWS_REGION": "us east/1"})
+    config.load(config_file=None, env={"AWS_ENDPOINT_URL": "not a url"})

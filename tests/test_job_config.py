@@ -24,11 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def ghostroll(tmp: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     """The real CLI with HOME in `tmp` (no user config) and sessions/db under it."""
-    full = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp / "home"),
-            "GHOSTROLL_BASE_DIR": str(tmp / "sessions"),
-            "GHOSTROLL_DB_PATH": str(tmp / "state" / "ghostroll.db"), **env}
-    full = {k: v for k, v in full.items() if not k.startswith("AWS_")}
-    full.pop("GHOSTROLL_CONFIG", None)
+    full = {k: v for k, v in os.environ.items()
+            if not k.startswith("AWS_") and k != "GHOSTROLL_CONFIG"}
+    full.update({"PYTHONPATH": str(REPO), "HOME": str(tmp / "home"),
+                 "GHOSTROLL_BASE_DIR": str(tmp / "sessions"),
+                 "GHOSTROLL_DB_PATH": str(tmp / "state" / "ghostroll.db"), **env})
     return subprocess.run([sys.executable, "-m", "ghostroll", *args], env=full, cwd=tmp,
                           capture_output=True, text=True, timeout=120)
 
@@ -41,6 +41,8 @@ BUCKET = {"GHOSTROLL_S3_BUCKET": "photos", "GHOSTROLL_CLOCK_TRUSTED": "1"}
     ({**BUCKET, "GHOSTROLL_S3_REGION": "us east/1"}, "s3_region"),
     ({**BUCKET, "GHOSTROLL_S3_BUCKET": "a/b"}, "s3_bucket"),
     ({**BUCKET, "GHOSTROLL_S3_PREFIX_ROOT": "L/"}, "s3_prefix_root"),
+    ({**BUCKET, "AWS_ENDPOINT_URL": "not a url"}, "AWS_ENDPOINT_URL"),
+    ({**BUCKET, "AWS_REGION": "us east/1"}, "AWS_REGION"),
     ({"GHOSTROLL_POLL_SECONDS": "nan"}, "poll_seconds"),
     ({"GHOSTROLL_BASE_DIR": ""}, "base_dir"),
     ({"GHOSTROLL_DB_PATH": ""}, "db_path"),
