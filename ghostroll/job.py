@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -124,16 +125,41 @@ def early_link(cfg: Config, db: Database, session_id: str) -> None:
         link_log.debug("early link failure", exc_info=True)
 
 
+class EarlyLinks:
+    """Signs each new session's link beside the copy, on its own thread and database
+    connection: the card phase never waits for the clock check or the bucket."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, session: SessionRow) -> None:
+        thread = threading.Thread(target=self._sign, args=(session.id,), daemon=True,
+                                  name="ghostroll-early-link")
+        thread.start()
+        self.threads.append(thread)
+
+    def _sign(self, session_id: str) -> None:
+        try:
+            with Database(self.cfg.storage.db_path) as db:
+                early_link(self.cfg, db, session_id)
+        except Exception as exc:  # the database could not be opened: publishing retries
+            link_log.warning("share link for %s not made now: %s", session_id, exc)
+
+    def wait(self) -> None:
+        for thread in self.threads:
+            thread.join()
+
+
 def run_job(path: Path, cfg: Config, volume_id: str | None = None, label: str | None = None,
             out: TextIO = sys.stdout, publish: bool = True) -> JobResult:
     volume = identify(path, volume_id, label)
     with Database(cfg.storage.db_path) as db:
-        on_session = None
-        if cfg.s3.enabled and publish:
-            def on_session(session: SessionRow) -> None:
-                early_link(cfg, db, session.id)
+        links = EarlyLinks(cfg) if cfg.s3.enabled and publish else None
         ingest = ingest_card(path, cfg, db, volume, progress=TerminalProgress(out),
-                             on_session=on_session)
+                             on_session=links)
+        if links is not None:
+            links.wait()  # the copy is over: waiting costs it nothing
         job = JobResult(ingest)
         job.processed = process_pending(cfg, db, out)
         if not cfg.s3.enabled:

@@ -8,10 +8,12 @@ import io
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from ghostroll import faults
 from ghostroll.db import Database
 from ghostroll.job import run_job
 from ghostroll.publish import publisher
@@ -71,29 +73,66 @@ def test_early_link_failing_mid_copy_never_stops_the_copy(
     card = make_demo_card(tmp_path / "card", photos=6)
     cfg = make_config(tmp_path, clock_trusted=True, **s3_bucket.config_flags())
     real = publisher.ensure_link
+    raised = threading.Event()
     stored_when_raised: list[int] = []
 
     def broken_once(*args: object, **kwargs: object) -> publisher.ShareLink:
-        if not stored_when_raised:
-            stored_when_raised.append(len(originals(cfg)))
-            raise RuntimeError("unexpected failure while signing the early link")
-        return real(*args, **kwargs)  # type: ignore[arg-type]
+        if raised.is_set():
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+        stored_when_raised.append(len(originals(cfg)))
+        raised.set()
+        raise RuntimeError("unexpected failure while signing the early link")
+
+    def copy_chunk_hook(point: str, units: float = 1.0) -> None:
+        # Once the session exists, the copy waits for the link to have failed: the
+        # failure lands mid-copy, deterministically.
+        if point == "copy.chunk" and any(cfg.storage.base_dir.glob("shoot-*")):
+            raised.wait(60)
 
     monkeypatch.setattr(publisher, "ensure_link", broken_once)
+    monkeypatch.setattr(faults, "delay", copy_chunk_hook)
     job = run_job(card, cfg, out=io.StringIO())
     assert job.ingest.complete and job.ingest.failed == 0
     stored = originals(cfg)
     assert len(stored) == job.ingest.new >= 10  # every photo, the RAW pair, the video
     assert stored_when_raised and stored_when_raised[0] < len(stored), \
-        "the early link was not asked for during the copy"
+        "the early link did not fail during the copy"
     for rel, copies in stored.items():
         assert [p.read_bytes() for p in copies] == [(card / rel).read_bytes()], rel
     session = job.ingest.session
     assert session is not None
-    assert "share link for" in (session.path / "ghostroll.log").read_text()
+    log_text = (session.path / "ghostroll.log").read_text()
+    assert "share link for" in log_text and "RuntimeError" in log_text
     # the publisher made the link later, and the job is complete
     assert job.exit_code == 0 and job.publish is not None
     assert job.publish.published == [session.id]
     assert (session.path / "share.txt").exists()
     with Database(cfg.storage.db_path) as db:
         assert db.session(session.id).state == "published"  # type: ignore[union-attr]
+
+
+def test_copy_never_waits_for_the_early_link(tmp_path: Path, s3_bucket: S3Bucket,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link step that hangs (a bucket that accepts the connection and never answers)
+    holds nothing up: it sees the card phase finish while it is still hanging."""
+    card = make_demo_card(tmp_path / "card", photos=4)
+    cfg = make_config(tmp_path, clock_trusted=True, **s3_bucket.config_flags())
+    real = publisher.ensure_link
+    saw: list[str] = []
+
+    def hanging(cfg_: object, db: Database, client: object, session: object,
+                **kwargs: object) -> publisher.ShareLink:
+        with Database(cfg.storage.db_path) as own:
+            for _ in range(600):  # at most 60 s: a copy waiting for us would never finish
+                state = own.session(session.id).state  # type: ignore[attr-defined, union-attr]
+                if state != "copying":
+                    break
+                threading.Event().wait(0.1)
+        saw.append(state)
+        return real(cfg_, db, client, session, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(publisher, "ensure_link", hanging)
+    job = run_job(card, cfg, out=io.StringIO())
+    assert saw[0] == "copied", "the card phase waited for the link"
+    assert job.exit_code == 0 and job.ingest.complete
+    assert job.publish is not None and len(job.publish.published) == 1
