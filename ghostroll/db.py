@@ -27,6 +27,7 @@ Paths are stored absolute: the process's working directory is not part of any fa
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import sqlite3
 import stat
@@ -493,10 +494,14 @@ def _create_private(path: Path) -> None:
     except FileExistsError:
         pass
     for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
-        with contextlib.suppress(OSError):  # missing, or not ours: leave it
-            current = stat.S_IMODE(file.stat().st_mode)
-            if current & ~mode:
-                os.chmod(file, current & mode)
+        with contextlib.suppress(OSError, KeyError):  # missing, or not ours: leave it
+            info = file.stat()
+            # by the file's group: root running a command on the appliance must not
+            # take the ghostroll group's read access away
+            allowed = private_mode(grp.getgrgid(info.st_gid).gr_name)
+            current = stat.S_IMODE(info.st_mode)
+            if current & ~allowed:
+                os.chmod(file, current & allowed)
 
 
 def _statements(script: str) -> list[str]:
