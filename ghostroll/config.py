@@ -268,7 +268,8 @@ def _parse(key: Key, raw: Any, source: str) -> Any:
     """Turn a raw value (TOML-typed or a string) into the key's type, or raise."""
 
     def refuse(allowed: str) -> ConfigError:
-        return ConfigError(f"{key.name} = {raw!r} from {source}: {allowed}")
+        shown = "(secret, not shown)" if key.secret else repr(raw)
+        return ConfigError(f"{key.name} = {shown} from {source}: {allowed}")
 
     if isinstance(raw, list | dict | date | time):
         # a TOML array, table or date where one plain value belongs
@@ -420,7 +421,7 @@ def _check_cross_keys(values: dict[str, Any], sources: dict[str, str]) -> None:
         value = values[name]
         why = problem(value) if value else None
         if why:
-            raise ConfigError(f"{name} = {value!r} from {sources[name]}: {why}")
+            raise ConfigError(f"{name} = {_redact(value)!r} from {sources[name]}: {why}")
 
 
 # The AWS variables boto3 reads when the matching key is empty: checked like the key.
@@ -437,8 +438,13 @@ def _check_aws_env(values: dict[str, Any], env: Mapping[str, str]) -> None:
             value = env.get(variable, "")
             why = problem(value) if value else None
             if why:
-                raise ConfigError(f"{variable} = {value!r} from env {variable} (used because "
-                                  f"{name} is empty): {why}")
+                raise ConfigError(f"{variable} = {_redact(value)!r} from env {variable} (used "
+                                  f"because {name} is empty): {why}")
+
+
+def _redact(value: str) -> str:
+    """A URL as shown in a message: credentials in it are never printed."""
+    return re.sub(r"//[^/@]*@", "//***@", value)
 
 
 # ---------------------------------------------------------------- S3 names (pure)

@@ -196,3 +196,14 @@ def test_aws_fallbacks_are_checked_when_a_bucket_uses_them() -> None:
     config.load(config_file=None, env={**bucket, "GHOSTROLL_S3_REGION": "eu-west-1",
                                        "AWS_REGION": "us east/1"})
     config.load(config_file=None, env={"AWS_ENDPOINT_URL": "not a url"})
+
+
+def test_refusals_never_show_secrets(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(config_file=None, env={"GHOSTROLL_S3_ENDPOINT_URL":
+                                           "https://AKIAKEY:s3cr3t@s3.example.com"})
+    assert "s3cr3t" not in str(caught.value) and "credentials" in str(caught.value)
+    path = write(tmp_path, '[s3]\ns3_secret_access_key = ["s3cr3t"]\n')
+    with pytest.raises(ConfigError) as caught:
+        config.load(config_file=path, env={})
+    assert "s3cr3t" not in str(caught.value) and "s3_secret_access_key" in str(caught.value)
