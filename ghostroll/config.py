@@ -462,8 +462,8 @@ def bucket_name_problem(name: str) -> str | None:
              "hyphens, starting and ending with a letter or digit")
     if not 3 <= len(name) <= 63 or not _BUCKET_CHARS.fullmatch(name):
         return rules
-    if ".." in name or ".-" in name or "-." in name:
-        return "a bucket name has no two dots in a row and no dot next to a hyphen"
+    if ".." in name:
+        return "a bucket name has no two dots in a row"
     if _is_ip(name):
         return "a bucket name must not look like an IP address"
     if name.startswith(_BUCKET_RESERVED_START) or name.endswith(_BUCKET_RESERVED_END):
