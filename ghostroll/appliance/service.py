@@ -42,7 +42,7 @@ from ghostroll.appliance.screens import Env, Screen, render, screen_for
 from ghostroll.config import Config
 from ghostroll.devices.notify import Notifier
 from ghostroll.kits import Kit
-from ghostroll.session import write_json_atomic
+from ghostroll.session import private_mode, write_json_atomic
 
 log = logging.getLogger("ghostroll.service")
 TICK_S = 1.0
@@ -381,14 +381,16 @@ class Service:
 
     def _write_status(self, frame: Any, screen: Screen, mirror: bool) -> None:
         doc = self.status_document(screen)
+        mode = private_mode()  # the share link (and its QR) are in both
         try:
-            write_json_atomic(self.runtime / "status.json", doc)
+            write_json_atomic(self.runtime / "status.json", doc, mode)
             temp = self.runtime / ".status.png.tmp"
             frame.save(temp, "PNG")
+            os.chmod(temp, mode)
             os.replace(temp, self.runtime / "status.png")
             if mirror:  # the SD card gets a copy on state changes only
                 self.cfg.storage.base_dir.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(self.cfg.storage.base_dir / "status.json", doc)
+                write_json_atomic(self.cfg.storage.base_dir / "status.json", doc, mode)
         except OSError as exc:
             log.warning("status not written: %s", exc)
 
