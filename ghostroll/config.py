@@ -15,12 +15,17 @@ key, the source and what is allowed.
 from __future__ import annotations
 
 import argparse
+import ipaddress
+import math
 import os
+import re
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
+from datetime import date, time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ghostroll.errors import ConfigError
 
@@ -263,8 +268,12 @@ def _parse(key: Key, raw: Any, source: str) -> Any:
     """Turn a raw value (TOML-typed or a string) into the key's type, or raise."""
 
     def refuse(allowed: str) -> ConfigError:
-        return ConfigError(f"{key.name} = {raw!r} from {source}: {allowed}")
+        shown = "(secret, not shown)" if key.secret else repr(raw)
+        return ConfigError(f"{key.name} = {shown} from {source}: {allowed}")
 
+    if isinstance(raw, list | dict | date | time):
+        # a TOML array, table or date where one plain value belongs
+        raise refuse(f"expected {_kind(key)}, not a TOML {_toml_kind(raw)}")
     if key.type is bool:
         if isinstance(raw, bool):
             return raw
@@ -280,8 +289,9 @@ def _parse(key: Key, raw: Any, source: str) -> Any:
         try:
             value = key.type(raw) if key.type is float else int(str(raw).strip())
         except ValueError:
-            raise refuse(
-                "expected " + ("a whole number" if key.type is int else "a number")) from None
+            raise refuse(f"expected {_kind(key)}") from None
+        if not math.isfinite(value):
+            raise refuse(f"expected a finite number in {_num(key.minimum)}..{_num(key.maximum)}")
         lo, hi = key.minimum, key.maximum
         if (lo is not None and value < lo) or (hi is not None and value > hi):
             raise refuse(f"allowed range is {_num(lo)}..{_num(hi)}")
@@ -289,6 +299,9 @@ def _parse(key: Key, raw: Any, source: str) -> Any:
     if key.type is Path:
         text = str(raw).strip()
         if not text:
+            if key.default_value():
+                raise refuse(f"must not be empty; leave it unset for the default "
+                             f"{key.default_text()}")
             return None
         # Absolute now: the working directory is not part of a stored fact (lgpio
         # changes it on the appliance; a later run may start elsewhere).
@@ -300,6 +313,17 @@ def _parse(key: Key, raw: Any, source: str) -> Any:
             raise refuse("allowed: " + ", ".join(key.choices))
         return wanted
     return text
+
+
+def _kind(key: Key) -> str:
+    return {bool: "true or false", int: "a whole number", float: "a number",
+            Path: "a path (a string)"}.get(key.type, "a string")
+
+
+def _toml_kind(raw: Any) -> str:
+    if isinstance(raw, list):
+        return "array"
+    return "table" if isinstance(raw, dict) else "date/time"
 
 
 def _num(v: float | None) -> str:
@@ -368,6 +392,8 @@ def load(
         sources[key.name] = source
 
     _check_cross_keys(values, sources)
+    if values["s3_bucket"]:
+        _check_aws_env(values, env)
     built = {
         section: cls(**{f.name: values[f.name] for f in fields(cls)})
         for section, cls in SECTIONS.items()
@@ -388,6 +414,117 @@ def _check_cross_keys(values: dict[str, Any], sources: dict[str, str]) -> None:
         raise ConfigError("s3_access_key_id and s3_secret_access_key must be set together "
                           f"(from {sources['s3_access_key_id']} / "
                           f"{sources['s3_secret_access_key']})")
+    for name, problem in (("s3_bucket", bucket_name_problem),
+                          ("s3_endpoint_url", endpoint_problem),
+                          ("s3_region", region_problem),
+                          ("s3_prefix_root", prefix_problem)):
+        value = values[name]
+        why = problem(value) if value else None
+        if why:
+            raise ConfigError(f"{name} = {_redact(value)!r} from {sources[name]}: {why}")
+
+
+# The AWS variables boto3 reads when the matching key is empty: checked like the key.
+_AWS_FALLBACKS = (("s3_endpoint_url", ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")),
+                  ("s3_region", ("AWS_REGION", "AWS_DEFAULT_REGION")))
+
+
+def _check_aws_env(values: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, variables in _AWS_FALLBACKS:
+        if values[name]:
+            continue
+        problem = endpoint_problem if name == "s3_endpoint_url" else region_problem
+        for variable in variables:
+            value = env.get(variable, "")
+            why = problem(value) if value else None
+            if why:
+                raise ConfigError(f"{variable} = {_redact(value)!r} from env {variable} (used "
+                                  f"because {name} is empty): {why}")
+
+
+def _redact(value: str) -> str:
+    """A URL as shown in a message: credentials in it are never printed."""
+    return re.sub(r"//[^/@]*@", "//***@", value)
+
+
+# ---------------------------------------------------------------- S3 names (pure)
+
+_BUCKET_CHARS = re.compile(r"[a-z0-9][a-z0-9.-]*[a-z0-9]")
+_BUCKET_RESERVED_START = ("xn--", "sthree-", "amzn-s3-demo-")
+_BUCKET_RESERVED_END = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+_REGION = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,62}[A-Za-z0-9])?")
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why `name` is not a valid S3 bucket name (the AWS rules, which every S3-compatible
+    service accepts), or None."""
+    rules = ("bucket names are 3-63 characters of lowercase letters, digits, dots and "
+             "hyphens, starting and ending with a letter or digit")
+    if not 3 <= len(name) <= 63 or not _BUCKET_CHARS.fullmatch(name):
+        return rules
+    if ".." in name:
+        return "a bucket name has no two dots in a row"
+    if _is_ip(name):
+        return "a bucket name must not look like an IP address"
+    if name.startswith(_BUCKET_RESERVED_START) or name.endswith(_BUCKET_RESERVED_END):
+        return "that prefix or suffix is reserved by S3"
+    return None
+
+
+def endpoint_problem(url: str) -> str | None:
+    """Why `url` cannot be an S3 endpoint (http(s)://host[:port][/path]), or None."""
+    expected = "expected an http:// or https:// URL with a host, e.g. https://s3.example.com"
+    if any(c.isspace() for c in url):
+        return expected + " (no spaces)"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        return f"{expected} ({exc})"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return expected
+    if parts.username is not None or parts.password is not None:
+        return "credentials do not belong in the URL: set s3_access_key_id and " \
+               "s3_secret_access_key"
+    if parts.query or parts.fragment:
+        return expected + " (no query or fragment)"
+    return None
+
+
+def region_problem(region: str) -> str | None:
+    if _REGION.fullmatch(region):
+        return None
+    return ("expected a region name such as us-east-1, eu-central-1 or auto (letters, "
+            "digits, '-', '_' and '.', up to 64 characters)")
+
+
+def prefix_problem(prefix: str) -> str | None:
+    """Why session objects must not live under `prefix` (already ending in "/"), or None."""
+    from ghostroll.publish.links import SHORT_LINK_PREFIX
+
+    if prefix.upper().startswith(SHORT_LINK_PREFIX.upper()):
+        return (f"{SHORT_LINK_PREFIX} is the short-link prefix, which the bucket policy "
+                "makes public: every photo under it would be readable without a "
+                "signature; use another prefix, e.g. sessions/")
+    parts = prefix.rstrip("/").split("/")
+    if prefix.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return ("expected a key prefix like sessions/ or photos/2026/ (no leading '/', "
+                "no empty, '.' or '..' parts)")
+    return None
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    return host == "localhost" or host.endswith(".localhost") or (
+        _is_ip(host) and ipaddress.ip_address(host).is_loopback)
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 # ---------------------------------------------------------------- CLI

@@ -26,7 +26,11 @@ Paths are stored absolute: the process's working directory is not part of any fa
 
 from __future__ import annotations
 
+import contextlib
+import grp
+import os
 import sqlite3
+import stat
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -36,6 +40,7 @@ from pathlib import Path
 
 from ghostroll import faults
 from ghostroll.errors import DatabaseError
+from ghostroll.session import private_mode
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: ingest
@@ -189,6 +194,7 @@ class Database:
         self._lock = threading.RLock()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _create_private(path)
             self.conn = sqlite3.connect(path, timeout=30, isolation_level=None,
                                         check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
@@ -211,16 +217,23 @@ class Database:
         self.close()
 
     def _migrate(self) -> None:
-        version = self.conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise DatabaseError(
-                f"database {self.path} has schema {version}, newer than this GhostRoll "
-                f"understands ({SCHEMA_VERSION}); upgrade GhostRoll")
-        for number in range(version, SCHEMA_VERSION):
+        """Apply missing migrations, each in its own write transaction that re-reads the
+        version first: two processes opening a new database at once (two cards) must not
+        both create the tables."""
+        if self.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+            return  # the usual case: no write lock taken just to open
+        while True:
             with self.transaction():
-                for statement in _statements(MIGRATIONS[number]):
+                version = self.conn.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise DatabaseError(
+                        f"database {self.path} has schema {version}, newer than this "
+                        f"GhostRoll understands ({SCHEMA_VERSION}); upgrade GhostRoll")
+                if version == SCHEMA_VERSION:
+                    return
+                for statement in _statements(MIGRATIONS[version]):
                     self.conn.execute(statement)
-                self.conn.execute(f"PRAGMA user_version = {number + 1}")
+                self.conn.execute(f"PRAGMA user_version = {version + 1}")
 
     @property
     def schema_version(self) -> int:
@@ -486,6 +499,28 @@ class BucketLedger:
                 "AND substr(key, 1, ?) = ? ORDER BY key",
                 (self.endpoint, self.bucket, len(prefix), prefix)).fetchall()
         return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _create_private(path: Path) -> None:
+    """The database holds every share link: create it with session.private_mode() (SQLite
+    gives its -wal and -shm files the database's mode) and tighten one made 0644 by an
+    earlier version."""
+    mode = private_mode()
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, mode))
+        os.chmod(path, mode)  # whatever the umask
+        return
+    except FileExistsError:
+        pass
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        with contextlib.suppress(OSError, KeyError):  # missing, or not ours: leave it
+            info = file.stat()
+            # by the file's group: root running a command on the appliance must not
+            # take the ghostroll group's read access away
+            allowed = private_mode(grp.getgrgid(info.st_gid).gr_name)
+            current = stat.S_IMODE(info.st_mode)
+            if current & ~allowed:
+                os.chmod(file, current & allowed)
 
 
 def _statements(script: str) -> list[str]:

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 from ghostroll import config as config_mod
 from ghostroll.config import Config
@@ -110,6 +112,7 @@ def check_s3(cfg: Config) -> Iterator[Check]:
     from ghostroll.publish.clock import clock_verdict, server_date, system_clock_synchronized
     from ghostroll.publish.s3client import make_client
 
+    yield from check_transport(cfg)
     client = make_client(cfg.s3, connect_timeout_s=5, read_timeout_s=15)
     bucket = cfg.s3.s3_bucket
     if not cfg.s3.s3_access_key_id and boto3.session.Session().get_credentials() is None:
@@ -153,6 +156,7 @@ def check_s3(cfg: Config) -> Iterator[Check]:
     finally:
         with contextlib.suppress(BotoCoreError, ClientError):
             client.delete_object(Bucket=bucket, Key=key)
+    yield from check_published_objects(cfg, client)
     try:
         policy = links.read_bucket_policy(client, bucket)
         extra = links.public_grants_beyond_short_links(policy, bucket) if policy else []
@@ -172,6 +176,79 @@ def check_s3(cfg: Config) -> Iterator[Check]:
                             server_date=server_date(client, bucket), now=datetime.now(UTC))
     yield Check("clock", OK if verdict.ok else FAIL, verdict.reason,
                 "enable time sync (timedatectl set-ntp true) and check the network")
+
+
+def check_transport(cfg: Config) -> Iterator[Check]:
+    """Plain http is fine on loopback (a local SeaweedFS/MinIO), not across a network."""
+    url = cfg.s3.s3_endpoint_url
+    parts = urlsplit(url)
+    if url and parts.scheme.lower() == "http" and \
+            not config_mod.is_loopback_host(parts.hostname or ""):
+        yield Check("endpoint encryption", WARN,
+                    f"{url} is plain http to another machine: request signatures, share "
+                    "links and photos travel unencrypted",
+                    "use an https:// endpoint (plain http only to 127.0.0.1)", blocking=False)
+
+
+def published_keys(cfg: Config, limit: int = 5) -> list[str]:
+    """Objects the upload ledger says this bucket holds: one per top-level prefix
+    (a photo when there is one), short-link pages left out (public by design)."""
+    from ghostroll.db import Database
+    from ghostroll.publish.links import is_short_link_key
+
+    if not cfg.storage.db_path.exists():
+        return []
+    with Database(cfg.storage.db_path) as db:
+        rows = db.upload_ledger(cfg.s3.endpoint_id, cfg.s3.s3_bucket).keys()
+    picked: dict[str, str] = {}
+    for key, _sha, _size in rows:
+        if is_short_link_key(key):
+            continue
+        top = key.split("/", 1)[0]
+        if top not in picked or (key.endswith(".jpg") and not picked[top].endswith(".jpg")):
+            picked[top] = key
+    return list(picked.values())[:limit]
+
+
+def check_published_objects(cfg: Config, client: Any) -> Iterator[Check]:
+    """Privacy proven on real session objects, not only on the doctor's test object: a
+    prefix, ACL or policy can expose the photos while a fresh object stays private."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ghostroll.errors import GhostRollError
+    from ghostroll.publish import links
+
+    bucket = cfg.s3.s3_bucket
+    keys = published_keys(cfg)
+    if not keys:
+        yield Check("published objects private", SKIP, "nothing published to this bucket "
+                    "yet: only the test object was checked", blocking=False)
+        return
+    public, missing, seen = [], [], []
+    for key in keys:
+        try:
+            client.head_object(Bucket=bucket, Key=key)
+        except (BotoCoreError, ClientError):
+            missing.append(key)
+            continue
+        try:
+            plain = links.presign_get(client, bucket, key, 300).split("?", 1)[0]
+            status = http_status(plain)
+        except (GhostRollError, OSError) as exc:
+            yield Check("published objects private", WARN, f"{key}: {exc}", blocking=False)
+            return
+        (public if status == 200 else seen).append(f"{key} (unsigned GET {status})")
+    if public:
+        yield Check("published objects private", FAIL, "readable without a signature: "
+                    + ", ".join(public), "remove public access (bucket policy, object ACLs, "
+                    "public-access block); only L/<token> pages may be public")
+    elif seen:
+        yield Check("published objects private", OK, ", ".join(seen), blocking=False)
+    if missing:
+        yield Check("published objects present", WARN, "the database says these were "
+                    "uploaded but the bucket does not have them: " + ", ".join(missing),
+                    "deleted in the bucket (a lifecycle rule?): those galleries are broken",
+                    blocking=False)
 
 
 # ---------------------------------------------------------------- appliance checks

@@ -4,7 +4,9 @@ an earlier run), then publishing (when a bucket is configured)."""
 
 from __future__ import annotations
 
+import logging
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +23,9 @@ from ghostroll.volume import identify
 if TYPE_CHECKING:
     from ghostroll.publish.publisher import DrainResult, PublishEvent
 
+# The early link runs inside the card phase: a child of the ingest logger, so its lines
+# also land in the session's ghostroll.log.
+link_log = logging.getLogger("ghostroll.ingest.link")
 EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, EXIT_QUEUED = 0, 1, 2, 3
 
 
@@ -100,30 +105,61 @@ def publish_all(cfg: Config, db: Database, out: TextIO | None,
 
 
 def early_link(cfg: Config, db: Database, session_id: str) -> None:
-    """The share link exists as soon as the session does: signing is local."""
+    """The share link exists as soon as the session does: signing is local. Called in
+    the middle of the card phase, so it never raises: a link that cannot be made now is
+    made by the publisher later, and the copy goes on."""
     from ghostroll.publish.publisher import Offline, check_clock, ensure_link
     from ghostroll.publish.s3client import make_client
 
-    session = db.session(session_id)
-    client = make_client(cfg.s3)
     try:
+        session = db.session(session_id)
+        client = make_client(cfg.s3)
         check_clock(cfg, client)
         if session is not None:
             ensure_link(cfg, db, client, session)
-    except Offline:
-        return  # signed later, once the clock (and the short-link answer) is known
+    except Offline as exc:
+        link_log.info("share link for %s waits: %s", session_id, exc)
+    except Exception as exc:  # the card phase must never depend on the network or on S3
+        link_log.warning("share link for %s not made now (publishing makes it later): "
+                         "%s: %s", session_id, type(exc).__name__, exc)
+        link_log.debug("early link failure", exc_info=True)
+
+
+class EarlyLinks:
+    """Signs each new session's link beside the copy, on its own thread and database
+    connection: the card phase never waits for the clock check or the bucket."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.threads: list[threading.Thread] = []
+
+    def __call__(self, session: SessionRow) -> None:
+        thread = threading.Thread(target=self._sign, args=(session.id,), daemon=True,
+                                  name="ghostroll-early-link")
+        thread.start()
+        self.threads.append(thread)
+
+    def _sign(self, session_id: str) -> None:
+        try:
+            with Database(self.cfg.storage.db_path) as db:
+                early_link(self.cfg, db, session_id)
+        except Exception as exc:  # the database could not be opened: publishing retries
+            link_log.warning("share link for %s not made now: %s", session_id, exc)
+
+    def wait(self) -> None:
+        for thread in self.threads:
+            thread.join()
 
 
 def run_job(path: Path, cfg: Config, volume_id: str | None = None, label: str | None = None,
             out: TextIO = sys.stdout, publish: bool = True) -> JobResult:
     volume = identify(path, volume_id, label)
     with Database(cfg.storage.db_path) as db:
-        on_session = None
-        if cfg.s3.enabled and publish:
-            def on_session(session: SessionRow) -> None:
-                early_link(cfg, db, session.id)
+        links = EarlyLinks(cfg) if cfg.s3.enabled and publish else None
         ingest = ingest_card(path, cfg, db, volume, progress=TerminalProgress(out),
-                             on_session=on_session)
+                             on_session=links)
+        if links is not None:
+            links.wait()  # the copy is over: waiting costs it nothing
         job = JobResult(ingest)
         job.processed = process_pending(cfg, db, out)
         if not cfg.s3.enabled:

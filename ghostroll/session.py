@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import secrets
@@ -22,6 +23,7 @@ from typing import Any
 from ghostroll.copier import fsync_dir
 
 INCOMING = ".incoming"  # temp files live here, on the same filesystem, never counted
+APPLIANCE_GROUP = "ghostroll"  # the appliance's units run as User=/Group=ghostroll
 
 
 def new_session_id(now: datetime | None = None) -> str:
@@ -116,3 +118,16 @@ def write_bytes_atomic(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 def write_json_atomic(path: Path, data: Any, mode: int = 0o644) -> None:
     write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n", mode)
+
+
+def private_mode(group: str | None = None) -> int:
+    """The mode of files that hold working share links or what leads to them (share.txt,
+    share-qr.png, link.json, status.json, the database): anyone who reads one can open the
+    gallery. 0600; 0640 on the appliance (the process's group is `ghostroll`), so the
+    admin, a member of that group, reads them over SSH. `group` overrides the lookup."""
+    if group is None:
+        try:
+            group = grp.getgrgid(os.getegid()).gr_name
+        except KeyError:
+            group = ""
+    return 0o640 if group == APPLIANCE_GROUP else 0o600

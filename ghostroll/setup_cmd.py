@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ghostroll import config, doctor
 from ghostroll.config import KEYS_BY_NAME
+from ghostroll.errors import ConfigError
 
 ASKED = ("s3_bucket", "s3_region", "s3_endpoint_url", "s3_access_key_id",
          "s3_secret_access_key", "short_links")
@@ -70,7 +71,11 @@ def run_setup(flags: dict[str, str], *, system: bool, interactive: bool,
     path = path or target_path(system)
     current = config.load(config_file=path if path.exists() else None)
     answers = ask(current, flags, prompt, secret) if interactive else dict(flags)
-    candidate = config.load(config_file=path if path.exists() else None, flags=answers)
+    try:
+        candidate = config.load(config_file=path if path.exists() else None, flags=answers)
+    except ConfigError as exc:  # a bucket name S3 cannot take, an endpoint that is no URL
+        out(f"setup: not saved: {exc} ({path} is unchanged)")
+        return 2
     results = [r for check in (doctor.check_config, doctor.check_s3)
                for r in check(candidate)]
     out(doctor.report_text(results))

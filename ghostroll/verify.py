@@ -1,8 +1,8 @@
-"""`ghostroll verify`: is every photo we promised is safe really there, and does every
+"""`ghostroll verify`: is every photo we promised safe really there, and does every
 session's state tell the truth? Run after a power cut (like `restic check`), at boot on
 the appliance (`--local`), and by the fault tests as their oracle.
 
-What is checked, each as small functions yielding `Problem`s:
+What is checked, by small functions adding `Problem`s to a `Report`:
 - contents: every `files` row has a verified copy, and every recorded copy is where it
   is recorded to be: `local` and `archive-disk` copies on disk with their size, `bucket`
   copies by a HEAD request; `pruned` copies are not looked for. `read_data` re-hashes
@@ -16,7 +16,8 @@ What is checked, each as small functions yielding `Problem`s:
 - the database's `integrity_check`.
 
 Verify changes nothing: it only reads, apart from its `--read-data` checkpoint and the
-last result kept next to the database for the appliance's idle screen (`last_result`).
+last result kept next to the database for the appliance's idle screen
+(`last_result_path`). Only `--repair` acts (`repair_what_can_be_redone`).
 """
 
 from __future__ import annotations
@@ -57,9 +58,11 @@ GALLERY_MISSING, DERIVED_MISSING = "gallery-missing", "derived-missing"
 NOT_UPLOADED, OBJECT_MISSING, OBJECT_SIZE = "not-uploaded", "object-missing", "object-size"
 BUCKET_PUBLIC, BUCKET_ERROR = "bucket-public", "bucket-error"
 SET_ASIDE = "set-aside"
+UNUSABLE = "unusable"  # exit 2: configuration, database or --session unusable
 STALE_TEMP, UNRECORDED = "stale-temp", "unrecorded"
 # warning kinds (exit 0: degraded, not wrong)
 OFFLINE, NOT_CHECKED = "offline", "not-checked"
+PARTIAL_WRITE = "partial-write"  # a `.<name>.tmp` of session.write_*_atomic or share.zip
 
 
 @dataclass(frozen=True)
@@ -103,11 +106,14 @@ HashProgress = Callable[[int, int, int, int], None]  # (copies done, of, bytes d
 # ---------------------------------------------------------------- pure decisions
 
 
-def session_of(target: str, sessions: list[SessionRow]) -> str | None:
-    """The session whose folder holds `target` (a recorded path), if any."""
-    for s in sessions:
-        if target.startswith(str(s.path) + os.sep):
-            return s.id
+def session_of(target: str, roots: dict[str, str]) -> str | None:
+    """The session whose folder holds `target` (a recorded path), if any; `roots` maps
+    session folders to session ids."""
+    parent, path = os.path.dirname(target), target
+    while parent != path:
+        if parent in roots:
+            return roots[parent]
+        parent, path = os.path.dirname(parent), parent
     return None
 
 
@@ -209,10 +215,11 @@ def run_verify(cfg: Config, db: Database, options: Options,
     check_database(db, report)
     everyone = db.sessions()
     report.sessions = [options.session] if options.session else everyone
+    roots = {str(s.path): s.id for s in everyone}
     bucket = None if options.local else _Bucket(cfg, db, report)
-    intact = check_contents(db, report, everyone, options, bucket)
+    intact = check_contents(db, report, roots, options, bucket)
     if options.read_data:
-        check_data(cfg, report, intact, options, progress)
+        check_data(cfg, report, intact, roots, options, progress)
     pruned = {c.target for c in db.copies(location=dbm.LOCAL) if c.state == dbm.COPY_PRUNED}
     for session in report.sessions:
         check_session(db, report, session, bucket, pruned)
@@ -229,7 +236,7 @@ def check_database(db: Database, report: Report) -> None:
             "kept; their manifest.json lists every file)"))
 
 
-def check_contents(db: Database, report: Report, everyone: list[SessionRow],
+def check_contents(db: Database, report: Report, roots: dict[str, str],
                    options: Options, bucket: _Bucket | None) -> list[CopyRow]:
     """Contents and their recorded copies; returns the disk copies found intact."""
     contents = db.contents()
@@ -257,7 +264,7 @@ def check_contents(db: Database, report: Report, everyone: list[SessionRow],
         if copy.state == dbm.COPY_PRUNED:
             report.checked["pruned"] += 1
             continue
-        session = session_of(copy.target, everyone)
+        session = session_of(copy.target, roots)
         verified = [c for c in by_sha[copy.sha256] if c.state == dbm.COPY_VERIFIED]
         if copy.location in DISK_LOCATIONS:
             size, error = _size(copy.target)
@@ -375,6 +382,12 @@ def check_leftovers(cfg: Config, db: Database, report: Report, options: Options)
                 "not yet recorded were not looked for", "run `ghostroll verify` again later"))
             continue
         layout = SessionLayout(session.path)
+        for folder in (layout.root, layout.derived, layout.share_dir, layout.thumbs_dir):
+            for temp in sorted(folder.glob(".*.tmp")):
+                report.warnings.append(Problem(
+                    PARTIAL_WRITE, session.id, str(temp), "temp file of an interrupted "
+                    "write of the gallery (or of one in progress right now)",
+                    "nothing is lost: delete it if no processing runs (`ghostroll status`)"))
         recorded |= {path for r in db.session_files(session.id) if r["status"] == dbm.VERIFIED
                      and (path := _original(layout, r)) is not None}
         for path in _files_under(layout.originals):
@@ -478,8 +491,9 @@ def checkpoint_path(cfg: Config) -> Path:
     return cfg.storage.db_path.with_name(cfg.storage.db_path.name + ".verify-read")
 
 
-def check_data(cfg: Config, report: Report, intact: list[CopyRow], options: Options,
-               progress: HashProgress | None) -> None:
+def check_data(cfg: Config, report: Report, intact: list[CopyRow], roots: dict[str, str],
+               options: Options, progress: HashProgress | None) -> None:
+    """Re-hash every intact disk copy not yet re-hashed in this pass."""
     scope = options.session.id if options.session else "all"
     checkpoint = Checkpoint(checkpoint_path(cfg), scope, options.restart)
     todo = [c for c in intact if Checkpoint.key(c) not in checkpoint.done]
@@ -492,7 +506,6 @@ def check_data(cfg: Config, report: Report, intact: list[CopyRow], options: Opti
         if progress is not None:
             progress(tally["copies"], len(todo), tally["bytes"], total)
 
-    everyone = report.sessions
     try:
         for copy in todo:
             try:
@@ -500,7 +513,7 @@ def check_data(cfg: Config, report: Report, intact: list[CopyRow], options: Opti
                 digest = sha256_file(Path(copy.target), on_bytes)
             except OSError as exc:
                 report.problems.append(Problem(
-                    COPY_UNREADABLE, session_of(copy.target, everyone), copy.target,
+                    COPY_UNREADABLE, session_of(copy.target, roots), copy.target,
                     f"cannot read the {copy.location} copy: {exc}", "check the disk "
                     "(dmesg); copy the file back from a backup or its card"))
                 continue
@@ -508,7 +521,7 @@ def check_data(cfg: Config, report: Report, intact: list[CopyRow], options: Opti
             report.checked["hashed_bytes"] += copy.size
             if digest != copy.sha256:
                 report.problems.append(Problem(
-                    COPY_DAMAGED, session_of(copy.target, everyone), copy.target,
+                    COPY_DAMAGED, session_of(copy.target, roots), copy.target,
                     f"the {copy.location} copy no longer matches its sha256 (read "
                     f"{digest[:12]}…, verified {copy.sha256[:12]}…): its bytes changed on "
                     "disk", f"copy the file back from a backup or from its card to "
@@ -814,7 +827,7 @@ def _shown_all(value: Any) -> Any:
 
 def unusable_json(message: str) -> str:
     """The --json document when there is nothing to check with (exit 2)."""
-    problem = Problem(DATABASE, None, None, message, "fix the setting or the file named above")
+    problem = Problem(UNUSABLE, None, None, message, "fix the setting or the file named above")
     return json.dumps({"ok": False, "problems": [asdict(problem)], "warnings": [],
                        "checked": {}}, indent=2, ensure_ascii=False)
 

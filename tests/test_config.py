@@ -114,3 +114,96 @@ def test_every_key_has_env_and_flag_and_docs_are_current() -> None:
     doc = (REPO / "docs" / "configuration.md").read_text()
     assert config.markdown_table() in doc, (
         "docs/configuration.md is stale: regenerate the table with `ghostroll config --markdown`")
+
+
+@pytest.mark.parametrize(("env", "words"), [
+    ({"GHOSTROLL_POLL_SECONDS": "nan"}, ["poll_seconds", "finite", "0.1..60"]),
+    ({"GHOSTROLL_POLL_SECONDS": "inf"}, ["poll_seconds", "finite"]),
+    ({"GHOSTROLL_BUTTON_HOLD_SECONDS": "-inf"}, ["button_hold_seconds", "finite"]),
+    ({"GHOSTROLL_BASE_DIR": ""}, ["base_dir", "env GHOSTROLL_BASE_DIR", "must not be empty",
+                                  "~/ghostroll"]),
+    ({"GHOSTROLL_DB_PATH": "  "}, ["db_path", "must not be empty"]),
+    ({"GHOSTROLL_S3_ENDPOINT_URL": "not a url"}, ["s3_endpoint_url", "http:// or https://"]),
+    ({"GHOSTROLL_S3_ENDPOINT_URL": "ftp://s3.example.com"}, ["s3_endpoint_url", "http://"]),
+    ({"GHOSTROLL_S3_ENDPOINT_URL": "https://"}, ["s3_endpoint_url", "with a host"]),
+    ({"GHOSTROLL_S3_ENDPOINT_URL": "https://s3.example.com:port"}, ["s3_endpoint_url"]),
+    ({"GHOSTROLL_S3_ENDPOINT_URL": "https://k:s@s3.example.com"}, ["credentials"]),
+    ({"GHOSTROLL_S3_REGION": "us east/1"}, ["s3_region", "us-east-1"]),
+    ({"GHOSTROLL_S3_BUCKET": "a/b"}, ["s3_bucket", "3-63 characters"]),
+    ({"GHOSTROLL_S3_BUCKET": "My_Photos"}, ["s3_bucket", "lowercase"]),
+    ({"GHOSTROLL_S3_BUCKET": "ab"}, ["s3_bucket", "3-63"]),
+    ({"GHOSTROLL_S3_BUCKET": "x" * 64}, ["s3_bucket", "3-63"]),
+    ({"GHOSTROLL_S3_BUCKET": "photos..2026"}, ["s3_bucket", "two dots"]),
+    ({"GHOSTROLL_S3_BUCKET": "192.168.1.10"}, ["s3_bucket", "IP address"]),
+    ({"GHOSTROLL_S3_BUCKET": "xn--photos"}, ["s3_bucket", "reserved"]),
+    ({"GHOSTROLL_S3_PREFIX_ROOT": "L/"}, ["s3_prefix_root", "short-link", "public"]),
+    ({"GHOSTROLL_S3_PREFIX_ROOT": "L"}, ["s3_prefix_root", "short-link"]),
+    ({"GHOSTROLL_S3_PREFIX_ROOT": "L/sessions/"}, ["s3_prefix_root", "short-link"]),
+    ({"GHOSTROLL_S3_PREFIX_ROOT": "l/"}, ["s3_prefix_root", "short-link"]),
+    ({"GHOSTROLL_S3_PREFIX_ROOT": "a/../L/"}, ["s3_prefix_root", "'..'"]),
+    ({"GHOSTROLL_S3_PREFIX_ROOT": "/sessions/"}, ["s3_prefix_root", "leading"]),
+])
+def test_unusable_values_are_refused_at_load(env: dict, words: list) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(config_file=None, env=env)
+    for word in words:
+        assert word in str(caught.value)
+
+
+@pytest.mark.parametrize(("toml", "words"), [
+    ('[card]\nsd_label = ["a", "b"]\n', ["sd_label", "expected a string", "TOML array"]),
+    ("[storage]\nbase_dir = {a = 1}\n", ["base_dir", "expected a path", "TOML table"]),
+    ("[card]\npoll_seconds = [1]\n", ["poll_seconds", "expected a number", "array"]),
+    ("[s3]\ns3_bucket = 2026-01-01\n", ["s3_bucket", "date/time"]),
+    ("[card]\npoll_seconds = nan\n", ["poll_seconds", "finite"]),
+    ("[card]\npoll_seconds = inf\n", ["poll_seconds", "finite"]),
+])
+def test_toml_values_of_the_wrong_shape_are_refused(tmp_path: Path, toml: str,
+                                                    words: list) -> None:
+    path = write(tmp_path, toml)
+    with pytest.raises(ConfigError) as caught:
+        config.load(config_file=path, env={})
+    for word in [*words, f"from file {path}"]:
+        assert word in str(caught.value)
+
+
+def test_valid_s3_names_and_optional_empty_paths_pass(tmp_path: Path) -> None:
+    cfg = config.load(config_file=None, env={
+        "GHOSTROLL_S3_BUCKET": "my.photos-2026", "GHOSTROLL_S3_REGION": "auto",
+        "GHOSTROLL_S3_ENDPOINT_URL": "http://192.168.1.20:9000",
+        "GHOSTROLL_S3_PREFIX_ROOT": "photos/Lisbon", "GHOSTROLL_FRAMES_DIR": ""})
+    assert cfg.s3.s3_bucket == "my.photos-2026"
+    assert cfg.s3.s3_prefix_root == "photos/Lisbon/"
+    assert cfg.appliance.frames_dir is None  # empty means "none" where the default is none
+    for region in ("us-east-1", "eu-central-1", "us-west-004", "fr-par", "auto"):
+        assert config.region_problem(region) is None
+    for url in ("https://s3.eu-central-1.amazonaws.com", "https://acc.r2.cloudflarestorage.com",
+                "http://127.0.0.1:8333", "http://[::1]:9000/"):
+        assert config.endpoint_problem(url) is None
+    assert config.is_loopback_host("127.0.0.1") and config.is_loopback_host("[::1]")
+    assert config.is_loopback_host("localhost")
+    assert not config.is_loopback_host("192.168.1.20")
+
+
+def test_aws_fallbacks_are_checked_when_a_bucket_uses_them() -> None:
+    bucket = {"GHOSTROLL_S3_BUCKET": "photos"}
+    with pytest.raises(ConfigError, match=r"AWS_ENDPOINT_URL = 'not a url' from env "
+                                          r"AWS_ENDPOINT_URL \(used because s3_endpoint_url"):
+        config.load(config_file=None, env={**bucket, "AWS_ENDPOINT_URL": "not a url"})
+    with pytest.raises(ConfigError, match="AWS_DEFAULT_REGION"):
+        config.load(config_file=None, env={**bucket, "AWS_DEFAULT_REGION": "us east/1"})
+    # not used, so not checked: a set key wins, and without a bucket nothing is sent
+    config.load(config_file=None, env={**bucket, "GHOSTROLL_S3_REGION": "eu-west-1",
+                                       "AWS_REGION": "us east/1"})
+    config.load(config_file=None, env={"AWS_ENDPOINT_URL": "not a url"})
+
+
+def test_refusals_never_show_secrets(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        config.load(config_file=None, env={"GHOSTROLL_S3_ENDPOINT_URL":
+                                           "https://AKIAKEY:s3cr3t@s3.example.com"})
+    assert "s3cr3t" not in str(caught.value) and "credentials" in str(caught.value)
+    path = write(tmp_path, '[s3]\ns3_secret_access_key = ["s3cr3t"]\n')
+    with pytest.raises(ConfigError) as caught:
+        config.load(config_file=path, env={})
+    assert "s3cr3t" not in str(caught.value) and "s3_secret_access_key" in str(caught.value)

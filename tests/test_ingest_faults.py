@@ -245,20 +245,43 @@ def test_a_file_changing_during_the_copy_is_itemised_not_the_whole_card(
         assert any("BUSY_0001.MOV" in e and "changed" in e for e in result.errors)
 
 
-def test_absurdly_deep_folders_and_both_dcim_spellings(tmp_path: Path) -> None:
-    card = make_demo_card(tmp_path / "card", photos=1)
-    make_jpeg(card / "dcim" / "101LOWER" / "IMG_0002.JPG", PhotoSpec(640, 480), seed=5)
-    deep = card / "DCIM" / "deep"
-    deep.mkdir()
-    os.chdir(deep)
+def _nest(top: Path, levels: int) -> None:
+    """`levels` folders one inside the other, made and removed one step at a time
+    (shutil.rmtree and pytest's cleanup recurse, and would fail on them)."""
+    os.chdir(top)
     try:
-        for _ in range(1100):  # one level at a time, as a hostile card would hold them
+        for _ in range(levels):
             os.mkdir("d")
             os.chdir("d")
         Path("IMG_9999.JPG").write_bytes(b"too deep")
     finally:
         os.chdir(REPO)
-    done = ghostroll(tmp_path, "run", str(card), "--volume-id", "fat:DEEP-0001", "--no-publish")
+
+
+def _unnest(top: Path, levels: int) -> None:
+    os.chdir(top)
+    try:
+        for _ in range(levels):
+            os.chdir("d")
+        Path("IMG_9999.JPG").unlink()
+        for _ in range(levels):
+            os.chdir("..")
+            os.rmdir("d")
+    finally:
+        os.chdir(REPO)
+
+
+def test_absurdly_deep_folders_and_both_dcim_spellings(tmp_path: Path) -> None:
+    card = make_demo_card(tmp_path / "card", photos=1)
+    make_jpeg(card / "dcim" / "101LOWER" / "IMG_0002.JPG", PhotoSpec(640, 480), seed=5)
+    deep = card / "DCIM" / "deep"
+    deep.mkdir()
+    _nest(deep, 1100)
+    try:
+        done = ghostroll(tmp_path, "run", str(card), "--volume-id", "fat:DEEP-0001",
+                         "--no-publish")
+    finally:
+        _unnest(deep, 1100)
     assert "Traceback" not in done.stderr, done.stderr
     assert "nested more than" in done.stdout + done.stderr
     kept = stored_contents(tmp_path / "ghostroll.db")

@@ -134,3 +134,12 @@ def test_status_from_the_running_service(tmp_path: Path) -> None:
     from ghostroll.status_cmd import render
     out.write(render(status, as_json=False))
     assert "battery    64 % charging" in out.getvalue()
+
+
+def test_setup_refuses_an_unusable_bucket_name_without_saving(tmp_path: Path) -> None:
+    target = tmp_path / "config.toml"
+    lines: list[str] = []
+    assert run_setup({"s3_bucket": "a/b"}, system=False, interactive=False, path=target,
+                     out=lines.append) == 2
+    assert not target.exists()
+    assert "not saved" in lines[-1] and "s3_bucket = 'a/b'" in lines[-1]

@@ -5,22 +5,22 @@ come out as exactly the expected problems and exit code, and a clean device as e
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ghostroll import verify
-from ghostroll.appliance.idle_facts import read_idle_facts
-from ghostroll.appliance.machine import Model, State
-from ghostroll.appliance.screens import Env, screen_for
+from ghostroll.appliance.screens import Screen, render, screen_for
+from ghostroll.appliance.service import Devices, Service
 from ghostroll.db import Database
 from ghostroll.incoming import IncomingDir
+from ghostroll.kits import load_kit
 from ghostroll.publish.publisher import prefix_for
 from ghostroll.synthetic import make_demo_card
 from tests.support.ingest import make_config
@@ -139,6 +139,15 @@ def test_unrecorded_file_in_originals_is_reported_and_kept(tmp_path: Path) -> No
     assert stray.exists()
 
 
+def test_a_partial_gallery_write_is_a_warning(tmp_path: Path) -> None:
+    session = shoot(tmp_path)
+    temp = session / "derived" / ".share.zip.tmp"
+    temp.write_bytes(b"PK half a zip")
+    rc, report = check(tmp_path)
+    assert rc == 0 and [(w["kind"], w["path"]) for w in report["warnings"]] == [
+        ("partial-write", str(temp))]
+
+
 def test_processed_session_without_its_share_image(tmp_path: Path) -> None:
     session = shoot(tmp_path)
     share = sorted((session / "derived" / "share").glob("*.jpg"))[0]
@@ -223,7 +232,8 @@ def test_session_limits_every_check(tmp_path: Path) -> None:
 def test_unusable_database_exits_2_with_a_message(tmp_path: Path) -> None:
     (tmp_path / "ghostroll.db").write_bytes(b"this is not a database" * 100)
     rc, report = check(tmp_path)
-    assert rc == 2 and report["ok"] is False and "unusable" in report["problems"][0]["message"]
+    assert rc == 2 and report["ok"] is False and report["problems"][0]["kind"] == "unusable"
+    assert "unusable" in report["problems"][0]["message"]
     done = ghostroll(tmp_path, "verify")
     assert done.returncode == 2 and "Traceback" not in done.stderr
 
@@ -247,7 +257,7 @@ def test_damaged_database_is_a_problem(tmp_path: Path) -> None:
         f.write(b"\xff" * 64)
     rc, report = check(tmp_path)
     # integrity_check finds it (1), or reading the damaged index fails first (2)
-    assert rc in (1, 2) and report["problems"][0]["kind"] == "database"
+    assert (rc, report["problems"][0]["kind"]) in ((1, "database"), (2, "unusable"))
     assert "restore" in report["problems"][0]["fix" if rc == 1 else "message"]
     done = ghostroll(tmp_path, "verify")
     assert done.returncode in (1, 2) and "Traceback" not in done.stderr
@@ -335,16 +345,22 @@ def test_offline_bucket_is_a_warning_not_a_failure(tmp_path: Path,
 def test_the_idle_screen_shows_the_last_problem(tmp_path: Path) -> None:
     session = shoot(tmp_path)
     cfg = make_config(tmp_path)
-    assert read_idle_facts(cfg.storage.db_path).problem == ""
+
+    def idle_screen() -> Screen:  # what a freshly started service shows while idle
+        service = Service(cfg, load_kit("waveshare-2in13-v4"), Devices(
+            panel_submit=lambda image, state, full: None, eject=lambda d: None,
+            shutdown=lambda: None))
+        return screen_for(service.model, service.env())
+
+    assert not any("verify" in line for line in idle_screen().lines)
     jpegs(session)[0].unlink()
     assert check(tmp_path, "--local")[0] == 1
-    facts = read_idle_facts(cfg.storage.db_path)
-    assert facts.problem == "verify: 1 problem · ssh: ghostroll verify"
-    screen = screen_for(Model(State.IDLE), Env(now=datetime.now(), problem=facts.problem))
-    assert facts.problem in screen.lines
+    screen = idle_screen()
+    assert screen.lines[0] == "verify: 1 problem · ssh: ghostroll verify"
+    assert render(screen, 250, 122).size == (250, 122)
     (tmp_path / "ghostroll.db.verify.json").unlink()
     assert check(tmp_path, "--local", "--session", "1")[0] == 1  # one session: not kept
-    assert read_idle_facts(cfg.storage.db_path).problem == ""
+    assert not any("verify" in line for line in idle_screen().lines)
 
 
 # ---------------------------------------------------------------- pure parts
@@ -383,3 +399,23 @@ def test_a_name_that_is_not_utf8_is_shown_escaped(tmp_path: Path) -> None:
     text = ghostroll(tmp_path, "verify")
     assert text.returncode == 1 and f"where: {expected}" in text.stdout
     assert "Traceback" not in text.stderr
+
+
+def test_the_read_data_bar_redraws_in_place_and_ends_its_line() -> None:
+    out, now = io.StringIO(), iter([0.0, 0.05, 0.3, 0.31])
+    bar = verify.HashBar(out, clock=lambda: next(now))
+    bar(0, 2, 0, 4_000_000)
+    bar(0, 2, 1_000_000, 4_000_000)  # too soon after the last draw: skipped
+    bar(1, 2, 2_000_000, 4_000_000)
+    bar(2, 2, 4_000_000, 4_000_000)  # the end is always drawn
+    frames = out.getvalue().split("\r")[1:]
+    assert len(frames) == 3
+    assert frames[1].startswith("re-hashing [############............] 1/2 copies 2.0 MB/4.0 MB")
+    assert frames[-1].endswith("\n") and not frames[1].endswith("\n")
+
+
+def test_session_of_a_recorded_path() -> None:
+    roots = {"/b/s/shoot-1": "shoot-1", "/b/s/shoot-10": "shoot-10"}
+    assert verify.session_of("/b/s/shoot-10/originals/DCIM/A.JPG", roots) == "shoot-10"
+    assert verify.session_of("/b/s/shoot-1/originals/A.JPG", roots) == "shoot-1"
+    assert verify.session_of("/archive/shoot-1/A.JPG", roots) is None

@@ -1,5 +1,4 @@
-"""What the idle screen says about the past: uploads still queued, the last session and
-the problems the last `ghostroll verify` found (the boot check runs it).
+"""What the idle screen says about the past: uploads still queued and the last session.
 
 The database is read by the service only while the idle screen shows, at most once per
 `REFRESH_S` and afresh each time the panel comes back to idle."""
@@ -7,7 +6,7 @@ The database is read by the service only while the idle screen shows, at most on
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -21,7 +20,7 @@ REFRESH_S = 30.0
 class IdleFacts:
     queued: int = 0  # sessions waiting to be published
     last_session: str = ""  # "24 Nov 10:42 · 412 new"
-    problem: str = ""  # "verify: 2 problems · ssh: ghostroll verify"
+    problem: str = ""  # "#3 not processed: ssh in, ghostroll sessions"
 
 
 def last_session_text(created_utc: str, new_shots: int) -> str:
@@ -29,23 +28,27 @@ def last_session_text(created_utc: str, new_shots: int) -> str:
     return f"{when:%-d %b %H:%M} · {new_shots:,} new"
 
 
+def with_verify_result(facts: IdleFacts, db_path: Path) -> IdleFacts:
+    """Add what the last whole-device `ghostroll verify` found (the boot check runs it:
+    "verify: 2 problems · ssh: ghostroll verify"), unless a problem is shown already."""
+    if facts.problem:
+        return facts
+    try:
+        result = json.loads(last_result_path(db_path).read_text(encoding="utf-8"))
+        return replace(facts, problem=idle_line(result))
+    except (OSError, ValueError, AttributeError):
+        return facts
+
+
 def read_idle_facts(db_path: Path) -> IdleFacts:
     """From the database; a device that never saw a card has none yet (not created here)."""
     if not db_path.exists():
         return IdleFacts()
-    problem = verify_problem(db_path)
     with Database(db_path) as db:
         queued = len(db.queued_sessions())
         sessions = db.sessions()
         if not sessions:
-            return IdleFacts(queued, problem=problem)
+            return IdleFacts(queued)
         last = sessions[-1]
         shots = {row["grp"] for row in db.session_files(last.id) if row["status"] == VERIFIED}
-    return IdleFacts(queued, last_session_text(last.created_utc, len(shots)), problem)
-
-
-def verify_problem(db_path: Path) -> str:
-    try:
-        return idle_line(json.loads(last_result_path(db_path).read_text(encoding="utf-8")))
-    except (OSError, ValueError, AttributeError):
-        return ""
+    return IdleFacts(queued, last_session_text(last.created_utc, len(shots)))

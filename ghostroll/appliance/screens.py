@@ -35,7 +35,7 @@ class Env:
     hostname: str = "ghostroll"
     ip: str = ""
     last_session: str = ""  # e.g. "24 Nov 10:42 · 412 photos"
-    problem: str = ""  # what the last `ghostroll verify` found, with what to do
+    problem: str = ""  # e.g. a session set aside: "#3 not processed: ssh in, ghostroll sessions"
     where_link: str = "ghostroll sessions"
 
 

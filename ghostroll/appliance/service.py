@@ -30,14 +30,19 @@ from typing import Any
 
 from ghostroll.appliance import machine as sm
 from ghostroll.appliance import protocol as p
-from ghostroll.appliance.idle_facts import REFRESH_S, IdleFacts, read_idle_facts
+from ghostroll.appliance.idle_facts import (
+    REFRESH_S,
+    IdleFacts,
+    read_idle_facts,
+    with_verify_result,
+)
 from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
 from ghostroll.appliance.machine import Ev, Event, Model, State
 from ghostroll.appliance.screens import Env, Screen, render, screen_for
 from ghostroll.config import Config
 from ghostroll.devices.notify import Notifier
 from ghostroll.kits import Kit
-from ghostroll.session import write_json_atomic
+from ghostroll.session import private_mode, write_json_atomic
 
 log = logging.getLogger("ghostroll.service")
 TICK_S = 1.0
@@ -321,7 +326,8 @@ class Service:
         if self._facts_at is None or now - self._facts_at >= REFRESH_S:
             self._facts_at = now
             try:
-                self._facts = read_idle_facts(self.cfg.storage.db_path)
+                path = self.cfg.storage.db_path
+                self._facts = with_verify_result(read_idle_facts(path), path)
             except (sqlite3.Error, OSError) as exc:
                 log.warning("idle screen: cannot read the database: %s", exc)
         return self._facts
@@ -375,14 +381,16 @@ class Service:
 
     def _write_status(self, frame: Any, screen: Screen, mirror: bool) -> None:
         doc = self.status_document(screen)
+        mode = private_mode()  # the share link (and its QR) are in both
         try:
-            write_json_atomic(self.runtime / "status.json", doc)
+            write_json_atomic(self.runtime / "status.json", doc, mode)
             temp = self.runtime / ".status.png.tmp"
             frame.save(temp, "PNG")
+            os.chmod(temp, mode)
             os.replace(temp, self.runtime / "status.png")
             if mirror:  # the SD card gets a copy on state changes only
                 self.cfg.storage.base_dir.mkdir(parents=True, exist_ok=True)
-                write_json_atomic(self.cfg.storage.base_dir / "status.json", doc)
+                write_json_atomic(self.cfg.storage.base_dir / "status.json", doc, mode)
         except OSError as exc:
             log.warning("status not written: %s", exc)
 

@@ -54,7 +54,7 @@ def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:
     if session is None or not cfg.s3.enabled:
         return 0
     early_link(cfg, db, session_id)
-    link = load_link(SessionLayout(session.path))
+    link = load_link(SessionLayout(session.path), cfg.s3.presign_expiry_seconds)
     if link is not None:
         _emit(out, stage="link", url=link.url, expires=link.expires.isoformat(),
               session_id=session_id)

@@ -81,6 +81,15 @@ def short_link_key(token: str) -> str:
     return SHORT_LINK_PREFIX + token
 
 
+def is_short_link_key(key: str) -> bool:
+    """True for a short-link page `L/<token>` (public by design), False for anything
+    else, including session objects that ended up under L/."""
+    try:
+        return short_link_key(key.removeprefix(SHORT_LINK_PREFIX)) == key
+    except ValueError:
+        return False
+
+
 @dataclass(frozen=True)
 class ShortLinkUrl:
     url: str

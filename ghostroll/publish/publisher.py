@@ -42,7 +42,7 @@ from ghostroll.publish.clock import clock_verdict, server_date, system_clock_syn
 from ghostroll.publish.lock import publish_lock
 from ghostroll.publish.qr import write_png
 from ghostroll.publish.upload import UploadReport, UploadTask, upload_all
-from ghostroll.session import SessionLayout, write_text_atomic
+from ghostroll.session import SessionLayout, private_mode, write_text_atomic
 
 log = logging.getLogger("ghostroll.publish")
 # upload.classify_error's words for a network that is down (retry later, not a failure)
@@ -95,15 +95,17 @@ def check_clock(cfg: Config, client: Any) -> None:
         raise Offline(verdict.reason)
 
 
-def make_link(cfg: Config, client: Any, session_id: str, use_short: bool) -> ShareLink:
-    """Sign the gallery link locally; no network needed."""
+def make_link(cfg: Config, client: Any, session_id: str, use_short: bool,
+              token: str | None = None) -> ShareLink:
+    """Sign the gallery link locally; no network needed. `token` keeps the short link
+    of an earlier link (its page is rewritten to point at the new signature)."""
     expiry = cfg.s3.presign_expiry_seconds
     index_url = links.presign_get(client, cfg.s3.s3_bucket,
                                   prefix_for(cfg, session_id) + "index.html", expiry)
     expires = datetime.now(UTC) + timedelta(seconds=expiry)
     if not use_short:
         return ShareLink(index_url, index_url, expires)
-    token = links.new_token()
+    token = token or links.new_token()
     short = links.short_link_url(client, cfg.s3.s3_bucket, token)
     return ShareLink(short.url, index_url, expires, links.short_link_key(token))
 
@@ -131,25 +133,42 @@ def wants_short_links(cfg: Config, client: Any) -> bool:
 
 
 def save_link(db: Database, layout: SessionLayout, session_id: str, link: ShareLink) -> None:
-    write_text_atomic(layout.share_txt, link.url + "\n")
-    write_png(link.url, layout.share_qr)
+    mode = private_mode()  # each of these opens the gallery
+    write_text_atomic(layout.share_txt, link.url + "\n", mode)
+    write_png(link.url, layout.share_qr, mode=mode)
     write_text_atomic(layout.derived / "link.json", json.dumps({
         "url": link.url, "index_url": link.index_url, "expires": link.expires.isoformat(),
-        "short_key": link.short_key}) + "\n")
+        "short_key": link.short_key}) + "\n", mode)
     if db.publish_entry(session_id) is None:
         db.enqueue_publish(session_id)
     db.set_publish_link(session_id, link.url, link.expires.isoformat())
 
 
-def load_link(layout: SessionLayout) -> ShareLink | None:
+def read_link(layout: SessionLayout) -> ShareLink | None:
+    """The session's saved link, whatever its age; None when there is none."""
     try:
         data = json.loads((layout.derived / "link.json").read_text(encoding="utf-8"))
-        link = ShareLink(data["url"], data["index_url"],
+        return ShareLink(data["url"], data["index_url"],
                          datetime.fromisoformat(data["expires"]), data.get("short_key"))
-    except (OSError, ValueError, KeyError):
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    # a link that dies within the hour is renewed rather than handed out
-    return link if link.expires - datetime.now(UTC) > timedelta(hours=1) else None
+
+
+def renew_margin(expiry_s: int) -> timedelta:
+    """How long before its end a link is renewed rather than handed out: an hour, or half
+    the lifetime of links shorter than two hours (else every link would be "dying" the
+    moment it is made, and the one shown during the copy replaced at once)."""
+    return min(timedelta(hours=1), timedelta(seconds=expiry_s / 2))
+
+
+def still_good(link: ShareLink, expiry_s: int, now: datetime | None = None) -> bool:
+    return link.expires - (now or datetime.now(UTC)) > renew_margin(expiry_s)
+
+
+def load_link(layout: SessionLayout, expiry_s: int) -> ShareLink | None:
+    """The saved link when it is still good to hand out (see renew_margin)."""
+    link = read_link(layout)
+    return link if link is not None and still_good(link, expiry_s) else None
 
 
 def ensure_link(cfg: Config, db: Database, client: Any, session: SessionRow,
@@ -161,10 +180,15 @@ def ensure_link(cfg: Config, db: Database, client: Any, session: SessionRow,
     fd = os.open(layout.derived / ".link.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        existing = None if fresh else load_link(layout)
-        if existing is not None:
+        existing = None if fresh else read_link(layout)
+        if existing is not None and still_good(existing, cfg.s3.presign_expiry_seconds):
             return existing
-        link = make_link(cfg, client, session.id, wants_short_links(cfg, client))
+        # Renewing keeps the short link: the QR already shown (on the panel during the
+        # copy, or sent on) keeps working, its page now pointing at the new signature.
+        # Only `fresh` (reshare) hands out a new one.
+        token = existing.short_key.removeprefix(links.SHORT_LINK_PREFIX) \
+            if existing is not None and existing.short_key else None
+        link = make_link(cfg, client, session.id, wants_short_links(cfg, client), token)
         save_link(db, layout, session.id, link)
         return link
     finally:

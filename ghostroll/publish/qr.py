@@ -7,11 +7,14 @@ packs 5.5 bits a character instead of 8: the short link (~83 chars) fits version
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import qrcode
 import qrcode.constants
 from PIL import Image
+
+from ghostroll.session import write_bytes_atomic
 
 QUIET_ZONE = 2  # modules; scanners need >= 2 in practice on a white e-ink frame
 
@@ -51,9 +54,12 @@ def side_pixels(matrix: list[list[bool]], module_px: int, quiet: int = QUIET_ZON
     return (len(matrix) + 2 * quiet) * module_px
 
 
-def write_png(text: str, path: Path, module_px: int = 8) -> Path:
-    """share-qr.png: the code at a size any phone reads from a laptop screen."""
-    render(qr_matrix(text, "M"), module_px, quiet=4).save(path)
+def write_png(text: str, path: Path, module_px: int = 8, mode: int = 0o644) -> Path:
+    """share-qr.png: the code at a size any phone reads from a laptop screen, written
+    atomically with file mode `mode`."""
+    png = io.BytesIO()
+    render(qr_matrix(text, "M"), module_px, quiet=4).save(png, "PNG")
+    write_bytes_atomic(path, png.getvalue(), mode)
     return path
 
 
