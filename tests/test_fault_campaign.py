@@ -126,8 +126,8 @@ def kill(world: c.World, rec: c.Recorder, rng: random.Random, server: LocalS3,
                                                                          **env)
         # the card socket's processes (card worker, work child) are not ours to wait
         # on: their SIGKILL shows in what the service logs about them
-        killed = first.killed or (socket and ("ended with -9" in first.stderr
-                                              or "(exit -9)" in first.stderr))
+        said = first.stdout + first.stderr
+        killed = first.killed or (socket and ("ended with -9" in said or "(exit -9)" in said))
         rec.note(f"faulted run: exit {first.returncode}{' (killed)' if killed else ''}: "
                  f"{first.tail(1)}")
         rec.expect(killed, f"{point}@{nth} never reached: the fault point is missing or "
