@@ -125,9 +125,12 @@ def kill(world: c.World, rec: c.Recorder, rng: random.Random, server: LocalS3,
         first = c.simulate(world, card, **env) if socket else c.card_run(world, card, None,
                                                                          **env)
         # the card socket's processes (card worker, work child) are not ours to wait
-        # on: their SIGKILL shows in what the service logs about them
+        # on: their SIGKILL shows in what the service says about them, or as the error
+        # screen the same card otherwise never ends on
         said = first.stdout + first.stderr
-        killed = first.killed or (socket and ("ended with -9" in said or "(exit -9)" in said))
+        killed = first.killed or (socket and (
+            "ended with -9" in said or "(exit -9)" in said
+            or c.panel_error(world).startswith("error")))
         rec.note(f"faulted run: exit {first.returncode}{' (killed)' if killed else ''}: "
                  f"{first.tail(1)}")
         rec.expect(killed, f"{point}@{nth} never reached: the fault point is missing or "

@@ -244,6 +244,15 @@ def simulate(world: World, card: Path, **extra: str) -> Result:
                      timeout=300, **extra)
 
 
+def panel_error(world: World) -> str:
+    """The error the appliance last showed (status.json, mirrored to the base dir)."""
+    try:
+        status = json.loads((world.base / "status.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ""
+    return f"{status.get('state')}: {status.get('error') or ''}"
+
+
 # ---------------------------------------------------------------- the oracle
 
 
