@@ -123,29 +123,36 @@ def scenario_record(request: pytest.FixtureRequest) -> Iterator[Recorder]:
     kind, seed = request.node.callspec.params["case"]
     row = Row(kind, seed, "")
     MATRIX.append(row)
-    rec = Recorder(row)
+    request.node.campaign_row = row
     started = time.monotonic()
     try:
-        yield rec
-    except BaseException:
-        row.outcome = "FAIL"
-        raise
+        yield Recorder(row)
     finally:
         row.seconds = time.monotonic() - started
-        if row.outcome == "running":
-            row.outcome = "FAIL" if rec.problems else "pass"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """The matrix shows what pytest decided, whatever ended the scenario."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    row = getattr(item, "campaign_row", None)
+    if row is None or report.when not in ("setup", "call"):
+        return
+    if report.when == "call" or not report.passed:
+        row.outcome = {"passed": "pass", "failed": "FAIL", "skipped": "skip"}[report.outcome]
+        if report.failed and call.excinfo is not None and \
+                not call.excinfo.errisinstance(pytest.fail.Exception):
+            row.notes.append(f"crashed: {call.excinfo.exconly()[:300]}")
 
 
 def finish(rec: Recorder) -> None:
     """End of a scenario: fail it with every problem found."""
     if rec.problems:
-        rec.row.outcome = "FAIL"
         pytest.fail("\n".join(rec.problems), pytrace=False)
-    rec.row.outcome = "pass"
 
 
 def skip(rec: Recorder, reason: str) -> None:
-    rec.row.outcome = "skip"
     rec.note(reason)
     pytest.skip(reason)
 
