@@ -20,6 +20,7 @@ import os
 import random
 import shutil
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,8 +34,8 @@ from tests.support.faultproxy import FaultPlan, FaultProxy
 
 pytestmark = pytest.mark.campaign
 
-KINDS = ("kill", "kill-socket", "enospc", "s3", "card-changed", "bucket-changed",
-         "concurrent", "case-insensitive", "hostile-names", "tmpfs-full")
+KINDS = ("kill", "kill-socket", "enospc", "s3", "card-changed", "card-changing",
+         "bucket-changed", "concurrent", "case-insensitive", "hostile-names", "tmpfs-full")
 
 # The CI set: every named kill point once (two through the card socket), and each other
 # kind at least once. Seeds pick the rest (which pass N, timings, faults, files).
@@ -45,7 +46,8 @@ CI_CASES: list[tuple[str, int]] = [
     ("enospc:copy.chunk", 301), ("enospc:db.commit", 302), ("enospc:derive", 303),
     ("enospc:upload", 304), ("tmpfs-full", 305),
     ("s3", 401), ("s3", 402),
-    ("card-changed", 501), ("bucket-changed", 601), ("concurrent", 701), ("concurrent", 702),
+    ("card-changed", 501), ("card-changed:copy.chunk", 502), ("card-changing", 503),
+    ("bucket-changed", 601), ("concurrent", 701), ("concurrent", 702),
     ("case-insensitive", 801), ("hostile-names", 901),
 ]
 
@@ -218,21 +220,52 @@ def s3_faults(world: c.World, rec: c.Recorder, rng: random.Random, server: Local
     c.finish(rec)
 
 
-def card_changed(world: c.World, rec: c.Recorder, rng: random.Random) -> None:
-    folder = world.tmp / "card" / "DCIM" / "100CANON"
-    photos = [make_jpeg(folder / f"IMG_{i:04d}.JPG", PhotoSpec(2400, 1600),
-                        seed=rng.randrange(1 << 20)) for i in range(1, 6)]
+def card_changed(world: c.World, rec: c.Recorder, rng: random.Random, point: str) -> None:
+    """Issue 10's first reproduction: killed after some copies were recorded, a photo
+    the run already counted is replaced on the card by another under the same name."""
     card = world.tmp / "card"
-    point = rng.choice(("copy.chunk", "db.commit", "verify", "copy.commit"))
+    folder = card / "DCIM" / "100CANON"
+    for i in range(1, 6):
+        make_jpeg(folder / f"IMG_{i:04d}.JPG", PhotoSpec(2400, 1600), seed=rng.randrange(1 << 20))
+    point = point or rng.choice(("copy.chunk", "db.commit", "verify", "copy.commit"))
     nth = rng.randint(2, 4)
-    victim = rng.choice(photos)
-    rec.row.detail = (f"kill at {point}@{nth}, then {victim.name} replaced by other "
-                      "content, rerun")
     before = c.card_files(card)
     first = c.card_run(world, card, "fat:CA5E-0001", **c.fault_env(point, "kill", nth, 30))
     rec.note(f"faulted run: exit {first.returncode}")
+    recorded = c.recorded_card_paths(world)
+    victim = card / rng.choice(recorded or sorted(p.relative_to(card).as_posix()
+                                                  for p in folder.iterdir()))
+    rec.row.detail = (f"kill at {point}@{nth}, then {victim.name} "
+                      f"({'recorded' if recorded else 'not yet recorded'}) replaced, rerun")
     make_jpeg(victim, PhotoSpec(2400, 1600), seed=rng.randrange(1 << 20) + (1 << 21))
     c.clean_rerun(world, [(card, "fat:CA5E-0001")], rec)
+    c.oracle(world, [card], rec, also=before)
+    c.finish(rec)
+
+
+def card_changing(world: c.World, rec: c.Recorder, rng: random.Random) -> None:
+    """A file on the card is rewritten while the run copies it (a camera still writing,
+    a flaky reader): that file is itemised or read again, the rest copied, nothing lost."""
+    card = photo_card(world.tmp / "card", rng)
+    victim = card / "DCIM" / "100GHOST" / "MVI_0901.MOV"
+    grow = rng.random() < 0.5
+    rec.row.detail = f"{victim.name} rewritten ({'longer' if grow else 'same size'}) mid-copy"
+    before = c.card_files(card)
+    proc = world.start("run", str(card), "--volume-id", "fat:C4A6-0001",
+                       GHOSTROLL_TEST_DELAY_MS="copy.chunk=150")
+    incoming = world.base / ".incoming"
+    for _ in range(600):  # until the first copy is in flight (or the run is over)
+        if proc.poll() is not None or (incoming.is_dir() and any(incoming.iterdir())):
+            break
+        time.sleep(0.05)
+    make_blob(victim, (5 << 20) if grow else (4 << 20), seed=rng.randrange(1 << 20) + 999,
+              header=b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00qt  ")
+    out, err = proc.communicate(timeout=240)
+    first = c.Result(("run",), proc.returncode, out, err)
+    rec.note(f"run while the file changed: exit {first.returncode}: {first.tail(1)}")
+    rec.expect(first.returncode in (0, 1) and not first.traceback,
+               f"run with a changing file: exit {first.returncode}: {first.tail()}")
+    c.clean_rerun(world, [(card, "fat:C4A6-0001")], rec)
     c.oracle(world, [card], rec, also=before)
     c.finish(rec)
 
@@ -384,7 +417,9 @@ def test_scenario(case: tuple[str, int], world: c.World, scenario_record: c.Reco
     elif name == "s3":
         s3_faults(world, record, rng, server())
     elif name == "card-changed":
-        card_changed(world, record, rng)
+        card_changed(world, record, rng, point)
+    elif name == "card-changing":
+        card_changing(world, record, rng)
     elif name == "bucket-changed":
         bucket_changed(world, record, rng, server())
     elif name == "concurrent":

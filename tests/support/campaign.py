@@ -316,6 +316,15 @@ def recorded_copies(conn: sqlite3.Connection) -> dict[str, list[Path]]:
     return out
 
 
+def recorded_card_paths(world: World) -> list[str]:
+    """Card paths the database counts as copied (sorted), for choosing what to change."""
+    if not world.db_path.exists():
+        return []
+    with _db(world) as conn:
+        return sorted(r[0] for r in conn.execute(
+            "SELECT rel_path FROM session_files WHERE status = 'verified'"))
+
+
 def verify_oracle(world: World, rec: Recorder) -> None:
     result = world.run("verify", "--read-data", "--json", timeout=300)
     try:
