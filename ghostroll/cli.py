@@ -53,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(watch)
     watch.set_defaults(handler=cmd_watch)
 
-    sessions = commands.add_parser("sessions", help="list sessions, or show one")
-    sessions.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    sessions = commands.add_parser(
+        "sessions", help="list sessions, show one, or retry one whose processing was set aside")
+    sessions.add_argument("action", nargs="?", choices=["list", "show", "retry"], default="list")
     sessions.add_argument("session", nargs="?", help="id, number or unique id prefix")
     sessions.add_argument("--no-qr", action="store_true", help="do not draw the link's QR")
     config.add_flags(sessions)
@@ -319,6 +320,9 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             print(f"ghostroll: no session matches {args.session!r} (see `ghostroll sessions`)",
                   file=sys.stderr)
             return EXIT_UNUSABLE
+        if args.action == "retry":
+            print(sessions_cmd.retry(db, session))
+            return EXIT_OK
         print("\n".join(sessions_cmd.show_lines(db, session, qr=not args.no_qr)))
     return EXIT_OK
 
