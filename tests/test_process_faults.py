@@ -193,3 +193,33 @@ def test_relative_base_dir_then_processing_from_another_directory(tmp_path: Path
     assert len(list((session / "derived" / "share").glob("*.jpg"))) == 4
     assert (session / "index.html").read_text().count('class="tile"') == 4
     assert not (other_cwd / "sessions").exists()
+
+
+def test_a_set_aside_session_is_on_the_idle_screen_and_in_doctor(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from ghostroll.appliance.idle_facts import read_idle_facts
+    from ghostroll.appliance.machine import Model
+    from ghostroll.appliance.screens import Env, render, screen_for
+    from ghostroll.doctor import FAIL, check_set_aside
+    from ghostroll.kits import kit_names, load_kit
+
+    cfg = make_config(tmp_path)
+    session = ingest(make_card(tmp_path / "card"), cfg).session
+    assert session is not None
+    assert list(check_set_aside(cfg)) == []
+    with Database(cfg.storage.db_path) as db:
+        db.set_process_error(session.id, "processing failed: KeyError: 'x'")
+    facts = read_idle_facts(cfg.storage.db_path)
+    assert facts.problem == "#1 not processed: ssh in, ghostroll sessions"
+    screen = screen_for(Model(), Env(now=datetime(2026, 11, 24, 10, 51), free_bytes=10**10,
+                                     problem=facts.problem, last_session=facts.last_session))
+    assert screen.lines[0] == facts.problem and screen.lines[-1].startswith("last: ")
+    for kit in kit_names():
+        panel = load_kit(kit).panel
+        frame = render(screen, panel.width, panel.height)
+        assert frame.size == (panel.width, panel.height)
+    [check] = check_set_aside(cfg)
+    assert check.status == FAIL and not check.blocking
+    assert "processing failed: KeyError" in check.detail
+    assert check.fix.endswith("`ghostroll sessions retry 1`")

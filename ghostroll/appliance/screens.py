@@ -35,6 +35,7 @@ class Env:
     hostname: str = "ghostroll"
     ip: str = ""
     last_session: str = ""  # e.g. "24 Nov 10:42 · 412 photos"
+    problem: str = ""  # e.g. a session set aside: "#3 not processed: ssh in, ghostroll sessions"
     where_link: str = "ghostroll sessions"
 
 
@@ -67,7 +68,7 @@ def screen_for(m: Model, env: Env) -> Screen:
     if m.state == State.IDLE:
         free = f"free {_gb(env.free_bytes)}" if env.free_bytes is not None else ""
         queue = f"{env.queued} upload{'s' if env.queued != 1 else ''} queued"
-        lines = tuple(x for x in (" · ".join(x for x in (free, queue) if x),
+        lines = tuple(x for x in (env.problem, " · ".join(x for x in (free, queue) if x),
                                   f"last: {env.last_session}" if env.last_session else "") if x)
         ssh = f"ssh admin@{env.hostname}.local" + (f" · {env.ip}" if env.ip else "")
         return Screen("GhostRoll · ready", "Insert a camera card", lines, ssh, **base)

@@ -310,7 +310,8 @@ class Service:
             free = None
         facts = self._idle_facts()
         return Env(now=datetime.now().astimezone(), free_bytes=free, hostname=self.hostname,
-                   ip=self.ip, queued=facts.queued, last_session=facts.last_session)
+                   ip=self.ip, queued=facts.queued, last_session=facts.last_session,
+                   problem=facts.problem)
 
     def _idle_facts(self) -> IdleFacts:
         if self.model.state != State.IDLE:
