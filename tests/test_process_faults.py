@@ -223,3 +223,82 @@ def test_a_set_aside_session_is_on_the_idle_screen_and_in_doctor(tmp_path: Path)
     assert check.status == FAIL and not check.blocking
     assert "processing failed: KeyError" in check.detail
     assert check.fix.endswith("`ghostroll sessions retry 1`")
+
+
+def test_the_work_child_skips_a_set_aside_session_and_waits_on_a_full_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, armed) -> None:  # type: ignore[no-untyped-def]
+    import io
+    import json
+
+    from ghostroll.appliance.work import run_work
+
+    cfg = make_config(tmp_path)
+    first = ingest(make_card(tmp_path / "a"), cfg, volume_id="fat:AAAA-0001").session
+    second = ingest(make_card(tmp_path / "b", seed=10), cfg, volume_id="fat:BBBB-0002").session
+    assert first is not None and second is not None
+
+    armed("derive:enospc")
+    out = io.StringIO()
+    assert run_work(cfg, out) == 3  # the service runs it again later
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert events[-1]["stage"] == "waiting" and "No space left" in events[-1]["reason"]
+    assert not any(e["stage"] == "local" for e in events)
+    armed("")
+
+    real = process.render_index
+
+    def broken(gallery, resolver):  # type: ignore[no-untyped-def]
+        if gallery.session_id == first.id:
+            raise KeyError("a bug outside any one file")
+        return real(gallery, resolver)
+
+    monkeypatch.setattr(process, "render_index", broken)
+    out = io.StringIO()
+    assert run_work(cfg, out) == 0
+    events = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [e["session_id"] for e in events if e["stage"] == "local"] == [second.id]
+    with Database(cfg.storage.db_path) as db:
+        assert db.session(first.id).process_error  # type: ignore[union-attr]
+        assert db.session(second.id).state == "processed"  # type: ignore[union-attr]
+
+
+def test_originals_are_read_from_their_stored_path(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    card = make_card(tmp_path / "card", photos=2)
+    (card / "DCIM" / "100TEST" / "MVI_0003.MOV").write_bytes(b"\x00\x00\x00\x14ftypqt  " * 64)
+    session = ingest(card, cfg).session
+    assert session is not None
+    originals = session.path / "originals" / "DCIM" / "100TEST"
+    with Database(cfg.storage.db_path) as db:  # as ingest records a second content
+        for name in ("IMG_0002.JPG", "MVI_0003.MOV"):
+            stored = f"DCIM/100TEST/{Path(name).stem}~2{Path(name).suffix}"
+            (originals / name).rename(session.path / "originals" / stored)
+            db.conn.execute("UPDATE session_files SET stored_path = ? WHERE rel_path = ?",
+                            (stored, f"DCIM/100TEST/{name}"))
+        [result] = process_pending(cfg, db)
+    assert result.made == 2 and result.videos == 1 and not result.stopped
+    [video] = [i for i in result.gallery.items if i.kind == "video"]  # type: ignore[union-attr]
+    assert video.original == "originals/DCIM/100TEST/MVI_0003~2.MOV"
+
+
+@pytest.mark.root
+def test_a_read_only_session_disk_stops_processing(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root for a read-only bind mount")
+    cfg = make_config(tmp_path)
+    session = ingest(make_card(tmp_path / "card"), cfg).session
+    assert session is not None
+    derived = session.path / "derived"
+    (derived / "share").mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", str(derived), str(derived)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,ro,bind", str(derived)], check=True)
+        with Database(cfg.storage.db_path) as db:
+            [stopped] = process_pending(cfg, db)
+            assert stopped.stopped and "Read-only file system" in stopped.stopped
+            assert db.session(session.id).state == "copied"  # type: ignore[union-attr]
+    finally:
+        subprocess.run(["umount", str(derived)], check=False)
+    with Database(cfg.storage.db_path) as db:
+        [done] = process_pending(cfg, db)
+    assert done.made == 4
