@@ -270,7 +270,9 @@ def cmd_publish(args: argparse.Namespace, fresh_link: bool = False) -> int:
                           "--s3-bucket or [s3] s3_bucket in the config file)")
     with Database(cfg.storage.db_path) as db:
         only = _session_arg(db, args.session) if args.session else None
-        process_pending(cfg, db, sys.stdout)
+        for done in process_pending(cfg, db, sys.stdout):
+            if done.stopped or done.set_aside:
+                print(f"ghostroll: {done.stopped or done.set_aside}", file=sys.stderr)
         if only:
             db.enqueue_publish(only)
             if fresh_link:

@@ -27,7 +27,12 @@ class DiskFullError(GhostRollError, OSError):
 
 class ProcessingStopped(GhostRollError, OSError):
     """Processing cannot go on here and now (disk full, our disk read-only or failing, an
-    original missing): the session stays pending and is processed again later."""
+    original missing): the session stays pending and is processed again later. `errno`
+    is the cause's; `str()` is the message alone."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.errno = code
 
 
 class VerifyError(GhostRollError, OSError):

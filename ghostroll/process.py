@@ -28,7 +28,7 @@ from ghostroll import db as dbm
 from ghostroll.config import Config, ImagesConfig
 from ghostroll.db import Database, SessionRow
 from ghostroll.derive import DeriveJob, DeriveResult, derive_many, numbering_gaps
-from ghostroll.derive.images import environmental
+from ghostroll.derive.images import describe, environmental
 from ghostroll.errors import ProcessingStopped
 from ghostroll.gallery import model as gm
 from ghostroll.gallery.render import local_resolver, render_index
@@ -113,9 +113,10 @@ def process_or_set_aside(cfg: Config, db: Database, session: SessionRow,
     except OSError as exc:
         if not isinstance(exc, ProcessingStopped) and not environmental(exc):
             return _set_aside(db, session, layout, exc)
-        message = f"processing of {session.id} stopped: {exc}; it stays pending and is " \
-                  "processed on the next run (or by the appliance)"
-        log.error("%s", message)
+        reason = str(exc) if isinstance(exc, ProcessingStopped) else describe(exc)
+        message = (f"processing stopped: {reason}; {session.id} stays pending and is "
+                   "processed on the next run (or by the appliance)")
+        _log_to_session(layout, logging.ERROR, message)
         return ProcessResult(session.id, stopped=message)
     except Exception as exc:
         return _set_aside(db, session, layout, exc)
@@ -127,13 +128,19 @@ def _set_aside(db: Database, session: SessionRow, layout: SessionLayout,
     message = f"processing failed: {type(exc).__name__}" + (f": {reason}" if reason else "")
     db.set_process_error(session.id, message)
     hint = f"`ghostroll sessions retry {session.number}` tries again"
+    _log_to_session(layout, logging.ERROR, f"session {session.id} set aside: {message}; {hint}",
+                    exc)
+    return ProcessResult(session.id, set_aside=f"{message} ({hint})")
+
+
+def _log_to_session(layout: SessionLayout, level: int, message: str,
+                    exc: BaseException | None = None) -> None:
+    """Logged as usual and into the session's ghostroll.log when that can be written."""
     try:
         with session_log(layout.log, logger=log):
-            log.error("session %s set aside: %s; %s", session.id, message, hint,
-                      exc_info=exc)
+            log.log(level, "%s", message, exc_info=exc)
     except OSError:
-        log.error("session %s set aside: %s; %s", session.id, message, hint, exc_info=exc)
-    return ProcessResult(session.id, set_aside=f"{message} ({hint})")
+        log.log(level, "%s", message, exc_info=exc)
 
 
 def process_session(cfg: Config, db: Database, session: SessionRow,
@@ -152,6 +159,7 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
     shots = plan_shots(session_entries(db, session.id))
     stored = stored_paths(db, session.id)
     _check_space(cfg, layout, shots)
+    log.info("processing session %s: %d shots", session.id, len(shots))
     result = ProcessResult(session.id, shots=len(shots))
     jobs = [_job(layout, shot, stored) for shot in shots]
     done = 0
@@ -199,10 +207,10 @@ def _check_space(cfg: Config, layout: SessionLayout, shots: list[Shot]) -> None:
     needed = derivative_bytes(pictures, cfg.images)
     free = shutil.disk_usage(layout.root).free
     if free < needed:
-        raise ProcessingStopped(errno.ENOSPC, (
+        raise ProcessingStopped(
             f"not enough space for the share images of {pictures} photos: about "
             f"{needed / 1e6:.0f} MB needed, {free / 1e6:.0f} MB free in {layout.root.parent}; "
-            "free some space"))
+            "free some space", errno.ENOSPC)
 
 
 def _job(layout: SessionLayout, shot: Shot, stored: dict[str, str]) -> DeriveJob:

@@ -68,11 +68,17 @@ def environmental(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in ENVIRONMENTAL
 
 
-def stopped(what: Path, exc: OSError) -> ProcessingStopped:
+def describe(exc: OSError) -> str:
+    """`No space left on device: free some space on the session disk (IMG_0001.JPG)`."""
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         reason += ": free some space on the session disk"
-    return ProcessingStopped(exc.errno or errno.EIO, f"{what}: {reason}")
+    return reason + (f" ({exc.filename})" if exc.filename else "")
+
+
+def stopped(what: Path, exc: OSError) -> ProcessingStopped:
+    return ProcessingStopped(f"{describe(exc)} [{what.name}]" if not exc.filename
+                             else describe(exc), exc.errno or errno.EIO)
 
 
 def derive_one(job: DeriveJob, images: ImagesConfig) -> DeriveResult:

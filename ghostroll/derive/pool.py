@@ -62,7 +62,7 @@ def derive_many(jobs: Sequence[DeriveJob], images: ImagesConfig,
 
     def run(job: DeriveJob) -> DeriveResult:
         if halted.is_set():  # the disk failed under another job: do no more
-            raise ProcessingStopped(errno.ECANCELED, "processing stopped")
+            raise ProcessingStopped("processing stopped", errno.ECANCELED)
         cost = budget.acquire(estimate_cost(job, images))
         try:
             result = derive_one(job, images)
