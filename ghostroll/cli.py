@@ -21,6 +21,7 @@ from ghostroll import __version__, config, logs
 from ghostroll.db import Database
 from ghostroll.errors import CardError, ConfigError, DatabaseError, DiskFullError, PublishError
 from ghostroll.job import EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, run_job
+from ghostroll.memory import return_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -135,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return_freed_memory()
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))

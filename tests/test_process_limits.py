@@ -21,6 +21,7 @@ from ghostroll.gallery.ziparchive import write_share_zip
 from ghostroll.synthetic import PhotoSpec, make_jpeg
 from tests.support import s3 as s3_support
 from tests.support.s3 import S3Bucket
+from tests.support.samples import manifest, require_samples
 
 s3_server = s3_support.s3_server
 s3_bucket = s3_support.s3_bucket
@@ -83,28 +84,58 @@ def hostile_card(root: Path) -> Path:
     return root
 
 
-def test_hostile_pictures_stay_under_200_mb_with_publishing(
-        tmp_path: Path, s3_bucket: S3Bucket) -> None:
-    card = hostile_card(tmp_path / "card")
+def _env(tmp_path: Path, bucket: S3Bucket, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GHOSTROLL_")}
     env.update(PYTHONPATH=str(REPO), GHOSTROLL_BASE_DIR=str(tmp_path / "sessions"),
                GHOSTROLL_DB_PATH=str(tmp_path / "ghostroll.db"), GHOSTROLL_CLOCK_TRUSTED="1",
-               **{f"GHOSTROLL_{k.upper()}": v for k, v in s3_bucket.config_flags().items()})
-    done = subprocess.run(
-        [sys.executable, "-c", PEAK_RSS, sys.executable, "-m", "ghostroll", "run", str(card),
-         "--volume-id", "fat:0BAD-F00D"],
-        env=env, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout + done.stderr
+               **{f"GHOSTROLL_{k.upper()}": v for k, v in bucket.config_flags().items()},
+               **extra)
+    return env
+
+
+def _peak_run(args: list[str], env: dict[str, str]) -> tuple[subprocess.CompletedProcess, int]:
+    done = subprocess.run([sys.executable, "-c", PEAK_RSS, sys.executable, "-m", "ghostroll",
+                           *args], env=env, cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
     peak = int(done.stderr.rsplit("PEAK_RSS_KB=", 1)[1].split()[0])
+    print(f"peak RSS of ghostroll {args[0]}: {peak // 1024} MB")
+    return done, peak
+
+
+def test_hostile_pictures_stay_under_200_mb_with_publishing(
+        tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    card = hostile_card(tmp_path / "card")
+    done, peak = _peak_run(["run", str(card), "--volume-id", "fat:0BAD-F00D"],
+                           _env(tmp_path, s3_bucket))
+    assert done.returncode == 0, done.stdout + done.stderr
     too_large = "too large to preview on this device"
     for name in ("HUGE0001.TIF", "HUGE0002.JPG", "HUGE0003.JPG"):
         assert f"not shown: DCIM/100HOST/{name}: {too_large}" in done.stdout, done.stdout
     assert "2 photos" in done.stdout and "published shoot-" in done.stdout
     assert peak < RSS_LIMIT_KB, f"peak RSS {peak // 1024} MB"
-    print(f"peak RSS of ghostroll run: {peak // 1024} MB")
     [manifest] = (tmp_path / "sessions").glob("shoot-*/manifest.json")
     notes = {e["card_path"]: e["derive_note"] for e in json.loads(manifest.read_text())["files"]}
     assert notes["DCIM/100HOST/HUGE0001.TIF"].startswith(too_large)
+
+
+def test_the_work_child_on_every_camera_sample_stays_under_200_mb(
+        tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    """Real files this time (HEIC decoded in full, RAW previews, CMYK, progressive), as
+    the appliance's `ghostroll work` processes and publishes them."""
+    root = require_samples()
+    folder = tmp_path / "card" / "DCIM" / "100SAMPL"
+    folder.mkdir(parents=True)
+    for row in manifest():
+        shutil.copy2(root / row["filename"], folder / row["filename"])
+    copied = subprocess.run(  # the card phase; processing left to the work child
+        [sys.executable, "-m", "ghostroll", "run", str(tmp_path / "card"), "--no-publish",
+         "--volume-id", "fat:5A3F-0001"], env=_env(tmp_path, s3_bucket, GHOSTROLL_FAULT="zip:exit"),
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert copied.returncode == 70, copied.stdout + copied.stderr
+    done, peak = _peak_run(["work"], _env(tmp_path, s3_bucket))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert '"stage": "done"' in done.stdout
+    assert peak < RSS_LIMIT_KB, f"peak RSS {peak // 1024} MB"
 
 
 def _mount_tmpfs(where: Path, megabytes: int, remount: bool = False) -> None:

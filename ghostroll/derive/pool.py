@@ -18,6 +18,7 @@ from ghostroll.derive import sources
 from ghostroll.derive.images import DeriveJob, DeriveResult, derive_one
 from ghostroll.errors import ProcessingStopped
 from ghostroll.media import Kind
+from ghostroll.memory import return_freed_memory
 
 
 class Budget:
@@ -56,6 +57,7 @@ def estimate_cost(job: DeriveJob, images: ImagesConfig) -> int:
 def derive_many(jobs: Sequence[DeriveJob], images: ImagesConfig,
                 on_result: Callable[[DeriveResult], None] | None = None) -> list[DeriveResult]:
     """Results in job order; `on_result` is called as each one finishes."""
+    return_freed_memory()
     budget = Budget(images.decode_budget_mb << 20)
     lock = threading.Lock()
     halted = threading.Event()
