@@ -106,20 +106,29 @@ def _bytes_per_pixel(mode: str) -> int:
     return 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
 
 
+JOB_OVERHEAD = 8 << 20  # codec state, plugin code, Python objects of one job
+
+
 def _working_copies(width: int, height: int, long_edge: int) -> int:
-    """Alive beside the decoded picture while it is resized (Pillow reduces to >= 2x the
-    target first), and the share-size copies made after it is freed."""
+    """Alive beside the decoded picture while it is resized: Pillow first reduces to
+    >= 2x the target by an integer factor, then resamples in two passes (an intermediate
+    of target width x source height), then the share image itself. The copies made after
+    the decoded picture is freed (sRGB, upright, the clean copy written) are smaller."""
     tw, th = target_size(width, height, long_edge)
     factor = min(width // (2 * tw), height // (2 * th))
     reduced = (width // factor) * (height // factor) * 4 if factor > 1 else 0
-    return reduced + 2 * tw * th * 4
+    source_height = height // factor if factor > 1 else height
+    return reduced + tw * source_height * 4 + tw * th * 4
 
 
 def pillow_cost(image: Image.Image, full: tuple[int, int], long_edge: int) -> int:
-    """`image` opened (and drafted) but not loaded; `full` its size before any draft."""
+    """`image` opened (and drafted) but not loaded; `full` its size before any draft.
+    The peak is while decoding (decoder buffers) or while resizing, whichever is larger."""
     width, height = image.size
     decoded = width * height * _bytes_per_pixel(image.mode)
-    return decoded + _decoder_buffers(image, full) + _working_copies(width, height, long_edge)
+    during_decode = decoded + _decoder_buffers(image, full)
+    during_resize = decoded + _working_copies(width, height, long_edge)
+    return max(during_decode, during_resize) + JOB_OVERHEAD
 
 
 def _decoder_buffers(image: Image.Image, full: tuple[int, int]) -> int:
@@ -132,21 +141,28 @@ def _decoder_buffers(image: Image.Image, full: tuple[int, int]) -> int:
         vmax = max(v for _, _, v, _ in layers)
         return sum(full[0] * full[1] * h * v // (hmax * vmax) * 2 for _, h, v, _ in layers)
     if image.format == "TIFF":
+        # libtiff decodes a whole strip (or tile) into a buffer of its own first
         tags = getattr(image, "tag_v2", {})
-        row_bytes = full[0] * 4 * 2  # samples x up to 16 bits
+        bits = tags.get(258, 8)
+        pixel_bytes = int(tags.get(277, 1)) * max(bits if isinstance(bits, int)
+                                                  else max(bits or (8,)), 8) // 8
         if 322 in tags and 323 in tags:  # tiled
-            return int(tags[322]) * int(tags[323]) * 8
-        return min(int(tags.get(278, full[1]) or full[1]), full[1]) * row_bytes
+            return int(tags[322]) * int(tags[323]) * pixel_bytes
+        rows = min(int(tags.get(278, full[1]) or full[1]), full[1])
+        return rows * full[0] * pixel_bytes
     if image.format == "PNG":
         return full[0] * 8 * 2  # a row and the previous one
     return full[0] * full[1] * 4  # other decoders: assume a second full-size buffer
 
 
 def heif_cost(width: int, height: int, bit_depth: int, long_edge: int) -> int:
-    """libheif's planes plus the interleaved buffer Pillow shares: measured ~7.2
-    bytes/pixel at 8 bits and ~13.4 at 10 bits (decoded at 16, then converted)."""
+    """While decoding, libheif's planes plus the interleaved buffer Pillow then shares:
+    measured ~7.2 bytes/pixel at 8 bits, ~13.4 at 10 bits (decoded at 16, then converted);
+    while resizing, that buffer (4 bytes/pixel) and the working copies."""
     per_pixel = 7.5 if bit_depth <= 8 else 14
-    return int(width * height * per_pixel) + _working_copies(width, height, long_edge)
+    during_decode = int(width * height * per_pixel)
+    during_resize = width * height * 4 + _working_copies(width, height, long_edge)
+    return max(during_decode, during_resize) + JOB_OVERHEAD
 
 
 def _reduce_on_load(image: Image.Image, long_edge: int) -> None:
