@@ -5,6 +5,7 @@ no temp file, and the run after space was freed completes it."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -81,6 +82,13 @@ def hostile_card(root: Path) -> Path:
     big.save(folder / "HUGE0004.JPG", "JPEG", quality=50)  # baseline: DCT-scaled on load
     del big
     make_jpeg(folder / "IMG_0005.JPG", PhotoSpec(width=4000, height=3000))
+    # a RAW whose largest preview is too large: the next one is shown instead
+    preview = io.BytesIO()
+    Image.new("L", (10000, 10000), 90).save(preview, "JPEG", progressive=True, quality=30)
+    small = io.BytesIO()
+    Image.new("RGB", (1200, 800), (200, 40, 40)).save(small, "JPEG")
+    (folder / "HUGE0006.NEF").write_bytes(b"II*\x00" + bytes(1000) + preview.getvalue()
+                                          + bytes(500) + small.getvalue() + bytes(500))
     return root
 
 
@@ -111,7 +119,7 @@ def test_hostile_pictures_stay_under_200_mb_with_publishing(
     too_large = "too large to preview on this device"
     for name in ("HUGE0001.TIF", "HUGE0002.JPG", "HUGE0003.JPG"):
         assert f"not shown: DCIM/100HOST/{name}: {too_large}" in done.stdout, done.stdout
-    assert "2 photos" in done.stdout and "published shoot-" in done.stdout
+    assert "3 photos" in done.stdout and "published shoot-" in done.stdout
     assert peak < RSS_LIMIT_KB, f"peak RSS {peak // 1024} MB"
     [manifest] = (tmp_path / "sessions").glob("shoot-*/manifest.json")
     notes = {e["card_path"]: e["derive_note"] for e in json.loads(manifest.read_text())["files"]}

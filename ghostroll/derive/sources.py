@@ -220,11 +220,14 @@ def _open_heif(path: Path, long_edge: int, limit: int) -> Opened:
 
 
 def _open_raw(path: Path, long_edge: int, limit: int) -> Opened:
-    preview, orientation = _rawpy_preview(path, long_edge, limit)
+    refused: list[TooLarge] = []  # previews too large for this device
+    preview, orientation = _rawpy_preview(path, long_edge, limit, refused)
     # rawpy misses some previews (CR3 PRVW) or finds only a small one: scan then too
-    embedded = (_largest_embedded_jpeg(path, long_edge, limit)
+    embedded = (_largest_embedded_jpeg(path, long_edge, limit, refused)
                 if preview is None or max(preview[1]) < long_edge else None)
     candidates = [p for p in (preview, embedded) if p is not None]
+    if not candidates and refused:
+        raise refused[0]
     if not candidates:
         raise NotAPicture("no usable preview (the RAW holds no embedded picture)")
     image, full = max(candidates, key=lambda c: c[1][0] * c[1][1])
@@ -255,7 +258,8 @@ def _load_jpeg(fp: IO[bytes], long_edge: int, limit: int) -> Preview:
     return image, full
 
 
-def _rawpy_preview(path: Path, long_edge: int, limit: int) -> tuple[Preview | None, int]:
+def _rawpy_preview(path: Path, long_edge: int, limit: int,
+                   refused: list[TooLarge]) -> tuple[Preview | None, int]:
     try:
         import rawpy
     except ImportError:
@@ -270,6 +274,9 @@ def _rawpy_preview(path: Path, long_edge: int, limit: int) -> tuple[Preview | No
         if thumb.format == rawpy.ThumbFormat.JPEG:
             return _load_jpeg(io.BytesIO(thumb.data), long_edge, limit), flip
         image = Image.fromarray(thumb.data)
+    except TooLarge as exc:
+        refused.append(exc)
+        return None, flip
     except (OSError, ValueError, SyntaxError):
         return None, flip
     return (image, image.size), flip
@@ -320,7 +327,8 @@ def _jpeg_starts(fp: IO[bytes], limit: int = 64) -> list[int]:
     return starts
 
 
-def _largest_embedded_jpeg(path: Path, long_edge: int, limit: int) -> Preview | None:
+def _largest_embedded_jpeg(path: Path, long_edge: int, limit: int,
+                           refused: list[TooLarge]) -> Preview | None:
     """The largest JPEG stream inside a RAW container that decodes completely."""
     with path.open("rb") as fp:
         size = path.stat().st_size
@@ -330,14 +338,22 @@ def _largest_embedded_jpeg(path: Path, long_edge: int, limit: int) -> Preview | 
                 with Image.open(io.BufferedReader(_Window(fp, start, size))) as candidate:
                     if candidate.format == "JPEG":
                         found.append((candidate.width * candidate.height, start))
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-                pass
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+                _reraise_environmental(exc)
         for _, start in sorted(found, reverse=True):
             try:
                 return _load_jpeg(io.BufferedReader(_Window(fp, start, size)), long_edge, limit)
-            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
-                continue
+            except TooLarge as exc:
+                refused.append(exc)  # a smaller preview may still do
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+                _reraise_environmental(exc)
     return None
+
+
+def _reraise_environmental(exc: BaseException) -> None:
+    """A decoder's complaint carries no errno; reading our own disk failing does."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        raise exc
 
 
 def upright(image: Image.Image, orientation: int) -> Image.Image:
