@@ -20,6 +20,7 @@ import errno
 import json
 import logging
 import shutil
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -115,12 +116,14 @@ def process_or_set_aside(cfg: Config, db: Database, session: SessionRow,
         if not isinstance(exc, ProcessingStopped) and not environmental(exc):
             return _set_aside(db, session, layout, exc)
         reason = str(exc) if isinstance(exc, ProcessingStopped) else describe(exc)
-        message = (f"processing stopped: {reason}; {session.id} stays pending and is "
-                   "processed on the next run (or by the appliance)")
-        _log_to_session(layout, logging.ERROR, message)
-        return ProcessResult(session.id, stopped=message)
+    except sqlite3.OperationalError as exc:  # locked, disk full or failing: not the session's
+        reason = f"database: {exc}"
     except Exception as exc:
         return _set_aside(db, session, layout, exc)
+    message = (f"processing stopped: {reason}; {session.id} stays pending and is "
+               "processed on the next run (or by the appliance)")
+    _log_to_session(layout, logging.ERROR, message)
+    return ProcessResult(session.id, stopped=message)
 
 
 def _set_aside(db: Database, session: SessionRow, layout: SessionLayout,

@@ -302,3 +302,25 @@ def test_a_read_only_session_disk_stops_processing(tmp_path: Path) -> None:
     with Database(cfg.storage.db_path) as db:
         [done] = process_pending(cfg, db)
     assert done.made == 4
+
+
+def test_a_database_failure_stops_processing_rather_than_setting_it_aside(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    cfg = make_config(tmp_path)
+    session = ingest(make_card(tmp_path / "card"), cfg).session
+    assert session is not None
+
+    def locked(self, session_id: str, state: str) -> None:  # type: ignore[no-untyped-def]
+        raise sqlite3.OperationalError("database is locked")
+
+    with Database(cfg.storage.db_path) as db:
+        monkeypatch.setattr(Database, "set_session_state", locked)
+        [stopped] = process_pending(cfg, db)
+        monkeypatch.undo()
+        assert stopped.stopped and "database: database is locked" in stopped.stopped
+        again = db.session(session.id)
+        assert again is not None and again.state == "copied" and again.process_error is None
+        [done] = process_pending(cfg, db)
+        assert done.made == 4

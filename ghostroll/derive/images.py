@@ -32,10 +32,12 @@ from ghostroll.errors import ProcessingStopped
 from ghostroll.media import Kind
 
 log = logging.getLogger("ghostroll.derive")
-# OSErrors that say the machine, not the photo, is the problem
+# OSErrors that say the machine, not the photo, is the problem (EPIPE: the service that
+# reads the work child's progress went away)
 ENVIRONMENTAL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EACCES,
                            errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.ESTALE,
-                           errno.ENODEV, errno.ENXIO, errno.EMFILE, errno.ENFILE})
+                           errno.ENODEV, errno.ENXIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM,
+                           errno.EPIPE})
 _SRGB = ImageCms.createProfile("sRGB")
 RESAMPLE = Image.Resampling.BICUBIC
 
