@@ -22,14 +22,6 @@ class IdleFacts:
     problem: str = ""  # "#3 not processed: ssh in, ghostroll sessions"
 
 
-def problem_text(numbers: list[int]) -> str:
-    """The panel's line for sessions set aside: which, and where to look."""
-    if not numbers:
-        return ""
-    which = f"#{numbers[0]}" if len(numbers) == 1 else f"{len(numbers)} sessions"
-    return f"{which} not processed: ssh in, ghostroll sessions"
-
-
 def last_session_text(created_utc: str, new_shots: int) -> str:
     when = datetime.fromisoformat(created_utc).astimezone()
     return f"{when:%-d %b %H:%M} · {new_shots:,} new"
@@ -48,3 +40,11 @@ def read_idle_facts(db_path: Path) -> IdleFacts:
         last = sessions[-1]
         shots = {row["grp"] for row in db.session_files(last.id) if row["status"] == VERIFIED}
     return IdleFacts(queued, last_session_text(last.created_utc, len(shots)), problem)
+
+
+def problem_text(numbers: list[int]) -> str:
+    """The panel's line for sessions set aside: which, and where to look."""
+    if not numbers:
+        return ""
+    which = f"#{numbers[0]}" if len(numbers) == 1 else f"{len(numbers)} sessions"
+    return f"{which} not processed: ssh in, ghostroll sessions"
