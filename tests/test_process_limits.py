@@ -198,3 +198,55 @@ def test_share_zip_on_a_full_disk_leaves_no_temp_file(tmp_path: Path, small_disk
         write_share_zip([(share, f"{i}.jpg") for i in range(4)], small_disk / "share.zip")
     assert error.value.errno == 28
     assert list(small_disk.iterdir()) == []
+
+
+def _fill(disk: Path) -> Path:
+    filler = disk / "filler"
+    with filler.open("wb") as out:
+        try:
+            while True:
+                out.write(bytes(1 << 20))
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+@pytest.mark.root
+def test_the_disk_filling_up_during_processing_stops_cleanly_and_resumes(
+        tmp_path: Path, small_disk: Path) -> None:
+    """The issue's case: the space check passed, then the disk filled up (another writer)
+    while share images were being written."""
+    _mount_tmpfs(small_disk, 48, remount=True)
+    folder = tmp_path / "card" / "DCIM" / "100FULL"
+    folder.mkdir(parents=True)
+    for i in range(6):
+        make_jpeg(folder / f"IMG_{i:04d}.JPG", PhotoSpec(width=1600, height=1067), seed=i)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GHOSTROLL_")}
+    env.update(PYTHONPATH=str(REPO), GHOSTROLL_BASE_DIR=str(small_disk / "sessions"),
+               GHOSTROLL_DB_PATH=str(tmp_path / "ghostroll.db"),
+               GHOSTROLL_FREE_SPACE_MARGIN_MB="0", GHOSTROLL_PROCESS_WORKERS="1")
+    cmd = [sys.executable, "-m", "ghostroll", "run", str(tmp_path / "card"),
+           "--volume-id", "fat:7777-8888"]
+    run = subprocess.Popen(cmd, env={**env, "GHOSTROLL_TEST_DELAY_MS": "derive=400"}, cwd=REPO,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert run.stdout is not None
+    seen = []
+    for line in run.stdout:
+        seen.append(line)
+        if line.startswith("making share images"):
+            filler = _fill(small_disk)  # the next share image meets a full disk
+            break
+    out, err = run.communicate(timeout=120)
+    out = "".join(seen) + out
+    assert run.returncode == 1, out + err
+    assert "Traceback" not in err
+    assert "processing stopped: No space left on device" in out
+    assert [p for p in small_disk.rglob("*") if p.name.endswith((".tmp", ".part"))] == []
+    filler.unlink()
+    again = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "6 photos" in again.stdout
+    [session] = (small_disk / "sessions").glob("shoot-*")
+    assert len(list((session / "derived" / "share").glob("*.jpg"))) == 6
+    assert (session / "derived" / "share.zip").exists()

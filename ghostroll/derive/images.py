@@ -131,6 +131,7 @@ def _picture(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
     except Image.DecompressionBombError as exc:
         return DeriveResult(job, error=f"cannot decode: {_reason(exc)}",
                             meta=meta_from_exif(None, mtime))
+    faults.delay("derive")
     faults.fault("derive")
     save_jpeg(share, job.share, images.share_quality)
     save_jpeg(thumb, job.thumb, images.thumb_quality)
