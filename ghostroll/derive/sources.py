@@ -173,15 +173,18 @@ def _reduce_on_load(image: Image.Image, long_edge: int) -> None:
 
 def _open_pillow(path: Path, long_edge: int, limit: int) -> Opened:
     image = Image.open(path)
-    check_pixels(*image.size)
-    full = image.size
-    _reduce_on_load(image, long_edge)
-    cost = pillow_cost(image, full, long_edge)
-    if cost > limit:
+    try:
+        check_pixels(*image.size)
+        full = image.size
+        _reduce_on_load(image, long_edge)
+        cost = pillow_cost(image, full, long_edge)
+        if cost > limit:
+            raise TooLarge(*full, cost)
+        exif = image.getexif()  # only now: for a PNG this decodes the whole picture
+        image.load()
+    except BaseException:
         image.close()
-        raise TooLarge(*full, cost)
-    exif = image.getexif()  # only now: for a PNG this decodes the whole picture
-    image.load()
+        raise
     return Opened(image, exif, orientation=int(exif.get(0x0112, 1) or 1))
 
 
