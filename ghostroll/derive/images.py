@@ -103,7 +103,9 @@ def derive_one(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
 def _failed(job: DeriveJob, exc: Exception) -> DeriveResult:
     log.debug("cannot decode %s", job.source, exc_info=True)
     reason = _reason(exc)
-    if not isinstance(exc, OSError | SyntaxError | ValueError | EOFError):
+    if isinstance(exc, MemoryError):
+        reason = "not enough memory on this device"
+    elif not isinstance(exc, OSError | SyntaxError | ValueError | EOFError):
         reason = f"{type(exc).__name__}: {reason}"  # unexpected kinds say what they were
     return DeriveResult(job, error=f"cannot decode: {reason}", meta=meta_from_exif(None,
                                                                                  _mtime(job.source)))
