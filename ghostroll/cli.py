@@ -3,7 +3,8 @@ codes, and the only place logging is configured.
 
 Exit codes (documented in README.md):
   0  everything done
-  1  partial failure: some files failed, or the card phase stopped early
+  1  partial failure: some files failed, the card phase stopped early, or processing
+     stopped (pending) or set a session aside
   2  unusable input or configuration: nothing was done
   3  the card is safe but publishing is still queued (offline)
 """
