@@ -3,7 +3,8 @@ codes, and the only place logging is configured.
 
 Exit codes (documented in README.md):
   0  everything done
-  1  partial failure: some files failed, or the card phase stopped early
+  1  partial failure: some files failed, the card phase stopped early, or processing
+     stopped (pending) or set a session aside
   2  unusable input or configuration: nothing was done
   3  the card is safe but publishing is still queued (offline)
 """
@@ -21,6 +22,7 @@ from ghostroll import __version__, config, logs
 from ghostroll.db import Database
 from ghostroll.errors import CardError, ConfigError, DatabaseError, DiskFullError, PublishError
 from ghostroll.job import EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, run_job
+from ghostroll.memory import return_freed_memory
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,8 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(watch)
     watch.set_defaults(handler=cmd_watch)
 
-    sessions = commands.add_parser("sessions", help="list sessions, or show one")
-    sessions.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    sessions = commands.add_parser(
+        "sessions", help="list sessions, show one, or retry one whose processing was set aside")
+    sessions.add_argument("action", nargs="?", choices=["list", "show", "retry"], default="list")
     sessions.add_argument("session", nargs="?", help="id, number or unique id prefix")
     sessions.add_argument("--no-qr", action="store_true", help="do not draw the link's QR")
     config.add_flags(sessions)
@@ -150,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    return_freed_memory()
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
@@ -304,7 +308,9 @@ def cmd_publish(args: argparse.Namespace, fresh_link: bool = False) -> int:
                           "--s3-bucket or [s3] s3_bucket in the config file)")
     with Database(cfg.storage.db_path) as db:
         only = _session_arg(db, args.session) if args.session else None
-        process_pending(cfg, db, sys.stdout)
+        for done in process_pending(cfg, db, sys.stdout):
+            if done.stopped or done.set_aside:
+                print(f"ghostroll: {done.stopped or done.set_aside}", file=sys.stderr)
         if only:
             db.enqueue_publish(only)
             if fresh_link:
@@ -354,6 +360,9 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             print(f"ghostroll: no session matches {args.session!r} (see `ghostroll sessions`)",
                   file=sys.stderr)
             return EXIT_UNUSABLE
+        if args.action == "retry":
+            print(sessions_cmd.retry(db, session))
+            return EXIT_OK
         print("\n".join(sessions_cmd.show_lines(db, session, qr=not args.no_qr)))
     return EXIT_OK
 

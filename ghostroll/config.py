@@ -101,8 +101,9 @@ KEYS: tuple[Key, ...] = (
     _k("images", "share_zip", bool, True, "Offer \"Download all\" (share.zip of share images)."),
     _k("images", "process_workers", int, default_process_workers,
        "Parallel derivative workers.", minimum=1, maximum=32),
-    _k("images", "decode_budget_mb", int, 160,
-       "Decoded-pixel memory that derivative workers may hold at once, MiB.",
+    _k("images", "decode_budget_mb", int, 120,
+       "Decoded-pixel memory that derivative workers may hold at once, MiB; a file "
+       "needing more is listed as too large to preview (keeps a 512 MB Pi under 200 MB).",
        minimum=32, maximum=4096),
     # [s3]
     _k("s3", "s3_bucket", str, "", "Private bucket to publish to; empty keeps sessions local."),

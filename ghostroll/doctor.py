@@ -96,6 +96,25 @@ def check_database(cfg: Config) -> Iterator[Check]:
                     f"{version}, {queued} session(s) queued for publishing", blocking=False)
 
 
+def check_set_aside(cfg: Config) -> Iterator[Check]:
+    """Sessions whose processing failed unexpectedly: shown until retried."""
+    from ghostroll.db import Database
+    from ghostroll.errors import DatabaseError
+    from ghostroll.sessions_cmd import set_aside_text
+
+    if not cfg.storage.db_path.exists():
+        return
+    try:
+        with Database(cfg.storage.db_path) as db:
+            aside = [s for s in db.sessions() if s.process_error]
+    except DatabaseError:
+        return  # check_database reports it
+    for session in aside:
+        yield Check(f"session #{session.number}", FAIL,
+                    f"{session.id} set aside, not processed: {session.process_error}",
+                    set_aside_text(session).split("; ", 1)[-1], blocking=False)
+
+
 # ---------------------------------------------------------------- S3 checks
 
 
@@ -314,7 +333,7 @@ def check_appliance(cfg: Config, root: Path = Path("/")) -> Iterator[Check]:
 
 
 CHECKS: tuple[Callable[[Config], Iterator[Check]], ...] = (
-    check_config, check_disk, check_database, check_s3, check_appliance)
+    check_config, check_disk, check_database, check_set_aside, check_s3, check_appliance)
 
 
 def run_checks(cfg: Config) -> list[Check]:

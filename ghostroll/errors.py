@@ -29,6 +29,16 @@ class DiskFullError(GhostRollError, OSError):
     """Not enough room on the session disk for what must be copied."""
 
 
+class ProcessingStopped(GhostRollError, OSError):
+    """Processing cannot go on here and now (disk full, our disk read-only or failing, an
+    original missing): the session stays pending and is processed again later. `errno`
+    is the cause's; `str()` is the message alone."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.errno = code
+
+
 class VerifyError(GhostRollError, OSError):
     """A copy did not read back with the hash computed while copying."""
 

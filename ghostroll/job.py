@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ghostroll import db as dbm
+from ghostroll import process
 from ghostroll.config import Config
 from ghostroll.db import Database, SessionRow
 from ghostroll.ingest import IngestResult, ingest_card
-from ghostroll.process import ProcessResult, process_session
+from ghostroll.process import ProcessResult
 from ghostroll.progress import TerminalProgress, summary_lines
 from ghostroll.volume import identify
 
@@ -40,6 +40,8 @@ class JobResult:
     def exit_code(self) -> int:
         if self.ingest.failed or not self.ingest.complete:
             return EXIT_PARTIAL
+        if any(p.stopped or p.set_aside for p in self.processed):
+            return EXIT_PARTIAL
         if self.publish is not None and self.publish.failed:
             return EXIT_PARTIAL
         if self.publish is not None and self.publish.waiting:
@@ -49,6 +51,9 @@ class JobResult:
     def lines(self) -> list[str]:
         lines = summary_lines(self.ingest)
         for p in self.processed:
+            if p.stopped or p.set_aside:
+                lines.append(p.stopped or f"session {p.session_id} set aside: {p.set_aside}")
+                continue
             lines.append(f"gallery for {p.session_id}: {_count(p.made, 'photo')}, "
                          f"{_count(p.videos, 'video')}"
                          + (f", {len(p.problems)} could not be shown" if p.problems else ""))
@@ -70,22 +75,18 @@ class JobResult:
 
 
 def process_pending(cfg: Config, db: Database, out: TextIO | None = None) -> list[ProcessResult]:
-    """Process every session whose card phase is complete but not yet processed."""
-    results = []
-    for session in db.sessions():
-        if session.state != dbm.COPIED:
-            continue
-        last = 0.0
+    """Process every session whose card phase is complete but not yet processed (see
+    `process.process_pending`: set-aside sessions are skipped, a full disk stops)."""
+    last = 0.0
 
-        def report(done: int, total: int, sid: str = session.id) -> None:
-            nonlocal last
-            if out is not None and (time.monotonic() - last > 2 or done == total):
-                last = time.monotonic()
-                out.write(f"making share images for {sid}: {done}/{total}\n")
-                out.flush()
+    def report(sid: str, done: int, total: int) -> None:
+        nonlocal last
+        if out is not None and (time.monotonic() - last > 2 or done == total):
+            last = time.monotonic()
+            out.write(f"making share images for {sid}: {done}/{total}\n")
+            out.flush()
 
-        results.append(process_session(cfg, db, session, progress=report))
-    return results
+    return process.process_pending(cfg, db, report)
 
 
 def publish_all(cfg: Config, db: Database, out: TextIO | None,

@@ -1,24 +1,40 @@
 """The processing phase of a session: verified originals → share images, thumbnails,
 the local gallery and share.zip. Reads only the session's own copies, never the card.
 
-Per-file problems (a corrupt photo, a RAW without a usable preview) are itemised in
-manifest.json and the summary; the originals stay ingested whatever happens here."""
+Per-file problems (a corrupt photo, a RAW without a usable preview, a file too large for
+this device) are itemised in manifest.json and the summary; the originals stay ingested
+whatever happens here.
+
+Two ways a session's processing can end without it being processed:
+- stopped (`ProcessingStopped`, or any environmental OSError: disk full, our disk
+  read-only or failing, an original missing): the session stays `copied` and is processed
+  again by the next run or the appliance; no temp file is left behind.
+- set aside (any other exception outside one file's decode: a bug, a broken manifest):
+  `sessions.process_error` holds the message, the session's `ghostroll.log` the
+  traceback; it is shown by `sessions`, `doctor` and the panel, never retried by itself
+  and never blocks later sessions. `ghostroll sessions retry ID` takes it back."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import shutil
+import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ghostroll import db as dbm
-from ghostroll.config import Config
+from ghostroll.config import Config, ImagesConfig
 from ghostroll.db import Database, SessionRow
 from ghostroll.derive import DeriveJob, DeriveResult, derive_many, numbering_gaps
+from ghostroll.derive.images import describe, environmental
+from ghostroll.errors import ProcessingStopped
 from ghostroll.gallery import model as gm
 from ghostroll.gallery.render import local_resolver, render_index
 from ghostroll.gallery.ziparchive import write_share_zip
+from ghostroll.logs import session_log
 from ghostroll.session import SessionLayout, write_json_atomic, write_text_atomic
 from ghostroll.shots import CardEntry, Shot, plan_shots
 
@@ -35,9 +51,17 @@ class ProcessResult:
     problems: list[str] = field(default_factory=list)  # per-file errors and notes
     info: list[str] = field(default_factory=list)  # e.g. numbering gaps
     gallery: gm.Gallery | None = None
+    stopped: str | None = None  # the environment failed: still pending, retried later
+    set_aside: str | None = None  # failed unexpectedly: set aside until retried by hand
 
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
+SessionProgressFn = Callable[[str, int, int], None]  # (session id, done, total)
+
+# Room a picture's derivatives take, bytes per share-image pixel: q90 share images of the
+# camera samples measure 0.03-0.33 (0.19 on average); noise and small images up to ~0.5.
+SHARE_BYTES_PER_PIXEL = 0.6
+GALLERY_ALLOWANCE = 16 << 20  # index.html, gallery.json, manifest rewrite, the log
 
 
 def session_entries(db: Database, session_id: str) -> list[CardEntry]:
@@ -45,13 +69,103 @@ def session_entries(db: Database, session_id: str) -> list[CardEntry]:
             for r in db.session_files(session_id) if r["status"] == dbm.VERIFIED]
 
 
+def stored_paths(db: Database, session_id: str) -> dict[str, str]:
+    """Card path -> path under originals/, where the copy was stored under another name
+    (a second content under one card path)."""
+    return {r["rel_path"]: r["stored_path"] for r in db.session_files(session_id)
+            if r["status"] == dbm.VERIFIED and r["stored_path"]}
+
+
+def derivative_bytes(pictures: int, images: ImagesConfig) -> int:
+    """Disk space the derivatives of `pictures` photos need: share image and thumbnail
+    (3:2 at their long edges) and, when enabled, the share image again in share.zip
+    (written as a temp file that replaces any older zip)."""
+    share = images.share_max_long_edge ** 2 * 2 // 3 * SHARE_BYTES_PER_PIXEL
+    thumb = images.thumb_max_long_edge ** 2 * 2 // 3 * SHARE_BYTES_PER_PIXEL
+    in_zip = share if images.share_zip else 0
+    return int(pictures * (share + thumb + in_zip)) + GALLERY_ALLOWANCE
+
+
+def process_pending(cfg: Config, db: Database,
+                    progress: SessionProgressFn | None = None) -> list[ProcessResult]:
+    """Process every session whose copy is complete, oldest first. A set-aside session
+    is skipped; one failing unexpectedly is set aside and the next one goes on; an
+    environmental stop ends the pass (the next session would meet the same disk)."""
+    results = []
+    for session in db.sessions():
+        if session.state != dbm.COPIED or session.process_error:
+            continue
+        on_progress = None
+        if progress is not None:
+            def on_progress(done: int, total: int, sid: str = session.id) -> None:
+                progress(sid, done, total)
+        result = process_or_set_aside(cfg, db, session, on_progress)
+        results.append(result)
+        if result.stopped:
+            break
+    return results
+
+
+def process_or_set_aside(cfg: Config, db: Database, session: SessionRow,
+                         progress: ProgressFn | None = None) -> ProcessResult:
+    """`process_session`, with its failures turned into a stopped or set-aside result."""
+    layout = SessionLayout(session.path)
+    try:
+        return process_session(cfg, db, session, progress)
+    except OSError as exc:
+        if not isinstance(exc, ProcessingStopped) and not environmental(exc):
+            return _set_aside(db, session, layout, exc)
+        reason = str(exc) if isinstance(exc, ProcessingStopped) else describe(exc)
+    except sqlite3.OperationalError as exc:  # locked, disk full or failing: not the session's
+        reason = f"database: {exc}"
+    except Exception as exc:
+        return _set_aside(db, session, layout, exc)
+    message = (f"processing stopped: {reason}; {session.id} stays pending and is "
+               "processed on the next run (or by the appliance)")
+    _log_to_session(layout, logging.ERROR, message)
+    return ProcessResult(session.id, stopped=message)
+
+
+def _set_aside(db: Database, session: SessionRow, layout: SessionLayout,
+               exc: Exception) -> ProcessResult:
+    reason = str(exc).splitlines()[0][:300] if str(exc) else ""
+    message = f"processing failed: {type(exc).__name__}" + (f": {reason}" if reason else "")
+    db.set_process_error(session.id, message)
+    hint = f"`ghostroll sessions retry {session.number}` tries again"
+    _log_to_session(layout, logging.ERROR, f"session {session.id} set aside: {message}; {hint}",
+                    exc)
+    return ProcessResult(session.id, set_aside=f"{message} ({hint})")
+
+
+def _log_to_session(layout: SessionLayout, level: int, message: str,
+                    exc: BaseException | None = None) -> None:
+    """Logged as usual and into the session's ghostroll.log when that can be written."""
+    try:
+        with session_log(layout.log, logger=log):
+            log.log(level, "%s", message, exc_info=exc)
+    except OSError:
+        log.log(level, "%s", message, exc_info=exc)
+
+
 def process_session(cfg: Config, db: Database, session: SessionRow,
                     progress: ProgressFn | None = None) -> ProcessResult:
+    """Raises `ProcessingStopped` (or an environmental OSError) when the machine fails;
+    a problem of one file is in the result."""
     layout = SessionLayout(session.path)
     layout.create()
+    with session_log(layout.log, logger=logging.getLogger("ghostroll")) as handler:
+        handler.setLevel(logging.INFO)
+        return _process(cfg, db, session, layout, progress)
+
+
+def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayout,
+             progress: ProgressFn | None) -> ProcessResult:
     shots = plan_shots(session_entries(db, session.id))
+    stored = stored_paths(db, session.id)
+    _check_space(cfg, layout, shots)
+    log.info("processing session %s: %d shots", session.id, len(shots))
     result = ProcessResult(session.id, shots=len(shots))
-    jobs = [_job(layout, shot) for shot in shots]
+    jobs = [_job(layout, shot, stored) for shot in shots]
     done = 0
 
     def on_result(_: DeriveResult) -> None:
@@ -63,7 +177,7 @@ def process_session(cfg: Config, db: Database, session: SessionRow,
     derived = derive_many(jobs, cfg.images, on_result=on_result) if jobs else []
     items: list[gm.GalleryItem] = []
     for shot, outcome in zip(shots, derived, strict=True):
-        item = _item(shot, outcome, layout)
+        item = _item(shot, outcome, stored)
         if outcome.error:
             result.problems.append(f"{shot.source.rel_path}: {outcome.error}")
         elif outcome.note:
@@ -92,17 +206,31 @@ def process_session(cfg: Config, db: Database, session: SessionRow,
     return result
 
 
-def _job(layout: SessionLayout, shot: Shot) -> DeriveJob:
+def _check_space(cfg: Config, layout: SessionLayout, shots: list[Shot]) -> None:
+    pictures = sum(1 for s in shots if s.kind == "photo")
+    needed = derivative_bytes(pictures, cfg.images)
+    free = shutil.disk_usage(layout.root).free
+    if free < needed:
+        raise ProcessingStopped(
+            f"not enough space for the share images of {pictures} photos: about "
+            f"{needed / 1e6:.0f} MB needed, {free / 1e6:.0f} MB free in {layout.root.parent}; "
+            "free some space", errno.ENOSPC)
+
+
+def _job(layout: SessionLayout, shot: Shot, stored: dict[str, str]) -> DeriveJob:
+    def original(entry: CardEntry) -> Path:
+        return layout.original(stored.get(entry.rel_path, entry.rel_path))
+
     return DeriveJob(
-        source=layout.original(shot.source.rel_path),
+        source=original(shot.source),
         kind=shot.source.kind,
         share=layout.share_dir / f"{shot.id}.jpg",
         thumb=layout.thumbs_dir / f"{shot.id}.jpg",
-        poster=layout.original(shot.poster.rel_path) if shot.poster else None,
+        poster=original(shot.poster) if shot.poster else None,
     )
 
 
-def _item(shot: Shot, outcome: DeriveResult, layout: SessionLayout) -> gm.GalleryItem | None:
+def _item(shot: Shot, outcome: DeriveResult, stored: dict[str, str]) -> gm.GalleryItem | None:
     has_images = outcome.share is not None and outcome.thumb is not None
     if shot.kind == "photo" and not has_images:
         return None  # listed as a problem; the original is kept
@@ -113,7 +241,8 @@ def _item(shot: Shot, outcome: DeriveResult, layout: SessionLayout) -> gm.Galler
         kind=shot.kind,
         thumb=f"thumbs/{shot.id}.jpg" if has_images else None,
         share=f"share/{shot.id}.jpg" if has_images and shot.kind == "photo" else None,
-        original=("originals/" + shot.source.rel_path) if shot.kind == "video" else None,
+        original=("originals/" + stored.get(shot.source.rel_path, shot.source.rel_path)
+                  if shot.kind == "video" else None),
         width=outcome.width,
         height=outcome.height,
         captured=meta.captured if meta else None,

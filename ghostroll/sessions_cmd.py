@@ -1,4 +1,5 @@
-"""`ghostroll sessions`: what was ingested, when, and whether it was shared."""
+"""`ghostroll sessions`: what was ingested, when, and whether it was shared; `retry`
+takes back a session whose processing was set aside."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from ghostroll.db import Database, SessionRow
+from ghostroll.db import COPIED, Database, SessionRow
 from ghostroll.publish.qr import terminal_text
 from ghostroll.session import SessionLayout
 
@@ -29,10 +30,33 @@ def list_lines(db: Database) -> list[str]:
             link = entry["state"]
             if entry["url_expires_utc"]:
                 link += f", expires {entry['url_expires_utc'][:16].replace('T', ' ')}"
+        state = "set aside" if s.process_error else s.state
         lines.append(f"{s.number:>4}  {s.id:<32} {s.created_utc[:19].replace('T', ' ')}  "
                      f"{counts['verified']:>5} {counts['duplicate']:>5} {counts['failed']:>4}"
-                     f"  {s.state:<10} {link}")
+                     f"  {state:<10} {link}")
+    aside = [s for s in rows if s.process_error]
+    for s in aside:
+        lines.append(f"#{s.number} set aside: {s.process_error}")
+    if aside:
+        lines.append("fix the cause (see the session's ghostroll.log), then "
+                     "`ghostroll sessions retry N`")
     return lines
+
+
+def set_aside_text(session: SessionRow) -> str:
+    return (f"{session.process_error}; see {SessionLayout(session.path).log}, then "
+            f"`ghostroll sessions retry {session.number}`")
+
+
+def retry(db: Database, session: SessionRow) -> str:
+    """Take a set-aside session back: the next run (or the appliance) processes it."""
+    if not session.process_error:
+        return f"session {session.id} is not set aside (state {session.state}): nothing to do"
+    db.set_process_error(session.id, None)
+    if session.state != COPIED:
+        return f"session {session.id}: error cleared (state {session.state})"
+    return (f"session {session.id} will be processed again by the next `ghostroll run`, "
+            "`ghostroll publish` or the appliance")
 
 
 def find(db: Database, ref: str) -> SessionRow | None:
@@ -52,12 +76,14 @@ def show_lines(db: Database, session: SessionRow, qr: bool = True) -> list[str]:
     lines = [
         f"session   {session.id} (#{session.number})",
         f"created   {session.created_utc} UTC, card {session.volume_label} ({session.volume_id})",
-        f"state     {session.state}",
+        f"state     {session.state}" + (" (set aside)" if session.process_error else ""),
         f"files     {counts['verified']} new, {counts['duplicate']} already safe, "
         f"{counts['failed']} failed",
         f"folder    {layout.root}",
         f"gallery   {layout.index if layout.index.exists() else '(not built yet)'}",
     ]
+    if session.process_error:
+        lines.append(f"problem   {set_aside_text(session)}")
     url = layout.share_txt.read_text().strip() if layout.share_txt.exists() else None
     lines.append(f"link      {url or '(none yet: local only or not published)'}")
     if url and qr:

@@ -1,4 +1,5 @@
-"""What the idle screen says about the past: uploads still queued and the last session.
+"""What the idle screen says about the past: uploads still queued, the last session, and
+a session set aside (its processing failed: the panel says what to do).
 
 The database is read by the service only while the idle screen shows, at most once per
 `REFRESH_S` and afresh each time the panel comes back to idle."""
@@ -49,6 +50,15 @@ def read_idle_facts(db_path: Path) -> IdleFacts:
         sessions = db.sessions()
         if not sessions:
             return IdleFacts(queued)
+        problem = problem_text([s.number for s in sessions if s.process_error])
         last = sessions[-1]
         shots = {row["grp"] for row in db.session_files(last.id) if row["status"] == VERIFIED}
-    return IdleFacts(queued, last_session_text(last.created_utc, len(shots)))
+    return IdleFacts(queued, last_session_text(last.created_utc, len(shots)), problem)
+
+
+def problem_text(numbers: list[int]) -> str:
+    """The panel's line for sessions set aside: which, and where to look."""
+    if not numbers:
+        return ""
+    which = f"#{numbers[0]}" if len(numbers) == 1 else f"{len(numbers)} sessions"
+    return f"{which} not processed: ssh in, ghostroll sessions"

@@ -6,7 +6,7 @@ session, then drains the publish queue, printing one JSON object per line:
     {"stage": "link", "url": "...", "expires": "2026-12-01T10:52:00+00:00", "session_id": ...}
     {"stage": "uploading", "done": 12, "total": 40, "session_id": "..."}
     {"stage": "done", "url": "...", "photos": 40, "session_id": "..."}
-    {"stage": "waiting", "reason": "offline: ..."}
+    {"stage": "waiting", "reason": "offline: ..."}   (also: processing stopped, disk full)
     {"stage": "failed", "message": "..."}
     {"stage": "local", "photos": 40, "session_id": "..."}   (no bucket configured)
 
@@ -28,21 +28,25 @@ def _emit(out: TextIO, **fields: object) -> None:
 
 
 def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None) -> int:
-    from ghostroll.process import process_session
+    """Exit 3 when something waits (offline, or processing stopped by a full disk): the
+    service runs it again later. A session set aside is skipped; the others go on."""
+    from ghostroll.process import process_pending
 
     with Database(cfg.storage.db_path) as db:
         if link_only:
             return _link(cfg, db, link_only, out)
-        for session in db.sessions():
-            if session.state != "copied":
-                continue
-            result = process_session(cfg, db, session, progress=lambda d, t, s=session.id: _emit(
-                out, stage="processing", done=d, total=t, session_id=s))
-            if not cfg.s3.enabled:
-                _emit(out, stage="local", photos=result.made, session_id=session.id)
+        results = process_pending(cfg, db, lambda sid, d, t: _emit(
+            out, stage="processing", done=d, total=t, session_id=sid))
+        stopped = next((r.stopped for r in results if r.stopped), None)
         if not cfg.s3.enabled:
-            return 0
-        return _publish(cfg, db, out)
+            for result in results:
+                if not (result.stopped or result.set_aside):
+                    _emit(out, stage="local", photos=result.made, session_id=result.session_id)
+        code = _publish(cfg, db, out) if cfg.s3.enabled else 0
+        if stopped:
+            _emit(out, stage="waiting", reason=stopped)
+            return 3
+        return code
 
 
 def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:

@@ -1,13 +1,22 @@
 """One original → a share JPEG and a thumbnail, both metadata-free sRGB.
 
 The thumbnail is made from the share image in memory, never by decoding the original
-again. Outputs are written atomically (temp + rename); nothing is ever upscaled."""
+again. Outputs are written atomically (temp + rename); nothing is ever upscaled.
+
+Failures are sorted in two: anything wrong with the file itself (undecodable, truncated,
+a decoder plugin raising whatever it raises, too large for this device) is that file's
+problem, returned in the result; the environment failing (our disk full, read-only or
+failing, the original gone) raises `ProcessingStopped`: the session is not finished and
+must be processed again once the cause is fixed."""
 
 from __future__ import annotations
 
+import errno
 import functools
 import io
+import logging
 import os
+import resource
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -15,11 +24,20 @@ from pathlib import Path
 
 from PIL import Image, ImageCms
 
+from ghostroll import faults
 from ghostroll.config import ImagesConfig
 from ghostroll.derive.metadata import PhotoMeta, meta_from_exif
 from ghostroll.derive.sources import NotAPicture, open_picture, upright
+from ghostroll.errors import ProcessingStopped
 from ghostroll.media import Kind
 
+log = logging.getLogger("ghostroll.derive")
+# OSErrors that say the machine, not the photo, is the problem (EPIPE: the service that
+# reads the work child's progress went away)
+ENVIRONMENTAL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.EACCES,
+                           errno.EPERM, errno.ENOENT, errno.ENOTDIR, errno.ESTALE,
+                           errno.ENODEV, errno.ENXIO, errno.EMFILE, errno.ENFILE, errno.ENOMEM,
+                           errno.EPIPE})
 _SRGB = ImageCms.createProfile("sRGB")
 RESAMPLE = Image.Resampling.BICUBIC
 
@@ -46,15 +64,61 @@ class DeriveResult:
     duration_s: float | None = None  # videos
 
 
+def environmental(exc: BaseException) -> bool:
+    """An OSError from the machine (a full or failing disk, a missing file), as opposed
+    to a decoder's complaint about the file (those carry no errno)."""
+    return isinstance(exc, OSError) and exc.errno in ENVIRONMENTAL
+
+
+def describe(exc: OSError) -> str:
+    """`No space left on device: free some space on the session disk (IMG_0001.JPG)`."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += ": free some space on the session disk"
+    return reason + (f" ({exc.filename})" if exc.filename else "")
+
+
+def stopped(what: Path, exc: OSError) -> ProcessingStopped:
+    return ProcessingStopped(f"{describe(exc)} [{what.name}]" if not exc.filename
+                             else describe(exc), exc.errno or errno.EIO)
+
+
 def derive_one(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
-    if job.kind == Kind.VIDEO:
-        return _video(job, images)
-    mtime = _mtime(job.source)
+    """Never raises for a problem of the file; raises `ProcessingStopped` when the
+    environment fails."""
+    try:
+        if job.kind == Kind.VIDEO:
+            return _video(job, images)
+        return _picture(job, images)
+    except ProcessingStopped:
+        raise
+    except OSError as exc:
+        if environmental(exc):
+            raise stopped(job.source, exc) from exc
+        return _failed(job, exc)
+    except Exception as exc:  # a decoder plugin may raise anything: the file's problem
+        return _failed(job, exc)
+
+
+def _failed(job: DeriveJob, exc: Exception) -> DeriveResult:
+    log.debug("cannot decode %s", job.source, exc_info=True)
+    reason = _reason(exc)
+    if isinstance(exc, MemoryError):
+        reason = "not enough memory on this device"
+    elif not isinstance(exc, OSError | SyntaxError | ValueError | EOFError):
+        reason = f"{type(exc).__name__}: {reason}"  # unexpected kinds say what they were
+    return DeriveResult(job, error=f"cannot decode: {reason}", meta=meta_from_exif(None,
+                                                                                 _mtime(job.source)))
+
+
+def _picture(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
+    mtime = job.source.stat().st_mtime  # a missing original stops here, as the machine's fault
     try:
         if job.source.stat().st_size == 0:
             return DeriveResult(job, error="empty file (0 bytes): nothing to show",
                                 meta=meta_from_exif(None, mtime))
-        opened = open_picture(job.source, job.kind, images.share_max_long_edge)
+        opened = open_picture(job.source, job.kind, images.share_max_long_edge,
+                              images.decode_budget_mb << 20)
         meta = meta_from_exif(opened.exif, mtime)
         share = opened.image
         # Resize first: orientation and colour conversion then touch 2-4x fewer pixels.
@@ -64,14 +128,15 @@ def derive_one(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
         share = to_srgb(upright(share, opened.orientation))
         thumb = share.copy()
         thumb.thumbnail((images.thumb_max_long_edge,) * 2, RESAMPLE)
-        save_jpeg(share, job.share, images.share_quality)
-        save_jpeg(thumb, job.thumb, images.thumb_quality)
     except NotAPicture as exc:
         return DeriveResult(job, note=str(exc), meta=meta_from_exif(None, mtime))
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,
-            MemoryError) as exc:
+    except Image.DecompressionBombError as exc:
         return DeriveResult(job, error=f"cannot decode: {_reason(exc)}",
                             meta=meta_from_exif(None, mtime))
+    faults.delay("derive")
+    faults.fault("derive")
+    save_jpeg(share, job.share, images.share_quality)
+    save_jpeg(thumb, job.thumb, images.thumb_quality)
     return DeriveResult(job, job.share, job.thumb, share.width, share.height, meta)
 
 
@@ -106,8 +171,12 @@ def save_jpeg(image: Image.Image, path: Path, quality: int) -> None:
     temp = path.with_name(f".{path.name}.tmp")
     clean = image if not image.info else Image.frombytes(image.mode, image.size,
                                                          image.tobytes())
-    clean.save(temp, "JPEG", quality=quality, optimize=False)
-    os.replace(temp, path)
+    try:
+        clean.save(temp, "JPEG", quality=quality, optimize=False)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)  # a full disk leaves nothing behind
+        raise
 
 
 def _video(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
@@ -117,21 +186,26 @@ def _video(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
     meta = meta_from_exif(None, _mtime(job.source))
     frame_file = job.poster
     made = None
+    edge = images.thumb_max_long_edge
     if frame_file is None and shutil.which("ffmpeg") is not None:
         made = frame_file = job.thumb.with_name(f".{job.thumb.stem}.frame.jpg")
         subprocess.run(
-            ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(job.source),
-             "-frames:v", "1", "-map_metadata", "-1", str(frame_file)],
-            capture_output=True, timeout=60)
+            ["ffmpeg", "-nostdin", "-loglevel", "error", "-threads", "1", "-y",
+             "-i", str(job.source), "-frames:v", "1", "-map_metadata", "-1",
+             "-vf", f"scale={edge}:{edge}:force_original_aspect_ratio=decrease",
+             str(frame_file)],
+            capture_output=True, timeout=60, preexec_fn=_helper_limits)
     try:
         if frame_file is None or not frame_file.exists():
             return DeriveResult(job, meta=meta, duration_s=duration)
-        with Image.open(frame_file) as frame:
-            frame.load()
-            thumb = to_srgb(frame)
-        thumb.thumbnail((images.thumb_max_long_edge,) * 2, RESAMPLE)
+        # a THM is a JPEG from the camera, but it gets the same memory bound as any file
+        frame = open_picture(frame_file, Kind.JPEG, edge, images.decode_budget_mb << 20)
+        thumb = to_srgb(upright(frame.image, frame.orientation))
+        thumb.thumbnail((edge,) * 2, RESAMPLE)
         save_jpeg(thumb, job.thumb, images.thumb_quality)
-    except (OSError, ValueError, SyntaxError):
+    except (OSError, ValueError, SyntaxError) as exc:
+        if environmental(exc):
+            raise
         return DeriveResult(job, meta=meta, duration_s=duration)
     finally:
         if made is not None:
@@ -146,11 +220,19 @@ def video_duration(path: Path) -> float | None:
     done = subprocess.run(
         ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
          "default=noprint_wrappers=1:nokey=1", str(path)],
-        capture_output=True, text=True, timeout=30)
+        capture_output=True, text=True, timeout=30, preexec_fn=_helper_limits)
     try:
         return round(float(done.stdout.strip()), 2)
     except ValueError:
         return None
+
+
+HELPER_ADDRESS_SPACE = 1 << 30  # ffmpeg/ffprobe: 1 GiB of address space, one thread
+
+
+def _helper_limits() -> None:
+    """In the child before exec: an external helper cannot take the device's memory."""
+    resource.setrlimit(resource.RLIMIT_AS, (HELPER_ADDRESS_SPACE, HELPER_ADDRESS_SPACE))
 
 
 def _mtime(path: Path) -> float | None:

@@ -2,24 +2,23 @@
 
 Workers are threads (Pillow and libheif release the GIL while decoding and resizing).
 Before a job starts it must fit a decoded-pixel budget: its cost is estimated from the
-file header (a 24 MP JPEG drafted to 1/2 scale costs ~18 MB, a 33 MP HIF decoded in
-full ~100 MB), and a job larger than the whole budget runs alone."""
+file header (`sources.estimate_cost`: a 24 MP JPEG drafted to 1/2 scale costs ~60 MB
+with its resized copies, a 12 MP HEIC decoded in full ~125 MB). No job is larger than
+the budget: one that would be is refused by the opener (`TooLarge`) before decoding."""
 
 from __future__ import annotations
 
+import errno
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from PIL import Image
-
 from ghostroll.config import ImagesConfig
+from ghostroll.derive import sources
 from ghostroll.derive.images import DeriveJob, DeriveResult, derive_one
-from ghostroll.derive.sources import target_size
+from ghostroll.errors import ProcessingStopped
 from ghostroll.media import Kind
-
-BYTES_PER_PIXEL = 4  # decoded RGB(A) plus the resized copy, roughly
-RAW_PREVIEW_COST = 40 << 20
+from ghostroll.memory import return_freed_memory
 
 
 class Budget:
@@ -44,33 +43,34 @@ class Budget:
 
 
 def estimate_cost(job: DeriveJob, images: ImagesConfig) -> int:
+    """Bytes to reserve for `job`, at most the whole budget (the opener refuses more)."""
+    budget = images.decode_budget_mb << 20
     if job.kind == Kind.VIDEO:
         return 8 << 20
-    if job.kind == Kind.RAW:
-        return RAW_PREVIEW_COST
     try:
-        with Image.open(job.source) as image:
-            width, height = image.size
-            if image.format in ("JPEG", "MPO"):
-                tw, th = target_size(width, height, images.share_max_long_edge)
-                scale = max(1, min(8, width // max(tw, 1), height // max(th, 1)))
-                scale = 1 << (scale.bit_length() - 1)  # DCT scaling is by 1/2, 1/4, 1/8
-                width, height = width // scale, height // scale
+        cost = sources.estimate_cost(job.source, job.kind, images.share_max_long_edge)
     except Exception:  # unreadable headers are the worker's to report, with a message
         return 16 << 20
-    return width * height * BYTES_PER_PIXEL
+    return min(cost, budget)
 
 
 def derive_many(jobs: Sequence[DeriveJob], images: ImagesConfig,
                 on_result: Callable[[DeriveResult], None] | None = None) -> list[DeriveResult]:
     """Results in job order; `on_result` is called as each one finishes."""
+    return_freed_memory()
     budget = Budget(images.decode_budget_mb << 20)
     lock = threading.Lock()
+    halted = threading.Event()
 
     def run(job: DeriveJob) -> DeriveResult:
+        if halted.is_set():  # the disk failed under another job: do no more
+            raise ProcessingStopped("processing stopped", errno.ECANCELED)
         cost = budget.acquire(estimate_cost(job, images))
         try:
             result = derive_one(job, images)
+        except ProcessingStopped:
+            halted.set()
+            raise
         finally:
             budget.release(cost)
         if on_result is not None:
@@ -80,4 +80,10 @@ def derive_many(jobs: Sequence[DeriveJob], images: ImagesConfig,
 
     with ThreadPoolExecutor(max_workers=images.process_workers,
                             thread_name_prefix="ghostroll-derive") as pool:
-        return list(pool.map(run, jobs))
+        futures = [pool.submit(run, job) for job in jobs]
+    # the first environmental failure, not the "stopped" of the jobs cancelled after it
+    for future in futures:
+        exc = future.exception()
+        if isinstance(exc, ProcessingStopped) and exc.errno != errno.ECANCELED:
+            raise exc
+    return [future.result() for future in futures]
