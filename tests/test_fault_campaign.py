@@ -35,7 +35,8 @@ from tests.support.faultproxy import FaultPlan, FaultProxy
 pytestmark = pytest.mark.campaign
 
 KINDS = ("kill", "kill-socket", "enospc", "s3", "card-changed", "card-changing",
-         "bucket-changed", "concurrent", "case-insensitive", "hostile-names", "tmpfs-full")
+         "bucket-changed", "concurrent", "case-insensitive", "hostile-names", "tmpfs-full",
+         "db-full")
 
 # The CI set: every named kill point once (two through the card socket), and each other
 # kind at least once. Seeds pick the rest (which pass N, timings, faults, files).
@@ -44,9 +45,9 @@ CI_CASES: list[tuple[str, int]] = [
       if point not in ("copy.chunk", "derive")],
     ("kill-socket:copy.chunk", 201), ("kill-socket:derive", 202),
     ("enospc:copy.chunk", 301), ("enospc:db.commit", 302), ("enospc:derive", 303),
-    ("enospc:upload", 304), ("tmpfs-full", 305),
+    ("enospc:upload", 304), ("tmpfs-full", 305), ("db-full", 306),
     ("s3", 401), ("s3", 402),
-    ("card-changed", 501), ("card-changed:copy.chunk", 502), ("card-changing", 503),
+    ("card-changed:db.commit", 501), ("card-changed:copy.chunk", 502), ("card-changing", 503),
     ("bucket-changed", 601), ("concurrent", 701), ("concurrent", 702),
     ("case-insensitive", 801), ("hostile-names", 901),
 ]
@@ -193,6 +194,34 @@ def tmpfs_full(world: c.World, rec: c.Recorder, rng: random.Random) -> None:
         c.oracle(world, [card], rec)
     finally:
         subprocess.run(["umount", "-l", str(world.base)], check=False)
+    c.finish(rec)
+
+
+def db_full(world: c.World, rec: c.Recorder, rng: random.Random) -> None:
+    """The database's disk fills up while the card is recorded (a real tmpfs): a clear
+    stop, nothing counted that is not stored, and the next run completes."""
+    if os.geteuid() != 0:
+        c.skip(rec, "a real small tmpfs for the database needs root (mount)")
+    from ghostroll.synthetic import make_demo_card as demo
+
+    card = demo(world.tmp / "card", photos=30, seed=rng.randrange(1 << 20))
+    size_kb = rng.randint(160, 260)
+    rec.row.detail = f"database on a {size_kb} KiB tmpfs that fills while recording, then grown"
+    db_dir = world.tmp / "db"
+    db_dir.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(db_dir)],
+                   check=True)
+    world.db_path = db_dir / "ghostroll.db"
+    try:
+        first = c.card_run(world, card, None)
+        rec.note(f"full database disk: exit {first.returncode}: {first.tail(1)}")
+        rec.expect(not first.traceback, f"traceback on a full database disk: {first.tail()}")
+        rec.expect(first.returncode != 0, "exit 0 although the database could not record")
+        subprocess.run(["mount", "-o", "remount,size=64m", str(db_dir)], check=True)
+        c.clean_rerun(world, [(card, None)], rec)
+        c.oracle(world, [card], rec)
+    finally:
+        subprocess.run(["umount", "-l", str(db_dir)], check=False)
     c.finish(rec)
 
 
@@ -414,6 +443,8 @@ def test_scenario(case: tuple[str, int], world: c.World, scenario_record: c.Reco
         enospc(world, record, rng, server(), point)
     elif name == "tmpfs-full":
         tmpfs_full(world, record, rng)
+    elif name == "db-full":
+        db_full(world, record, rng)
     elif name == "s3":
         s3_faults(world, record, rng, server())
     elif name == "card-changed":
