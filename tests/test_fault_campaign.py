@@ -39,17 +39,19 @@ KINDS = ("kill", "kill-socket", "enospc", "s3", "card-changed", "card-changing",
          "db-full")
 
 # The CI set: every named kill point once (two through the card socket), and each other
-# kind at least once. Seeds pick the rest (which pass N, timings, faults, files).
+# kind at least once, its variants (after the colon) chosen; seeds pick the rest (which
+# pass N, timings, fault rates, files). Random scenarios leave the variant to the seed.
 CI_CASES: list[tuple[str, int]] = [
     *[(f"kill:{point}", 100 + i) for i, point in enumerate(c.KILL_POINTS)
       if point not in ("copy.chunk", "derive")],
     ("kill-socket:copy.chunk", 201), ("kill-socket:derive", 202),
     ("enospc:copy.chunk", 301), ("enospc:db.commit", 302), ("enospc:derive", 303),
     ("enospc:upload", 304), ("tmpfs-full", 305), ("db-full", 306),
-    ("s3", 401), ("s3", 402),
+    ("s3", 401), ("s3:5xx", 402), ("s3:reset", 403), ("s3:truncate", 404),
     ("card-changed:db.commit", 501), ("card-changed:copy.chunk", 502), ("card-changing", 503),
-    ("bucket-changed", 601), ("concurrent", 701), ("concurrent", 702),
-    ("case-insensitive", 801), ("hostile-names", 901),
+    ("bucket-changed:reshare", 601), ("bucket-changed:publish", 602),
+    ("concurrent:fresh", 701), ("concurrent:existing", 702),
+    ("case-insensitive", 801), ("hostile-names:run", 901), ("hostile-names:socket", 902),
 ]
 
 
@@ -225,10 +227,14 @@ def db_full(world: c.World, rec: c.Recorder, rng: random.Random) -> None:
     c.finish(rec)
 
 
-def s3_faults(world: c.World, rec: c.Recorder, rng: random.Random, server: LocalS3) -> None:
+def s3_faults(world: c.World, rec: c.Recorder, rng: random.Random, server: LocalS3,
+              focus: str) -> None:
+    """`focus` (5xx, reset, truncate) makes that fault frequent; else a seeded mix."""
+    chance = {kind: (0.35 if kind == focus else rng.uniform(0.02, 0.15))
+              for kind in ("5xx", "reset", "truncate")}
     plan = FaultPlan(latency_ms=(0, rng.choice((50, 200, 500))),
-                     p_5xx=rng.uniform(0.05, 0.3), burst=rng.randint(1, 4),
-                     p_reset=rng.uniform(0.02, 0.15), p_truncate=rng.uniform(0.02, 0.15))
+                     p_5xx=chance["5xx"], burst=rng.randint(1, 4),
+                     p_reset=chance["reset"], p_truncate=chance["truncate"])
     rec.row.detail = (f"S3 via proxy: latency<={plan.latency_ms[1]}ms 5xx={plan.p_5xx:.2f}"
                       f"x{plan.burst} reset={plan.p_reset:.2f} trunc={plan.p_truncate:.2f}")
     card = photo_card(world.tmp / "card", rng)
@@ -300,8 +306,8 @@ def card_changing(world: c.World, rec: c.Recorder, rng: random.Random) -> None:
 
 
 def bucket_changed(world: c.World, rec: c.Recorder, rng: random.Random,
-                   server: LocalS3) -> None:
-    how = rng.choice(("reshare", "publish"))
+                   server: LocalS3, how: str) -> None:
+    how = how or rng.choice(("reshare", "publish"))
     rec.row.detail = f"published, then the bucket changed and `{how}`"
     card = photo_card(world.tmp / "card", rng, photos=2)
     with with_s3(world, server, rng.randrange(1 << 30)):
@@ -320,9 +326,9 @@ def bucket_changed(world: c.World, rec: c.Recorder, rng: random.Random,
     c.finish(rec)
 
 
-def concurrent(world: c.World, rec: c.Recorder, rng: random.Random) -> None:
+def concurrent(world: c.World, rec: c.Recorder, rng: random.Random, database: str) -> None:
     delay = rng.randint(10, 60)
-    fresh = rng.random() < 0.5
+    fresh = database == "fresh" if database else rng.random() < 0.5
     rec.row.detail = (f"two runs at once on one base dir ({'fresh' if fresh else 'existing'}"
                       f" database), {delay} ms/MiB")
     cards = [photo_card(world.tmp / name, random.Random(rng.randrange(1 << 30)))
@@ -398,9 +404,9 @@ HOSTILE = [b"IMG_\xff\xfe0001.JPG", b"caf\xe9.JPG", b"IMG 0002 (copy).JPG",
 
 
 def hostile_names(world: c.World, rec: c.Recorder, rng: random.Random,
-                  server: LocalS3) -> None:
+                  server: LocalS3, via: str) -> None:
     names = rng.sample(HOSTILE, k=rng.randint(5, len(HOSTILE)))
-    socket = rng.random() < 0.5
+    socket = via == "socket" if via else rng.random() < 0.5
     rec.row.detail = (f"{len(names)} hostile/non-UTF-8 names via "
                       f"{'card socket (simulate)' if socket else 'ghostroll run'}")
     card = world.tmp / "card"
@@ -431,7 +437,7 @@ def test_scenario(case: tuple[str, int], world: c.World, scenario_record: c.Reco
                   request: pytest.FixtureRequest) -> None:
     kind, seed = case
     name, _, point = kind.partition(":")
-    rng = random.Random(seed)
+    rng = random.Random(f"{name}:{seed}")  # a string seed is hashed: well mixed streams
     record = scenario_record
 
     def server() -> LocalS3:
@@ -446,19 +452,19 @@ def test_scenario(case: tuple[str, int], world: c.World, scenario_record: c.Reco
     elif name == "db-full":
         db_full(world, record, rng)
     elif name == "s3":
-        s3_faults(world, record, rng, server())
+        s3_faults(world, record, rng, server(), point)
     elif name == "card-changed":
         card_changed(world, record, rng, point)
     elif name == "card-changing":
         card_changing(world, record, rng)
     elif name == "bucket-changed":
-        bucket_changed(world, record, rng, server())
+        bucket_changed(world, record, rng, server(), point)
     elif name == "concurrent":
-        concurrent(world, record, rng)
+        concurrent(world, record, rng, point)
     elif name == "case-insensitive":
         case_insensitive(world, record, rng)
     elif name == "hostile-names":
-        hostile_names(world, record, rng, server())
+        hostile_names(world, record, rng, server(), point)
     else:
         raise AssertionError(f"unknown scenario {kind}")
 
