@@ -294,8 +294,8 @@ def check_session(db: Database, report: Report, session: SessionRow,
             SET_ASIDE, session.id, str(layout.root),
             f"set aside: processing failed ({session.process_error}); its originals are "
             "kept but it has no gallery and is not published",
-            f"read {layout.log}; once the cause is fixed, retry it (see `ghostroll "
-            f"sessions show {session.id}`)"))
+            f"read {layout.log}; once the cause is fixed: `ghostroll sessions retry "
+            f"{session.id}`"))
     check_originals(db, report, session, layout, pruned)
     if session.state in (dbm.PROCESSED, dbm.PUBLISHED):
         gallery = check_derived(report, session, layout)
