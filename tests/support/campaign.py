@@ -198,13 +198,9 @@ class S3Target:
 class World:
     tmp: Path
     base: Path
+    db_path: Path
     s3: S3Target | None = None
     bucket: str | None = None  # the bucket currently configured (bucket-changed moves it)
-    db_path: Path = Path()
-
-    def __post_init__(self) -> None:
-        if self.db_path == Path():
-            self.db_path = self.tmp / "ghostroll.db"
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {"GHOSTROLL_BASE_DIR": str(self.base), "GHOSTROLL_DB_PATH": str(self.db_path),
