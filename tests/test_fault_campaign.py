@@ -66,7 +66,8 @@ def extra_cases() -> list[tuple[str, int]]:
     return [(rng.choice(KINDS), rng.randrange(1 << 31)) for _ in range(int(raw))]
 
 
-CASES = CI_CASES + extra_cases()
+EXTRA_CASES = extra_cases()
+CASES = CI_CASES + EXTRA_CASES
 
 
 # ---------------------------------------------------------------- fixtures and cards
@@ -431,11 +432,12 @@ def hostile_names(world: c.World, rec: c.Recorder, rng: random.Random,
 # ---------------------------------------------------------------- the campaign
 
 
-def _id(case: tuple[str, int]) -> str:
-    return f"{case[0]}-{case[1]}"
+def _id(case: tuple[str, int], random_one: bool) -> str:
+    return f"{'random-' if random_one else ''}{case[0]}-{case[1]}"
 
 
-@pytest.mark.parametrize("case", CASES, ids=[_id(x) for x in CASES])
+@pytest.mark.parametrize("case", CASES,
+                         ids=[_id(x, i >= len(CI_CASES)) for i, x in enumerate(CASES)])
 def test_scenario(case: tuple[str, int], world: c.World, scenario_record: c.Recorder,
                   request: pytest.FixtureRequest) -> None:
     kind, seed = case
