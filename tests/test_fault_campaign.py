@@ -36,7 +36,7 @@ pytestmark = pytest.mark.campaign
 
 KINDS = ("kill", "kill-socket", "enospc", "s3", "card-changed", "card-changing",
          "bucket-changed", "concurrent", "case-insensitive", "hostile-names", "tmpfs-full",
-         "db-full")
+         "db-full", "verify-killed")
 
 # The CI set: every named kill point once (two through the card socket), and each other
 # kind at least once, its variants (after the colon) chosen; seeds pick the rest (which
@@ -52,6 +52,7 @@ CI_CASES: list[tuple[str, int]] = [
     ("bucket-changed:reshare", 601), ("bucket-changed:publish", 602),
     ("concurrent:fresh", 701), ("concurrent:existing", 702),
     ("case-insensitive", 801), ("hostile-names:run", 901), ("hostile-names:socket", 902),
+    ("verify-killed", 1001),
 ]
 
 
@@ -309,6 +310,21 @@ def card_changing(world: c.World, rec: c.Recorder, rng: random.Random) -> None:
     c.finish(rec)
 
 
+def verify_killed(world: c.World, rec: c.Recorder, rng: random.Random) -> None:
+    """The oracle itself interrupted: `verify --read-data` killed mid-pass (power cut
+    during the check), then run again: it resumes and still tells the truth."""
+    card = photo_card(world.tmp / "card", rng)
+    nth = rng.randint(2, 8)
+    rec.row.detail = f"verify --read-data killed at verify.read@{nth}, then again"
+    done = c.card_run(world, card, None)
+    rec.expect(done.returncode == 0, f"run: exit {done.returncode}: {done.tail()}")
+    killed = world.run("verify", "--read-data", "--json",
+                       **c.fault_env("verify.read", "kill", nth))
+    rec.expect(killed.killed, f"verify.read@{nth} never reached (exit {killed.returncode})")
+    c.oracle(world, [card], rec)
+    c.finish(rec)
+
+
 def bucket_changed(world: c.World, rec: c.Recorder, rng: random.Random,
                    server: LocalS3, how: str) -> None:
     how = how or rng.choice(("reshare", "publish"))
@@ -462,6 +478,8 @@ def test_scenario(case: tuple[str, int], world: c.World, scenario_record: c.Reco
         card_changed(world, record, rng, point)
     elif name == "card-changing":
         card_changing(world, record, rng)
+    elif name == "verify-killed":
+        verify_killed(world, record, rng)
     elif name == "bucket-changed":
         bucket_changed(world, record, rng, server(), point)
     elif name == "concurrent":

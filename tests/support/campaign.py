@@ -331,6 +331,9 @@ def verify_oracle(world: World, rec: Recorder) -> None:
                     f"{result.tail()}")
         return
     problems = report.get("problems") or []
+    checked = report.get("checked") or {}
+    rec.note("verify checked: " + ", ".join(f"{k} {v}" for k, v in sorted(checked.items())
+                                            if isinstance(v, int) and v))
     for p in problems[:8]:
         rec.problem(f"verify: {p.get('kind')}: {p.get('session') or ''} {p.get('path') or ''}"
                     f": {p.get('message')}")
