@@ -48,7 +48,7 @@ def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
     with LocalS3(workdir / "s3", bucket="ghostroll-demo") as s3:
         _allow_short_links(s3)
         cfg = workdir_config(workdir, clock_trusted=True, **s3.config_flags())
-        code = _appliance(workdir, card, cfg)
+        code = _appliance(workdir, card, cfg) or _verify(cfg)
         share = next((workdir / "sessions").glob("shoot-*/share.txt"), None)
         if share is not None:
             url = share.read_text().strip()
@@ -68,6 +68,18 @@ def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
                 pass
         print("demo: stopping the local S3")
     return code
+
+
+def _verify(cfg: config.Config) -> int:
+    """`ghostroll verify --read-data`: every original re-hashed, every session's state and
+    every published object checked where the database says they are."""
+    from ghostroll.verify import summary_line, verify_device
+
+    report = verify_device(cfg, read_data=True)
+    print(f"demo: ghostroll verify --read-data: {summary_line(report).removeprefix('verify: ')}")
+    for problem in report.problems:
+        print(f"demo:   {problem.message}", file=sys.stderr)
+    return 1 if report.problems else 0
 
 
 def _allow_short_links(s3: object) -> None:
