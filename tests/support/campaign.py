@@ -83,10 +83,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(f"(written to {ARTIFACT.relative_to(REPO)})")
 
 
+def _revision() -> str:
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=REPO, text=True,
+                              capture_output=True, timeout=10).stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def matrix_text(rows: list[Row]) -> str:
     width = max(len(f"{r.scenario}[{r.seed}]") for r in rows)
-    lines = [] if EXTRA_SEED is None else [
-        f"random scenarios: replay with {SEED_ENV}={EXTRA_SEED} {CAMPAIGN_ENV}=N"]
+    lines = [f"fault campaign at {_revision()}, "
+             f"{time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())}"]
+    if EXTRA_SEED is not None:
+        lines.append(f"random scenarios: replay with {SEED_ENV}={EXTRA_SEED} {CAMPAIGN_ENV}=N")
     lines += [f"{'scenario':<{width}}  {'outcome':<7}  {'time':>6}  what",
               "-" * (width + 40)]
     for r in rows:
