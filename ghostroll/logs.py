@@ -123,7 +123,23 @@ def journal_available() -> bool:
             and JOURNAL_SOCKET.is_socket())
 
 
+class LibraryLineFilter(logging.Filter):
+    """A library's record is one line: urllib3, for one, logs a server's malformed
+    headers with a traceback attached, which is noise to a person (the request is
+    retried and reported by our own code)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] in NOISY_LOGGERS and record.exc_info:
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()} ({type(exc).__name__}: {exc})"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def _decorate(handler: logging.Handler, secrets: Iterable[str]) -> logging.Handler:
+    handler.addFilter(LibraryLineFilter())
     handler.addFilter(ContextFilter())
     handler.addFilter(RedactFilter(secrets))
     handler._ghostroll = True  # type: ignore[attr-defined]

@@ -197,3 +197,22 @@ def test_journald_fields_over_a_real_journal_socket(tmp_path: Path) -> None:
     assert fields["MESSAGE"].startswith("link https://s3.example.net/bucket/s/abc/index.html?")
     everything = json.dumps(fields)
     assert SIG not in everything and SECRET not in everything and "AKIAEXAMPLE" not in everything
+
+
+def test_a_library_record_is_one_line_ours_keep_their_traceback(clean_root: None) -> None:
+    """urllib3 logs a malformed response header with a traceback attached (seen through
+    the fault proxy); a person sees one line, while our own errors keep theirs."""
+    stream = io.StringIO()
+    setup_logging("INFO", journald=False, stream=stream)
+    try:
+        raise ValueError("unparsed data: 'Accept-'")
+    except ValueError:
+        logging.getLogger("urllib3.connection").warning(
+            "Failed to parse headers (url=%s): %s", "http://127.0.0.1:1/b/k", "defect",
+            exc_info=True)
+        logging.getLogger("ghostroll.publish").error("upload failed", exc_info=True)
+    lines = stream.getvalue().splitlines()
+    library = [line for line in lines if "urllib3" in line]
+    assert len(library) == 1 and "ValueError: unparsed data" in library[0]
+    assert lines.count("Traceback (most recent call last):") == 1
+    assert lines.index("Traceback (most recent call last):") > lines.index(library[0])
