@@ -27,6 +27,7 @@ Paths are stored absolute: the process's working directory is not part of any fa
 from __future__ import annotations
 
 import contextlib
+import errno
 import grp
 import os
 import sqlite3
@@ -39,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ghostroll import faults
-from ghostroll.errors import DatabaseError
+from ghostroll.errors import DatabaseError, DiskFullError
 from ghostroll.session import private_mode
 
 MIGRATIONS: tuple[str, ...] = (
@@ -244,14 +245,40 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction. A full disk becomes DiskFullError and any other SQLite
+        failure DatabaseError, each with what to do: nothing of it was committed."""
         with self._lock:
-            self.conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self.conn
-            except BaseException:
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.conn
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+                self.conn.execute("COMMIT")
+            except (sqlite3.OperationalError, OSError) as exc:
+                self._rollback_quietly()
+                failure = self._failure(exc)
+                if failure is exc:
+                    raise
+                raise failure from exc
+
+    def _rollback_quietly(self) -> None:
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):  # it rolls back by itself otherwise
                 self.conn.execute("ROLLBACK")
-                raise
-            self.conn.execute("COMMIT")
+
+    def _failure(self, exc: Exception) -> Exception:
+        if _is_disk_full(exc):
+            return DiskFullError(
+                f"the database's disk is full ({self.path}): nothing more was recorded; free "
+                "some space and run again (what was recorded is kept)")
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            return DatabaseError(f"database {self.path} is busy ({exc}): another GhostRoll "
+                                 "process holds it too long; try again")
+        if isinstance(exc, sqlite3.Error):
+            return DatabaseError(f"database {self.path} failed: {exc}")
+        return exc  # any other OSError of the caller's, as it was
 
     # ------------------------------------------------------------ dedupe
 
@@ -521,6 +548,12 @@ def _create_private(path: Path) -> None:
             current = stat.S_IMODE(info.st_mode)
             if current & ~allowed:
                 os.chmod(file, current & allowed)
+
+
+def _is_disk_full(exc: Exception) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    return "full" in str(exc).lower()
 
 
 def _statements(script: str) -> list[str]:

@@ -50,23 +50,33 @@ class IncomingDir:
 
 
 @contextlib.contextmanager
-def card_lock(base: Path, volume_id: str) -> Iterator[None]:
-    """One run per card at a time (two would resume the same session). The lock files
-    live apart from the temp files and are never deleted: deleting a lock file races
-    with a process about to take it."""
+def held_lock(base: Path, name: str) -> Iterator[bool]:
+    """Try to take `<base>/.locks/<name>.lock` without waiting; yields whether it was
+    taken (held until the block ends, or until the process dies). The lock files are
+    never deleted: deleting a lock file races with a process about to take it."""
     folder = base / ".locks"
     folder.mkdir(parents=True, exist_ok=True)
-    name = "card-" + "".join(c if c.isalnum() or c in "-_." else "_" for c in volume_id)
-    fd = os.open(folder / f"{name}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+    fd = os.open(folder / f"{safe}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise CardError(f"card {volume_id} is being copied by another GhostRoll run right "
-                            "now; wait for it to finish (nothing was done)") from None
-        yield
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def card_lock(base: Path, volume_id: str) -> Iterator[None]:
+    """One run per card at a time (two would resume the same session)."""
+    with held_lock(base, f"card-{volume_id}") as taken:
+        if not taken:
+            raise CardError(f"card {volume_id} is being copied by another GhostRoll run right "
+                            "now; wait for it to finish (nothing was done)")
+        yield
 
 
 def stale_temps(base: Path) -> Iterator[Path]:

@@ -195,39 +195,53 @@ class CardIngest:
     def _copy_files(self, files: tuple[CardFile, ...], incoming: IncomingDir) -> None:
         verifier = _Verifier()
         try:
-            for card_file in files:
-                self._drain(verifier)
-                if self.cancel.is_set():
-                    self._interrupted()
-                    break
-                self._emit(current=card_file.rel_path)
-                try:
-                    card_file, copied = self._read(card_file, incoming)
-                except FileChangedError as exc:
-                    self._failed(card_file, classify(card_file.rel_path, b""),
-                                 f"changed twice while it was being copied (is something "
-                                 f"still writing it?); not copied: insert the card again "
-                                 f"to copy it ({exc})")
-                    continue
-                except InterruptedError:
-                    self._interrupted()
-                    break
-                except CardRemovedError as exc:
-                    self.result.card_error = str(exc)
-                    log.error("card phase stopped: %s", exc)
-                    break
-                except DiskFullError as exc:
-                    self.result.disk_full = str(exc)
-                    log.error("%s", exc)
-                    break
-                except OSError as exc:
-                    self._failed(card_file, classify(card_file.rel_path, b""),
-                                 f"cannot read: {exc.strerror or exc}")
-                    continue
-                self._place(card_file, copied, verifier)
+            self._copy_each(files, incoming, verifier)
+        except DiskFullError as exc:  # the database's disk: nothing more can be recorded
+            self._disk_full(exc)
         finally:
             verifier.finish()
+            try:
+                self._drain(verifier)
+            except DiskFullError as exc:
+                self._disk_full(exc)  # copies left unrecorded are taken over by the next
+                #                       run (same content), never stored twice
+
+    def _disk_full(self, exc: DiskFullError) -> None:
+        if self.result.disk_full is None:
+            self.result.disk_full = str(exc)
+            log.error("%s", exc)
+
+    def _copy_each(self, files: tuple[CardFile, ...], incoming: IncomingDir,
+                   verifier: _Verifier) -> None:
+        for card_file in files:
             self._drain(verifier)
+            if self.cancel.is_set():
+                self._interrupted()
+                break
+            self._emit(current=card_file.rel_path)
+            try:
+                card_file, copied = self._read(card_file, incoming)
+            except FileChangedError as exc:
+                self._failed(card_file, classify(card_file.rel_path, b""),
+                             f"changed twice while it was being copied (is something "
+                             f"still writing it?); not copied: insert the card again "
+                             f"to copy it ({exc})")
+                continue
+            except InterruptedError:
+                self._interrupted()
+                break
+            except CardRemovedError as exc:
+                self.result.card_error = str(exc)
+                log.error("card phase stopped: %s", exc)
+                break
+            except DiskFullError as exc:
+                self._disk_full(exc)
+                break
+            except OSError as exc:
+                self._failed(card_file, classify(card_file.rel_path, b""),
+                             f"cannot read: {exc.strerror or exc}")
+                continue
+            self._place(card_file, copied, verifier)
 
     def _read(self, card_file: CardFile, incoming: IncomingDir) -> tuple[CardFile, Copied]:
         """Copy one card file to a temp file; a file that changed while it was read is
@@ -353,6 +367,12 @@ class CardIngest:
         log.info("card phase on %s (session %s)", self.root, session.id)
 
     def _finish_session(self, listing: CardListing, known: tuple) -> None:
+        try:
+            self._close_session(listing, known)
+        except DiskFullError as exc:
+            self._disk_full(exc)
+
+    def _close_session(self, listing: CardListing, known: tuple) -> None:
         session = self.result.session
         assert session is not None and self.layout is not None
         self.db.record_known(session.id, [

@@ -30,10 +30,11 @@ from ghostroll.config import Config, ImagesConfig
 from ghostroll.db import Database, SessionRow
 from ghostroll.derive import DeriveJob, DeriveResult, derive_many, numbering_gaps
 from ghostroll.derive.images import describe, environmental
-from ghostroll.errors import ProcessingStopped
+from ghostroll.errors import DatabaseError, DiskFullError, ProcessingStopped
 from ghostroll.gallery import model as gm
 from ghostroll.gallery.render import local_resolver, render_index
 from ghostroll.gallery.ziparchive import write_share_zip
+from ghostroll.incoming import held_lock
 from ghostroll.logs import session_log
 from ghostroll.session import SessionLayout, write_json_atomic, write_text_atomic
 from ghostroll.shots import CardEntry, Shot, plan_shots
@@ -53,6 +54,7 @@ class ProcessResult:
     gallery: gm.Gallery | None = None
     stopped: str | None = None  # the environment failed: still pending, retried later
     set_aside: str | None = None  # failed unexpectedly: set aside until retried by hand
+    elsewhere: bool = False  # another process is processing it right now
 
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
@@ -100,6 +102,8 @@ def process_pending(cfg: Config, db: Database,
             def on_progress(done: int, total: int, sid: str = session.id) -> None:
                 progress(sid, done, total)
         result = process_or_set_aside(cfg, db, session, on_progress)
+        if result.elsewhere:
+            continue
         results.append(result)
         if result.stopped:
             break
@@ -108,10 +112,23 @@ def process_pending(cfg: Config, db: Database,
 
 def process_or_set_aside(cfg: Config, db: Database, session: SessionRow,
                          progress: ProgressFn | None = None) -> ProcessResult:
-    """`process_session`, with its failures turned into a stopped or set-aside result."""
+    """`process_session`, with its failures turned into a stopped or set-aside result.
+    A session another process is working on is left to it (two runs on two cards both
+    see the other's finished copy as pending)."""
+    with held_lock(session.path, "process") as mine:
+        if not mine:
+            log.info("session %s is being processed by another run", session.id)
+            return ProcessResult(session.id, elsewhere=True)
+        return _process_guarded(cfg, db, session, progress)
+
+
+def _process_guarded(cfg: Config, db: Database, session: SessionRow,
+                     progress: ProgressFn | None) -> ProcessResult:
     layout = SessionLayout(session.path)
     try:
         return process_session(cfg, db, session, progress)
+    except (DiskFullError, DatabaseError) as exc:  # the database or its disk: not the session's
+        reason = str(exc)
     except OSError as exc:
         if not isinstance(exc, ProcessingStopped) and not environmental(exc):
             return _set_aside(db, session, layout, exc)
