@@ -15,6 +15,7 @@ unfinished session of the same card is resumed rather than a new one started."""
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import shutil
 import threading
@@ -136,6 +137,7 @@ class CardIngest:
         self.started = time.monotonic()
         self._log_handler: logging.Handler | None = None
         self.on_session = on_session
+        self._spelling: dict[Path, Path] = {}  # folder under originals -> as on disk
 
     # ------------------------------------------------------------ public
 
@@ -282,13 +284,24 @@ class CardIngest:
             return
         layout = self._ensure_session()
         try:
-            final = commit_new(copied.temp, layout.original(card_file.rel_path))
+            final = self._as_on_disk(commit_new(copied.temp, layout.original(card_file.rel_path)))
         except OSError as exc:
             copied.temp.unlink(missing_ok=True)
             self._failed(card_file, kind, f"cannot store the copy: {exc.strerror or exc}")
             return
         self.pending_hashes.add(copied.sha256)
         verifier.jobs.put((final, copied, card_file, kind))
+
+    def _as_on_disk(self, path: Path) -> Path:
+        """`path` with its folders spelled as the disk has them: on a case-insensitive
+        disk `dcim/100canon/` lands in an existing `DCIM/100CANON/`, and the record must
+        name what a directory listing shows."""
+        assert self.layout is not None
+        root = self.layout.originals
+        folder = path.parent.relative_to(root)
+        if folder not in self._spelling:
+            self._spelling[folder] = spelled_on_disk(root, folder)
+        return self._spelling[folder] / path.name
 
     def _drain(self, verifier: _Verifier) -> None:
         """Record every verification that finished so far (main thread: one DB user)."""
@@ -398,6 +411,21 @@ class CardIngest:
                              **changes)  # type: ignore[arg-type]
         if self.progress_fn is not None:
             self.progress_fn(self.state)
+
+
+def spelled_on_disk(root: Path, relative: Path) -> Path:
+    """`root / relative`, each folder name as the directory listing spells it (an exact
+    match first, else the one entry equal but for case)."""
+    current = root
+    for depth, part in enumerate(relative.parts):
+        try:
+            names = os.listdir(current)
+        except OSError:  # as we spell it, then
+            return current.joinpath(*relative.parts[depth:])
+        if part not in names:
+            part = next((n for n in names if n.casefold() == part.casefold()), part)
+        current = current / part
+    return current
 
 
 def write_manifest(db: Database, layout: SessionLayout, result: IngestResult,

@@ -29,7 +29,7 @@ import sqlite3
 import stat
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -390,17 +390,14 @@ def check_leftovers(cfg: Config, db: Database, report: Report, options: Options)
                     "nothing is lost: delete it if no processing runs (`ghostroll status`)"))
         recorded |= {path for r in db.session_files(session.id) if r["status"] == dbm.VERIFIED
                      and (path := _original(layout, r)) is not None}
-        unknown = [path for path in _files_under(layout.originals) if path not in recorded]
-        if unknown:  # on a case-insensitive disk a record may spell a folder differently
-            ids = _file_ids(p for p in recorded if p.startswith(str(layout.originals) + "/"))
-            unknown = [path for path in unknown if _file_id(path) not in ids]
-        for path in unknown:
-            report.problems.append(Problem(
-                UNRECORDED, session.id, path, "file in the session's originals that no "
-                "record knows: a copy interrupted before it was verified and recorded, "
-                "or a file put there by hand; it does not count as safe",
-                "keep the card until a run has copied it again; then delete this "
-                "file (verify never deletes anything)"))
+        for path in _files_under(layout.originals):
+            if path not in recorded:
+                report.problems.append(Problem(
+                    UNRECORDED, session.id, path, "file in the session's originals that no "
+                    "record knows: a copy interrupted before it was verified and recorded, "
+                    "or a file put there by hand; it does not count as safe",
+                    "keep the card until a run has copied it again; then delete this "
+                    "file (verify never deletes anything)"))
 
 
 # ---------------------------------------------------------------- --repair
@@ -736,18 +733,6 @@ def _original(layout: SessionLayout, row: Any) -> str | None:
         return str(layout.original(row["stored_path"] or row["rel_path"]))
     except ValueError:
         return None
-
-
-def _file_id(path: str) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return st.st_dev, st.st_ino
-
-
-def _file_ids(paths: Iterable[str]) -> set[tuple[int, int]]:
-    return {fid for path in paths if (fid := _file_id(path)) is not None}
 
 
 def _files_under(root: Path) -> Iterator[str]:
