@@ -95,12 +95,28 @@ check_tree() {
     for f in common.txt pios.txt debian.txt; do
         [ -f "$tree/image/packages/$f" ] || die "image/packages/$f is missing"
     done
+    check_python_pins
     (   # shellcheck source=image/PISUGAR_PIN
         . "$tree/image/PISUGAR_PIN"
         case "$PISUGAR_URL" in https://*_arm64.deb) ;; *) exit 1 ;; esac
         [ -z "$PISUGAR_SHA256" ] || [[ "$PISUGAR_SHA256" =~ ^[0-9a-f]{64}$ ]]
     ) || die "image/PISUGAR_PIN: needs an https URL of an arm64 .deb and an empty or full sha256"
     echo "ok: overlay tree"
+}
+
+check_python_pins() {
+    # The image's hardware stack: every requirement pinned to a version and a sha256, and
+    # the contract test's copy of the Waveshare line equal to the image's.
+    local req="$tree/image/python/hardware.txt" line
+    [ -f "$req" ] || die "image/python/hardware.txt is missing"
+    while IFS= read -r line; do
+        [[ "$line" =~ ^[A-Za-z0-9_.-]+==[^\ ]+\ --hash=sha256:[0-9a-f]{64}$ ]] \
+            || die "image/python/hardware.txt: not pinned by version and sha256: $line"
+    done < <(grep -v -e '^#' -e '^$' "$req")
+    grep -qxF "$(grep '^waveshare-epaper==' "$tree/image/python/waveshare.txt")" "$req" \
+        || die "image/python/waveshare.txt (the contract test) differs from hardware.txt"
+    ! grep -v '^#' "$tree/image/install-ghostroll.sh" | grep -q 'git clone' \
+        || die "install-ghostroll.sh must not fetch from GitHub"
 }
 
 check_secrets() {
@@ -164,6 +180,7 @@ cp "$wheel" "$files/"
 cp -a "$here/overlays" "$files/overlays"
 cp "$here/image/install-ghostroll.sh" "$files/"
 cp "$here/image/packages/"*.txt "$files/packages/"
+cp -r "$here/image/python" "$files/python"
 mkdir -p "$files/overlays/usr/share/doc/ghostroll"
 cp "$here"/docs/*.md "$files/overlays/usr/share/doc/ghostroll/"
 curl -fsSL --proto '=https' -o "$files/pisugar-server.deb" "$PISUGAR_URL" \

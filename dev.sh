@@ -56,6 +56,17 @@ ensure_venv() {
     fi
 }
 
+# Waveshare's panel driver, the very wheel the image installs (hash-pinned), for the
+# vendor contract test (tests/test_devices_waveshare.py).
+ensure_vendor_driver() {
+    local req=image/python/waveshare.txt stamp="$VENV/.installed-waveshare"
+    if [ ! -f "$stamp" ] || [ "$req" -nt "$stamp" ]; then
+        log "installing Waveshare's driver ($req) into $VENV"
+        "$VENV/bin/python" -m pip install -q --no-deps --require-hashes -r "$req"
+        touch "$stamp"
+    fi
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -68,6 +79,7 @@ case "$cmd" in
         ensure_apt "${TEST_APT[@]}"
         case " $* " in *" vm "*) ensure_apt "${VM_APT[@]}" ;; esac
         ensure_venv test
+        ensure_vendor_driver
         "$VENV/bin/ruff" check ghostroll tests bench
         exec "$VENV/bin/pytest" "$@"
         ;;

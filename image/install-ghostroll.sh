@@ -3,23 +3,25 @@
 # The ONE install script: the pi-gen stage and the VM system test both run it.
 #
 #   install-ghostroll.sh --target pios|debian [--no-hardware] [--admin USER] \
-#       --wheel /path/ghostroll-*.whl --overlays /path/overlays [--waveshare-commit SHA] \
+#       --wheel /path/ghostroll-*.whl --overlays /path/overlays \
 #       [--wheelhouse DIR] [--extra PACKAGE]... [--pisugar-deb FILE]
 #
 # --wheelhouse: install Python dependencies from wheels downloaded beforehand (offline,
 # reproducible); --extra: more Python packages to install into the venv (tests);
 # --pisugar-deb: the battery daemon's package (build-image.sh fetches it, image/PISUGAR_PIN).
 #
-# pios:   Raspberry Pi OS (arm64): gpiozero/lgpio/spidev from apt, Waveshare driver.
-# debian: plain Debian (the VM test): no Pi packages; --no-hardware skips the panel driver.
+# The hardware stack (gpiozero 2, lgpio and spidev built from source, Waveshare's driver
+# from the waveshare-epaper wheel) comes from python/hardware.txt, hash-pinned, the same
+# way on both targets; --no-hardware skips it.
+# pios:   Raspberry Pi OS (arm64).   debian: plain Debian (the VM test).
 set -euo pipefail
 
 target="" wheel="" overlays="" admin="admin" hardware=1 wheelhouse="" pisugar_deb=""
 extras=()
-# Waveshare e-Paper repository, pinned (RaspberryPi_JetsonNano/python, installed --no-deps:
-# its setup.py guesses the board at install time and picks the wrong dependency in a chroot)
-waveshare_repo="https://github.com/waveshareteam/e-Paper"
-waveshare_commit="${WAVESHARE_COMMIT:-60ff8c214e4a0611cee753e5c3b25261f29069bb}"
+# Where waveshare-epaper puts upstream's waveshare_epd inside site-packages.
+waveshare_lib="epaper/e-Paper/RaspberryPi_JetsonNano/python/lib"
+# What building lgpio and spidev from source needs; removed again afterwards.
+build_packages=(gcc libc6-dev python3-dev python3-setuptools swig)
 
 die() { echo "install-ghostroll: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
@@ -29,7 +31,6 @@ while [ $# -gt 0 ]; do
         --overlays) overlays=$2; shift 2 ;;
         --admin) admin=$2; shift 2 ;;
         --no-hardware) hardware=0; shift ;;
-        --waveshare-commit) waveshare_commit=$2; shift 2 ;;
         --wheelhouse) wheelhouse=$2; shift 2 ;;
         --extra) extras+=("$2"); shift 2 ;;
         --pisugar-deb) pisugar_deb=$(realpath "$2"); shift 2 ;;
@@ -50,6 +51,36 @@ case "$target" in
 esac
 mapfile -t packages < <(cat "$here/packages/common.txt" "$here/packages/$target.txt" \
                         | sed 's/#.*//' | tr -s ' \t' '\n' | grep -v '^$')
+
+install_hardware() {
+    local venv=/opt/ghostroll/venv site wd new_packages=()
+    for pkg in "${build_packages[@]}"; do
+        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+            || new_packages+=("$pkg")
+    done
+    [ ${#new_packages[@]} -eq 0 ] || apt-get install -y --no-install-recommends "${new_packages[@]}"
+    # PYPI=1: lgpio's setup.py links its own C library in (no liblgpio package needed).
+    # --no-binary: always these sources, never a wheel the hashes do not name.
+    PYPI=1 "$venv/bin/pip" install "${pip_args[@]}" --require-hashes --no-deps \
+        --no-build-isolation --no-binary lgpio,spidev -r "$here/python/hardware.txt"
+    [ ${#new_packages[@]} -eq 0 ] || apt-get purge -y --autoremove "${new_packages[@]}"
+    site=$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    [ -f "$site/$waveshare_lib/waveshare_epd/epdconfig.py" ] \
+        || die "waveshare-epaper did not install $waveshare_lib/waveshare_epd"
+    echo "$waveshare_lib" > "$site/waveshare-epd.pth"
+    # lgpio imports its C library, gpiozero finds its factories, waveshare_epd resolves to
+    # the wheel's copy; the modules are not imported (epdconfig probes the board). lgpio
+    # makes its notify pipe in $LG_WD (else the working directory) at import.
+    wd=$(mktemp -d)
+    LG_WD=$wd "$venv/bin/python" -c '
+import importlib.util, sys, lgpio
+from gpiozero.pins.lgpio import LGPIOFactory
+spec = importlib.util.find_spec("waveshare_epd.epd2in13_V4")
+assert spec and "RaspberryPi_JetsonNano" in spec.origin, spec
+print(f"install-ghostroll: lgpio {lgpio.LGPIO_PY_VERSION:#x}, driver {spec.origin}")' \
+        || die "the hardware stack does not import under $venv"
+    rm -rf "$wd"
+}
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get install -y --no-install-recommends "${packages[@]}"
@@ -86,12 +117,7 @@ if [ -n "$wheelhouse" ]; then
 fi
 /opt/ghostroll/venv/bin/pip install "${pip_args[@]}" "$wheel" "${extras[@]}"
 if [ "$hardware" = 1 ]; then
-    tmp=$(mktemp -d)
-    git clone --quiet --filter=blob:none "$waveshare_repo" "$tmp/e-Paper"
-    git -C "$tmp/e-Paper" checkout --quiet "$waveshare_commit"
-    /opt/ghostroll/venv/bin/pip install --no-cache-dir --no-deps \
-        "$tmp/e-Paper/RaspberryPi_JetsonNano/python"
-    rm -rf "$tmp"
+    install_hardware
 fi
 install -d -m 0755 /usr/share/doc/ghostroll
 

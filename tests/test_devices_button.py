@@ -172,3 +172,34 @@ def test_keyboard_button_over_a_real_pipe() -> None:
         writer.close()  # EOF ends the reader thread
         button.join(WAIT)
         assert not button._thread.is_alive()
+
+
+def test_a_required_factory_that_cannot_load_is_an_error_not_a_fallback() -> None:
+    """The appliance unit sets GPIOZERO_PIN_FACTORY=lgpio: without a working lgpio the
+    button must fail loudly (DeviceError, shown on the panel), never fall back quietly."""
+    code = (
+        "import warnings\n"
+        "from ghostroll.devices import DeviceError\n"
+        "from ghostroll.devices.button import open_button\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    try:\n"
+        "        open_button(26, print)\n"
+        "        print('OPENED')\n"
+        "    except DeviceError as exc:\n"
+        "        print('REFUSED', exc)\n"
+        "print('WARNINGS', len(w))\n"
+    )
+    if os.path.exists("/dev/gpiochip0"):
+        pytest.skip("this machine may have real GPIO")
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "lgpio"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True, timeout=60)
+    assert "REFUSED button: pin factory 'lgpio' cannot load" in out.stdout, out.stdout + out.stderr
+    assert "WARNINGS 0" in out.stdout
+
+
+def test_the_button_reports_its_factory(factory: MockFactory) -> None:
+    button = open_button(PIN, lambda p: None, pin_factory=factory)
+    assert button is not None and button.factory == "mock"
+    button.close()

@@ -92,7 +92,41 @@ def test_pins_are_full_commits() -> None:
     commit = next(line.split("=", 1)[1] for line in pin.splitlines()
                   if line.startswith("PIGEN_COMMIT="))
     assert len(commit) == 40 and all(c in "0123456789abcdef" for c in commit)
-    assert "WAVESHARE_COMMIT:-" in (REPO / "image/install-ghostroll.sh").read_text()
+
+
+def test_the_panel_driver_is_the_hash_pinned_wheel_the_contract_test_runs() -> None:
+    """The image installs Waveshare's driver only from the pinned wheel (no GitHub clone
+    of an old commit), and the contract test installs the same line."""
+    hardware = (REPO / "image/python/hardware.txt").read_text().splitlines()
+    contract = (REPO / "image/python/waveshare.txt").read_text().splitlines()
+    [line] = [x for x in contract if x.startswith("waveshare-epaper==")]
+    assert line in hardware and "--hash=sha256:" in line
+    pinned = [x for x in hardware if x and not x.startswith("#")]
+    assert {x.split("==")[0] for x in pinned} >= {"gpiozero", "lgpio", "spidev",
+                                                  "waveshare-epaper"}
+    assert all("--hash=sha256:" in x for x in pinned)
+    script = (REPO / "image/install-ghostroll.sh").read_text()
+    assert "git clone" not in script and "--require-hashes" in script
+    assert "RaspberryPi_JetsonNano/python/lib" in script  # the .pth line
+    assert "git" not in (REPO / "image/packages/pios.txt").read_text().split()
+
+
+def test_check_fails_on_an_unpinned_python_requirement(tree_copy: Path) -> None:
+    needs_tools()
+    req = tree_copy / "image/python/hardware.txt"
+    req.write_text(req.read_text() + "lgpio\n")
+    done = check(tree_copy)
+    assert done.returncode != 0 and "not pinned" in done.stderr
+
+
+def test_the_service_can_start_lgpio_in_its_sandbox() -> None:
+    """lgpio makes its notify pipe in $LG_WD or the working directory (read-only "/" under
+    ProtectSystem=strict): both point at the unit's runtime directory, and only lgpio is
+    accepted as the pin factory."""
+    unit = (REPO / "overlays/etc/systemd/system/ghostroll.service").read_text()
+    assert "ProtectSystem=strict" in unit and "RuntimeDirectory=ghostroll" in unit
+    assert "WorkingDirectory=/run/ghostroll" in unit
+    assert "LG_WD=/run/ghostroll" in unit and "GPIOZERO_PIN_FACTORY=lgpio" in unit
 
 
 def test_check_fails_on_a_plain_http_or_half_pinned_pisugar(tree_copy: Path) -> None:
