@@ -42,7 +42,8 @@ check_modes() {
     while IFS= read -r f; do
         [ -x "$tree/$f" ] || bad+=("$f")
     done < <(cd "$tree" && find image/stage-ghostroll -name '*run*.sh' -o -name prerun.sh \
-             && echo image/install-ghostroll.sh && echo build-image.sh \
+             && echo image/install-ghostroll.sh && echo image/install-overlays.sh \
+             && echo build-image.sh \
              && echo overlays/usr/lib/ghostroll/card-mount \
              && echo overlays/usr/lib/ghostroll/card-unmount)
     # pi-gen silently skips a run script that is not executable
@@ -178,7 +179,7 @@ files="$stage/00-ghostroll/files"
 mkdir -p "$files/packages"
 cp "$wheel" "$files/"
 cp -a "$here/overlays" "$files/overlays"
-cp "$here/image/install-ghostroll.sh" "$files/"
+cp "$here/image/install-ghostroll.sh" "$here/image/install-overlays.sh" "$files/"
 cp "$here/image/packages/"*.txt "$files/packages/"
 cp -r "$here/image/python" "$files/python"
 mkdir -p "$files/overlays/usr/share/doc/ghostroll"

@@ -90,8 +90,8 @@ if [ -n "$pisugar_deb" ]; then
     apt-get install -y --no-install-recommends "$pisugar_deb"
 fi
 
-# Files from overlays/, verbatim, with explicit modes.
-cp -a "$overlays"/. /
+# Files from overlays/, verbatim, root-owned, with explicit modes.
+"$here/install-overlays.sh" "$overlays" /
 chmod 0755 /usr/lib/ghostroll/card-mount /usr/lib/ghostroll/card-unmount
 chown root:root /etc/polkit-1/rules.d/50-ghostroll.rules
 
@@ -101,7 +101,7 @@ for group in gpio spi i2c; do
     getent group "$group" >/dev/null || groupadd --system "$group"
     usermod -aG "$group" ghostroll
 done
-systemd-tmpfiles --create /usr/lib/tmpfiles.d/ghostroll.conf || true
+systemd-tmpfiles --create /usr/lib/tmpfiles.d/ghostroll.conf
 chown root:ghostroll /etc/ghostroll /etc/ghostroll/config.toml
 chmod 0750 /etc/ghostroll
 chmod 0640 /etc/ghostroll/config.toml

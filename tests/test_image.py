@@ -4,7 +4,9 @@ secrets), and that it catches what it claims to catch."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 import subprocess
 from pathlib import Path
 
@@ -166,3 +168,45 @@ def test_udev_rule_parses_and_ignores_non_usb_disks(tmp_path: Path) -> None:
     finally:
         installed.unlink()
         subprocess.run(["losetup", "-d", loop], check=False)
+
+
+def _tree_owned_by_a_user(tmp_path: Path) -> Path:
+    """overlays/ as a user's checkout leaves it: uid 1000, group-writable (umask 002)."""
+    src = tmp_path / "checkout" / "overlays"
+    shutil.copytree(REPO / "overlays", src, symlinks=True)
+    for path in [src, *src.rglob("*")]:
+        os.lchown(path, 1000, 1000)
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o020)
+    return src
+
+
+@pytest.mark.root
+def test_overlays_install_root_owned_whoever_owns_the_checkout(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (chown)")
+    src = _tree_owned_by_a_user(tmp_path)
+    root = tmp_path / "root"
+    for existing, mode in (("etc", 0o755), ("usr/lib", 0o755), ("var/lib", 0o755),
+                           ("run", 0o755), ("etc/ssh", 0o711)):
+        (root / existing).mkdir(parents=True, exist_ok=True)
+        (root / existing).chmod(mode)
+    (root / "etc/passwd").write_text("root:x:0:0::/root:/bin/sh\n"
+                                     "ghostroll:x:990:990::/var/lib/ghostroll:/bin/false\n")
+    (root / "etc/group").write_text("root:x:0:\nghostroll:x:990:\n")
+    root.chmod(0o755)
+    subprocess.run([str(REPO / "image/install-overlays.sh"), str(src), str(root)], check=True)
+    installed = [root / p.relative_to(src) for p in src.rglob("*")]
+    for path in [root, *installed]:
+        st = path.lstat()
+        assert (st.st_uid, st.st_gid) == (0, 0), f"{path} is owned by {st.st_uid}"
+        if not path.is_symlink():
+            assert not st.st_mode & 0o022, f"{path} is group/world-writable"
+    assert stat.S_IMODE((root / "etc/ssh").stat().st_mode) == 0o711  # kept as it was
+    assert stat.S_IMODE(root.stat().st_mode) == 0o755  # not the checkout's 0775
+    if shutil.which("systemd-tmpfiles"):
+        done = subprocess.run(["systemd-tmpfiles", "--create", f"--root={root}",
+                               "ghostroll.conf"],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert (root / "var/lib/ghostroll").stat().st_uid == 990
