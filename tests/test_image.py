@@ -210,3 +210,46 @@ def test_overlays_install_root_owned_whoever_owns_the_checkout(tmp_path: Path) -
                               capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         assert (root / "var/lib/ghostroll").stat().st_uid == 990
+
+
+@pytest.mark.root
+def test_udev_rule_acts_on_media_change_in_a_reader_that_stays_plugged(tmp_path: Path) -> None:
+    """A card inserted into a reader already plugged in is only a `change` uevent on the
+    whole disk: a superfloppy FAT card must start its worker on it, and a whole disk
+    without a filesystem (empty reader, partitioned card) must be marked not ready so the
+    next card activates the device unit again. Loop devices are not on USB, so the
+    rule's USB line is left out of this copy (the VM test runs the whole rule)."""
+    if shutil.which("mkfs.vfat") is None:
+        pytest.skip("mkfs.vfat not installed")
+    text = (REPO / "overlays/etc/udev/rules.d/80-ghostroll.rules").read_text()
+    usb_line = 'ENV{ID_BUS}!="usb", GOTO="ghostroll_end"\n'
+    assert usb_line in text
+    rules = Path("/run/udev/rules.d")
+    rules.mkdir(parents=True, exist_ok=True)
+    installed = rules / "80-ghostroll.rules"
+    installed.write_text(text.replace(usb_line, ""))
+    results = {}
+    try:
+        for name, fat in (("fat", True), ("empty", False)):
+            image = tmp_path / f"{name}.img"
+            with image.open("wb") as fh:
+                fh.truncate(64 << 20)
+            if fat:
+                subprocess.run(["mkfs.vfat", "-F", "32", str(image)], check=True,
+                               capture_output=True)
+            loop = subprocess.run(["losetup", "--find", "--show", "-r", str(image)],
+                                  check=True, capture_output=True, text=True).stdout.strip()
+            try:
+                out = subprocess.run(["udevadm", "test", "--action=change",
+                                      f"/sys/block/{Path(loop).name}"],
+                                     capture_output=True, text=True, timeout=60)
+                results[name] = (Path(loop).name, out.stdout + out.stderr)
+            finally:
+                subprocess.run(["losetup", "-d", loop], check=False)
+    finally:
+        installed.unlink()
+    dev, out = results["fat"]
+    assert f"SYSTEMD_WANTS=ghostroll-ingest@{dev}.service" in out, out[-3000:]
+    assert "SYSTEMD_READY=0" not in out
+    dev, out = results["empty"]
+    assert "SYSTEMD_READY=0" in out and "ghostroll-ingest@" not in out, out[-3000:]
