@@ -41,6 +41,7 @@ done
 [ -f "$wheel" ] || die "--wheel must name the ghostroll wheel (build-image.sh builds it)"
 [ -d "$overlays" ] || die "--overlays must name the overlays/ folder"
 [ -z "$pisugar_deb" ] || [ -f "$pisugar_deb" ] || die "--pisugar-deb: no file $pisugar_deb"
+[[ "$admin" =~ ^[a-z_][a-z0-9_-]{0,31}$ ]] || die "--admin: not a user name: $admin"
 
 # Package lists per target live in packages/*.txt beside this script (pi-gen's
 # 00-packages is assembled from the same files by build-image.sh).
@@ -105,6 +106,10 @@ systemd-tmpfiles --create /usr/lib/tmpfiles.d/ghostroll.conf
 chown root:ghostroll /etc/ghostroll /etc/ghostroll/config.toml
 chmod 0750 /etc/ghostroll
 chmod 0640 /etc/ghostroll/config.toml
+# First boot installs ghostroll.toml's SSH keys for this user.
+install -d -m 0755 /etc/systemd/system/ghostroll-firstboot.service.d
+printf '[Service]\nEnvironment=GHOSTROLL_ADMIN=%s\n' "$admin" \
+    > /etc/systemd/system/ghostroll-firstboot.service.d/admin.conf
 if id "$admin" >/dev/null 2>&1; then
     usermod -aG ghostroll "$admin"  # doctor/status/sessions over SSH
 fi

@@ -253,3 +253,48 @@ def test_udev_rule_acts_on_media_change_in_a_reader_that_stays_plugged(tmp_path:
     assert "SYSTEMD_READY=0" not in out
     dev, out = results["empty"]
     assert "SYSTEMD_READY=0" in out and "ghostroll-ingest@" not in out, out[-3000:]
+
+
+def test_a_build_without_an_ssh_key_gives_pi_gen_no_empty_key(tmp_path: Path) -> None:
+    """`--ssh-key /dev/null` (keys from ghostroll.toml at first boot): pi-gen stops on
+    PUBKEY_ONLY_SSH=1 or an empty PUBKEY_SSH_FIRST_USER, so neither is written; SSH stays
+    key-only through the sshd drop-in."""
+    def config(*args: str) -> str:
+        return subprocess.run([str(REPO / "build-image.sh"), "--print-config", *args],
+                              capture_output=True, text=True, check=True).stdout
+
+    keyless = config("--ssh-key", "/dev/null")
+    settings = [x for x in keyless.splitlines() if not x.startswith("#")]
+    assert not any(x.startswith(("PUBKEY_ONLY_SSH", "PUBKEY_SSH_FIRST_USER")) for x in settings)
+    assert "FIRST_USER_NAME=admin" in keyless
+    key = tmp_path / "id.pub"
+    key.write_text("ssh-ed25519 AAAAC3Nza me@laptop\n")
+    keyed = config("--ssh-key", str(key), "--admin", "bob")
+    assert "PUBKEY_SSH_FIRST_USER='ssh-ed25519 AAAAC3Nza me@laptop'" in keyed
+    assert "FIRST_USER_NAME=bob" in keyed
+    sshd = (REPO / "overlays/etc/ssh/sshd_config.d/ghostroll.conf").read_text().splitlines()
+    assert "PasswordAuthentication no" in sshd and "KbdInteractiveAuthentication no" in sshd
+
+
+def test_first_boot_installs_keys_for_the_builds_admin() -> None:
+    unit = (REPO / "overlays/etc/systemd/system/ghostroll-firstboot.service").read_text()
+    assert "--admin ${GHOSTROLL_ADMIN}" in unit
+    script = (REPO / "image/install-ghostroll.sh").read_text()
+    assert "Environment=GHOSTROLL_ADMIN=%s" in script
+    assert "ghostroll-firstboot.service.d/admin.conf" in script
+
+
+def test_stage_loads_i2c_dev_and_stages_nothing_in_tmp() -> None:
+    assert "i2c-dev" in (REPO / "overlays/etc/modules-load.d/ghostroll.conf").read_text()
+    for script in (REPO / "image/stage-ghostroll").rglob("*.sh"):
+        code = [x for x in script.read_text().splitlines() if not x.startswith("#")]
+        assert not any("/tmp" in x for x in code), script
+    assert (REPO / "overlays/etc/cloud/cloud-init.disabled").is_file()
+
+
+def test_check_fails_on_pubkey_only_ssh(tree_copy: Path) -> None:
+    needs_tools()
+    config = tree_copy / "image/config"
+    config.write_text(config.read_text() + "PUBKEY_ONLY_SSH=1\n")
+    done = check(tree_copy)
+    assert done.returncode != 0 and "PUBKEY_ONLY_SSH" in done.stderr
