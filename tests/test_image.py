@@ -75,6 +75,9 @@ def test_check_fails_when_the_rule_would_run_work(tree_copy: Path) -> None:
 def test_units_never_fsck_and_mount_read_only() -> None:
     mount = (REPO / "overlays/usr/lib/ghostroll/card-mount").read_text()
     assert "blockdev --setro" in mount and mount.count('opts="ro,') >= 2
+    vfat = next(x for x in mount.splitlines() if x.strip().startswith("vfat)"))
+    exfat = next(x for x in mount.splitlines() if x.strip().startswith("exfat)"))
+    assert ",utf8\"" in vfat and "iocharset=utf8" in exfat  # names are not mangled
     unit = (REPO / "overlays/etc/systemd/system/ghostroll-ingest@.service").read_text()
     assert "BindsTo=dev-%i.device ghostroll-mount@%i.service" in unit
     assert "After=dev-%i.device ghostroll-mount@%i.service" in unit and "User=ghostroll" in unit
