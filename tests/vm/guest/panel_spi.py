@@ -1,7 +1,8 @@
 """Guest-only (VM test): the frames the service rendered, sent through the exact
 Waveshare driver code the image installed, under the guest's Python.
 
-Its RST/DC/BUSY/PWR lines are gpiozero MockFactory pins and SPI is a recording stand-in
+Its RST/DC/BUSY/PWR lines are the gpio-sim chip's (PANEL_PINS=lgpio) or gpiozero
+MockFactory pins, and SPI is a recording stand-in
 for `spidev` (the guest kernel has no SPI controller). The bytes the driver writes into
 the panel's RAM (command 0x24) are decoded back into a picture, which must equal the
 frame the service rendered; the QR code on the last "done" frame must decode from it.
@@ -12,6 +13,7 @@ the test-only fake cpuinfo.
 """
 
 import json
+import os
 import sys
 import types
 from pathlib import Path
@@ -21,7 +23,12 @@ from gpiozero.pins.mock import MockFactory
 from PIL import Image, ImageChops
 
 writes: list[tuple[int, int]] = []  # (DC level, byte)
-factory = MockFactory()
+if os.environ.get("PANEL_PINS") == "lgpio":  # the lines of the gpio-sim chip
+    from gpiozero.pins.lgpio import LGPIOFactory
+
+    factory = LGPIOFactory()
+else:
+    factory = MockFactory()
 Device.pin_factory = factory
 DC_PIN = 25
 
@@ -95,7 +102,8 @@ def main(frames_dir: Path, kit_name: str, out_path: Path) -> int:
         if line["state"] == "done":
             qr = read_qr(shown)
     panel.close()
-    out = {"driver": driver, "frames": results, "qr": qr}
+    out = {"driver": driver, "frames": results, "qr": qr,
+           "pins": type(factory).__name__}
     out_path.write_text(json.dumps(out, indent=1))
     print(json.dumps({"driver": driver, "frames": len(results),
                       "equal": sum(r["equal"] for r in results), "qr": qr}))
