@@ -25,7 +25,7 @@ SUITE = os.environ.get("GHOSTROLL_VM_SUITE", "trixie")
 PACKAGES = ("systemd-sysv,udev,kmod,linux-image-amd64,initramfs-tools,python3,python3-venv,"
             "python3-pip,ca-certificates,dosfstools,exfatprogs,util-linux,mount,iproute2,"
             # Wi-Fi: the appliance's NetworkManager; hostapd + dnsmasq for the test's AP
-            "network-manager,wpasupplicant,wireless-regdb,iw,rfkill,hostapd,dnsmasq-base")
+            "dbus,network-manager,wpasupplicant,wireless-regdb,iw,rfkill,hostapd,dnsmasq-base")
 S3_KEY, S3_SECRET, BUCKET = "VMTESTKEY0000000000", "vm-test-secret-" + "x" * 24, "ghostroll-vm"
 WIFI_PSK = "vm-wifi-psk-" + "y" * 12
 ADMIN = "tester"  # the image's admin user, as build-image.sh --admin names it
