@@ -114,7 +114,8 @@ if id "$admin" >/dev/null 2>&1; then
     usermod -aG ghostroll "$admin"  # doctor/status/sessions over SSH
 fi
 
-# The app: a venv that sees apt's gpiozero/lgpio/spidev/systemd, holding our wheel.
+# The app: a venv that sees apt's systemd and pyudev, holding our wheel and the hardware
+# stack (python/hardware.txt).
 python3 -m venv --system-site-packages /opt/ghostroll/venv
 pip_args=(--no-cache-dir)
 if [ -n "$wheelhouse" ]; then
