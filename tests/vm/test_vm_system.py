@@ -26,10 +26,12 @@ from tests.support.samples import samples_dir
 from tests.vm.harness import (
     ADMIN,
     ADMIN_KEY,
+    AMD64,
     S3_SECRET,
     VM,
     VMTEST,
     WIFI_PSK,
+    Arch,
     build_rootfs,
     make_root_image,
 )
@@ -79,28 +81,34 @@ def partitioned(image: Path, source: Path) -> Path:
     return image
 
 
-@pytest.fixture(scope="module")
-def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VM]:
+def boot(tmp_path_factory: pytest.TempPathFactory, arch: Arch,
+         timings: dict[str, float]) -> Iterator[VM]:
+    """Build the rootfs for `arch`, boot it once, stop it at the end (module scope)."""
     if os.geteuid() != 0:
         pytest.skip("the VM system test needs root (debootstrap, chroot, loop devices)")
-    for tool in ("qemu-system-x86_64", "debootstrap", "mkfs.ext4", "sfdisk", "mkfs.exfat",
-                 "mcopy"):
+    for tool in (arch.qemu[0], "debootstrap", "mkfs.ext4", "sfdisk", "mkfs.exfat", "mcopy"):
         if shutil.which(tool) is None and not Path("/usr/sbin", tool).exists():
             pytest.skip(f"{tool} is not installed (see ./dev.sh test -m vm)")
-    work = tmp_path_factory.mktemp("vm")
+    work = tmp_path_factory.mktemp(f"vm-{arch.debian}")
     reuse = os.environ.get("GHOSTROLL_VM_ROOTFS")
-    rootfs = Path(reuse) if reuse else build_rootfs(work, TIMINGS)
+    rootfs = Path(reuse) if reuse else build_rootfs(work, timings, arch)
     start = time.monotonic()
     image = work / "root.img"
     make_root_image(rootfs, image)
-    TIMINGS["root_image_s"] = time.monotonic() - start
-    machine = VM(work, rootfs, image)
+    timings["root_image_s"] = time.monotonic() - start
+    machine = VM(work, rootfs, image, arch)
     try:
-        TIMINGS["boot_s"] = machine.start()
+        timings["boot_s"] = machine.start()
         yield machine
     finally:
         machine.stop()
-        print("VM timings:", json.dumps({k: round(v, 1) for k, v in TIMINGS.items()}))
+        print(f"VM timings ({arch.debian}):",
+              json.dumps({k: round(v, 1) for k, v in timings.items()}))
+
+
+@pytest.fixture(scope="module")
+def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VM]:
+    yield from boot(tmp_path_factory, AMD64, TIMINGS)
 
 
 def wait_for(vm: VM, command: str, timeout: float, what: str) -> str:
