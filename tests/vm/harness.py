@@ -48,6 +48,7 @@ class Arch:
     machine: str
     qemu: tuple[str, ...]
     console: str
+    slowdown: float = 1.0  # how much longer everything takes under TCG than amd64 on amd64
 
 
 ARCHES = {
@@ -56,7 +57,7 @@ ARCHES = {
     # opt-in (marker vm_arm64): the image's own architecture, its aarch64 wheels
     "arm64": Arch("arm64", "aarch64",
                   ("qemu-system-aarch64", "-M", "virt", "-cpu", "max,pauth-impdef=on"),
-                  "ttyAMA0"),
+                  "ttyAMA0", slowdown=3.0),
 }
 AMD64 = ARCHES["amd64"]
 
@@ -356,6 +357,7 @@ class VM:
 
     def start(self, timeout: float = 240, cards: dict[str, Path] | None = None) -> float:
         """Boot; `cards` are in their USB readers from power-on (unplug() works on them)."""
+        timeout *= self.arch.slowdown
         start = time.monotonic()
         with self.lock:
             mark = len(self.log)  # a reboot: the first boot's READY does not count
@@ -431,6 +433,7 @@ class VM:
 
     def run(self, command: str, timeout: float = 120) -> tuple[int, str]:
         """Type a command into the root shell; its exit code and output."""
+        timeout *= self.arch.slowdown
         assert self.serial is not None
         token = secrets.token_hex(4)
         begin, end = f"BEGIN-{token}", f"END-{token}"

@@ -112,6 +112,7 @@ def vm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VM]:
 
 
 def wait_for(vm: VM, command: str, timeout: float, what: str) -> str:
+    timeout *= vm.arch.slowdown
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         code, out = vm.run(command)
