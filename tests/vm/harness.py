@@ -21,7 +21,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 MIRROR = os.environ.get("GHOSTROLL_VM_MIRROR", "http://deb.debian.org/debian")
-# trixie: what the Pi image is built on (image/PIGEN_PIN); bookworm works too.
+# trixie: what the Pi image is built on (image/PIGEN_PIN); bookworm is untried since the
+# gpio-sim build (tests/vm/guest/build-gpio-sim.sh patches 6.12's irq_sim.c).
 SUITE = os.environ.get("GHOSTROLL_VM_SUITE", "trixie")
 PACKAGES = ("systemd-sysv,udev,kmod,linux-image-{arch},initramfs-tools,python3,python3-venv,"
             "python3-pip,ca-certificates,dosfstools,exfatprogs,util-linux,mount,iproute2,"
