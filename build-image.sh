@@ -3,6 +3,7 @@
 #
 #   ./build-image.sh --ssh-key ~/.ssh/id_ed25519.pub [--admin admin] [--pigen DIR]
 #   ./build-image.sh --check      validate everything that needs no build and no network
+#   ./build-image.sh --print-config --ssh-key FILE [--admin NAME]   pi-gen's config, no password
 #
 # The full build needs root, Docker or pi-gen's host dependencies, the Raspberry Pi apt
 # archive and GitHub. --check needs shellcheck and systemd-analyze (and runs in CI).
@@ -10,7 +11,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 tree=${GHOSTROLL_TREE:-$here}     # the tree to check (tests point it at a modified copy)
-admin=admin ssh_key="" pigen_dir=${PIGEN_DIR:-} check=0
+admin=admin ssh_key="" pigen_dir=${PIGEN_DIR:-} check=0 print_config=0
 
 die() { echo "build-image: $*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "missing host tool '$1' ($2)"; }
@@ -18,10 +19,11 @@ need() { command -v "$1" >/dev/null 2>&1 || die "missing host tool '$1' ($2)"; }
 while [ $# -gt 0 ]; do
     case "$1" in
         --check) check=1; shift ;;
+        --print-config) print_config=1; shift ;;
         --ssh-key) ssh_key=$2; shift 2 ;;
         --admin) admin=$2; shift 2 ;;
         --pigen) pigen_dir=$2; shift 2 ;;
-        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown argument: $1 (see --help)" ;;
     esac
 done
@@ -42,7 +44,8 @@ check_modes() {
     while IFS= read -r f; do
         [ -x "$tree/$f" ] || bad+=("$f")
     done < <(cd "$tree" && find image/stage-ghostroll -name '*run*.sh' -o -name prerun.sh \
-             && echo image/install-ghostroll.sh && echo build-image.sh \
+             && echo image/install-ghostroll.sh && echo image/install-overlays.sh \
+             && echo build-image.sh \
              && echo overlays/usr/lib/ghostroll/card-mount \
              && echo overlays/usr/lib/ghostroll/card-unmount)
     # pi-gen silently skips a run script that is not executable
@@ -83,24 +86,48 @@ check_tree() {
              etc/systemd/system/ghostroll-firstboot.service \
              etc/polkit-1/rules.d/50-ghostroll.rules etc/ghostroll/config.toml \
              usr/lib/sysusers.d/ghostroll.conf usr/lib/tmpfiles.d/ghostroll.conf \
-             usr/lib/ghostroll/card-mount usr/lib/ghostroll/card-unmount; do
+             usr/lib/ghostroll/card-mount usr/lib/ghostroll/card-unmount \
+             etc/modules-load.d/ghostroll.conf etc/ssh/sshd_config.d/ghostroll.conf \
+             etc/cloud/cloud-init.disabled; do
         [ -f "$tree/overlays/$f" ] || die "overlays/$f is missing"
     done
     grep -q 'SYSTEMD_WANTS}+="ghostroll-ingest@%k.service"' \
         "$tree/overlays/etc/udev/rules.d/80-ghostroll.rules" || die "udev rule lost SYSTEMD_WANTS"
     ! grep -v '^#' "$tree/overlays/etc/udev/rules.d/80-ghostroll.rules" | grep -q 'RUN+=' \
         || die "the udev rule must not RUN+= work"
+    # shellcheck disable=SC2016  # the unit's own ${...}, not ours
+    grep -q -- '--admin ${GHOSTROLL_ADMIN}' \
+        "$tree/overlays/etc/systemd/system/ghostroll-firstboot.service" \
+        || die "ghostroll-firstboot.service must pass --admin (the build's admin user)"
+    ! grep -q '^PUBKEY_ONLY_SSH=1' "$tree/image/config" \
+        || die "image/config: PUBKEY_ONLY_SSH=1 breaks --ssh-key /dev/null builds"
     ! grep -v '^#' "$tree/overlays/usr/lib/ghostroll/card-mount" | grep -q 'fsck' \
         || die "card-mount must never fsck a camera card"
     for f in common.txt pios.txt debian.txt; do
         [ -f "$tree/image/packages/$f" ] || die "image/packages/$f is missing"
     done
+    check_python_pins
     (   # shellcheck source=image/PISUGAR_PIN
         . "$tree/image/PISUGAR_PIN"
         case "$PISUGAR_URL" in https://*_arm64.deb) ;; *) exit 1 ;; esac
         [ -z "$PISUGAR_SHA256" ] || [[ "$PISUGAR_SHA256" =~ ^[0-9a-f]{64}$ ]]
     ) || die "image/PISUGAR_PIN: needs an https URL of an arm64 .deb and an empty or full sha256"
     echo "ok: overlay tree"
+}
+
+check_python_pins() {
+    # The image's hardware stack: every requirement pinned to a version and a sha256, and
+    # the contract test's copy of the Waveshare line equal to the image's.
+    local req="$tree/image/python/hardware.txt" line
+    [ -f "$req" ] || die "image/python/hardware.txt is missing"
+    while IFS= read -r line; do
+        [[ "$line" =~ ^[A-Za-z0-9_.-]+==[^\ ]+\ --hash=sha256:[0-9a-f]{64}$ ]] \
+            || die "image/python/hardware.txt: not pinned by version and sha256: $line"
+    done < <(grep -v -e '^#' -e '^$' "$req")
+    grep -qxF "$(grep '^waveshare-epaper==' "$tree/image/python/waveshare.txt")" "$req" \
+        || die "image/python/waveshare.txt (the contract test) differs from hardware.txt"
+    ! grep -v '^#' "$tree/image/install-ghostroll.sh" | grep -q 'git clone' \
+        || die "install-ghostroll.sh must not fetch from GitHub"
 }
 
 check_secrets() {
@@ -129,6 +156,23 @@ fi
 [ -n "$ssh_key" ] || die "give --ssh-key FILE (the admin logs in with keys only), or build with
   --ssh-key /dev/null only if ghostroll.toml on the boot partition will bring one"
 [ -r "$ssh_key" ] || die "cannot read SSH key $ssh_key"
+
+# pi-gen's config: image/config, the admin, the password, the key (when there is one).
+pigen_config() {
+    local password=$1 key
+    key=$(cat "$ssh_key")
+    cat "$here/image/config"
+    echo "FIRST_USER_NAME=$admin"
+    echo "FIRST_USER_PASS='$password'"
+    # pi-gen stops on PUBKEY_SSH_FIRST_USER without a key; an empty one is simply left out
+    [ -z "$key" ] || echo "PUBKEY_SSH_FIRST_USER='$key'"
+    echo "STAGE_LIST='stage0 stage1 stage2 $work/stage-ghostroll'"
+}
+work="$here/build"
+if [ "$print_config" = 1 ]; then
+    pigen_config "<generated at build time>"
+    exit 0
+fi
 need git "apt-get install git"
 need python3 "apt-get install python3"
 [ "$(id -u)" -eq 0 ] || die "pi-gen builds as root (sudo ./build-image.sh ...)"
@@ -138,7 +182,6 @@ need curl "apt-get install curl"
 # shellcheck source=image/PISUGAR_PIN
 . "$here/image/PISUGAR_PIN"
 
-work="$here/build"
 mkdir -p "$work"
 python3 -m pip wheel --no-deps -w "$work/dist" "$here" >/dev/null
 wheel=$(find "$work/dist" -name 'ghostroll-*.whl' -newer "$here/pyproject.toml" | head -1)
@@ -162,8 +205,9 @@ files="$stage/00-ghostroll/files"
 mkdir -p "$files/packages"
 cp "$wheel" "$files/"
 cp -a "$here/overlays" "$files/overlays"
-cp "$here/image/install-ghostroll.sh" "$files/"
+cp "$here/image/install-ghostroll.sh" "$here/image/install-overlays.sh" "$files/"
 cp "$here/image/packages/"*.txt "$files/packages/"
+cp -r "$here/image/python" "$files/python"
 mkdir -p "$files/overlays/usr/share/doc/ghostroll"
 cp "$here"/docs/*.md "$files/overlays/usr/share/doc/ghostroll/"
 curl -fsSL --proto '=https' -o "$files/pisugar-server.deb" "$PISUGAR_URL" \
@@ -180,16 +224,10 @@ touch "$pigen_dir/stage2/SKIP_IMAGES"  # only our stage exports an image
 
 password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
 config="$work/pigen-config"
-{
-    cat "$here/image/config"
-    echo "FIRST_USER_NAME=$admin"
-    echo "FIRST_USER_PASS='$password'"
-    echo "PUBKEY_SSH_FIRST_USER='$(cat "$ssh_key")'"
-    echo "STAGE_LIST='stage0 stage1 stage2 $stage'"
-} > "$config"
-chmod 0600 "$config"
+(umask 077 && pigen_config "$password" > "$config")
 echo "build-image: the admin password for console login (SSH is key-only), shown once:"
 echo "    $admin / $password"
 (cd "$pigen_dir" && ./build.sh -c "$config")
 rm -f "$config"
-echo "build-image: image in $pigen_dir/deploy/"
+# pi-gen names it image_<date>-<IMG_NAME>.img.xz
+echo "build-image: image in $pigen_dir/deploy/:" "$pigen_dir"/deploy/image_*-ghostroll.img.xz

@@ -3,7 +3,8 @@
 #
 #   ./dev.sh demo            the main job end to end on a generated card (`ghostroll demo`)
 #   ./dev.sh test [ARGS]     lint + the whole test suite (pytest ARGS); `test -m vm` runs
-#                            the VM system test instead (qemu, about 10-20 minutes)
+#                            the VM system test instead (qemu, about 10-20 minutes);
+#                            `test -m vm_arm64 tests/vm` the same on an arm64 guest (opt-in)
 #   ./dev.sh check-image     build-image.sh --check (the image's files, no build)
 #   ./dev.sh ghostroll ARGS  any ghostroll command inside the project venv
 #
@@ -18,6 +19,7 @@ DEMO_APT=(python3-venv fonts-dejavu-core)
 TEST_APT=(python3-venv fonts-dejavu-core dosfstools exfatprogs mtools fusefat exfat-fuse
           chromium libsystemd-dev pkg-config shellcheck systemd udev)
 VM_APT=(qemu-system-x86 debootstrap fdisk e2fsprogs)  # the VM system test (-m vm)
+VM_ARM64_APT=(qemu-system-arm qemu-user-static debootstrap fdisk e2fsprogs)  # -m vm_arm64
 
 log() { printf 'dev.sh: %s\n' "$*" >&2; }
 
@@ -56,6 +58,17 @@ ensure_venv() {
     fi
 }
 
+# Waveshare's panel driver, the very wheel the image installs (hash-pinned), for the
+# vendor contract test (tests/test_devices_waveshare.py).
+ensure_vendor_driver() {
+    local req=image/python/waveshare.txt stamp="$VENV/.installed-waveshare"
+    if [ ! -f "$stamp" ] || [ "$req" -nt "$stamp" ]; then
+        log "installing Waveshare's driver ($req) into $VENV"
+        "$VENV/bin/python" -m pip install -q --no-deps --require-hashes -r "$req"
+        touch "$stamp"
+    fi
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -67,7 +80,9 @@ case "$cmd" in
     test)
         ensure_apt "${TEST_APT[@]}"
         case " $* " in *" vm "*) ensure_apt "${VM_APT[@]}" ;; esac
+        case " $* " in *" vm_arm64 "*) ensure_apt "${VM_ARM64_APT[@]}" ;; esac
         ensure_venv test
+        ensure_vendor_driver
         "$VENV/bin/ruff" check ghostroll tests bench
         exec "$VENV/bin/pytest" "$@"
         ;;
@@ -79,7 +94,7 @@ case "$cmd" in
         exec "$VENV/bin/ghostroll" "$@"
         ;;
     *)
-        sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+        sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
         exit 2
         ;;
 esac

@@ -314,9 +314,7 @@ def check_appliance(cfg: Config, root: Path = Path("/")) -> Iterator[Check]:
     yield Check("panel driver", OK if why is None else WARN, "waveshare_epd importable"
                 if why is None else why, "reinstall the image's Waveshare driver",
                 blocking=False)
-    chips = sorted(str(p) for p in Path("/dev").glob("gpiochip*"))
-    yield Check("button (GPIO)", OK if chips else WARN, ", ".join(chips) or "no /dev/gpiochip*",
-                "check dtparams and the ghostroll user's gpio group", blocking=False)
+    yield from check_button(cfg)
     port = int(cfg.appliance.pisugar_address.rsplit(":", 1)[1])
     listening = _listening(port)
     if not listening:
@@ -330,6 +328,31 @@ def check_appliance(cfg: Config, root: Path = Path("/")) -> Iterator[Check]:
         yield Check("battery (pisugar-server)", FAIL, f"listens on {', '.join(listening)}: "
                     "reachable from the network without authentication",
                     "install the image's pisugar-server drop-in (127.0.0.1 only)")
+
+
+def check_button(cfg: Config, dev: Path = Path("/dev")) -> Iterator[Check]:
+    """What the running service got for the button (it records its pin factory in
+    devices.json): only lgpio drives it on every Pi; anything else means a dead button."""
+    from ghostroll.devices.button import DEVICES_FILE
+
+    chips = ", ".join(sorted(str(p) for p in dev.glob("gpiochip*"))) or "no /dev/gpiochip*"
+    record_path = cfg.appliance.runtime_dir / DEVICES_FILE
+    try:
+        record = json.loads(record_path.read_text())
+    except (OSError, ValueError):
+        yield Check("button (GPIO)", WARN, f"the service has not recorded its button in "
+                    f"{record_path}; {chips}", "sudo systemctl restart ghostroll",
+                    blocking=False)
+        return
+    fix = ("check dtparams, the ghostroll user's gpio group and the unit's LG_WD "
+           "(journalctl -u ghostroll)")
+    if record.get("button_error"):
+        yield Check("button (GPIO)", FAIL, f"{record['button_error']}; {chips}", fix)
+    elif record.get("button_factory") != "lgpio":
+        yield Check("button (GPIO)", FAIL, f"pin factory {record.get('button_factory')!r}, "
+                    f"not lgpio: the button does not work; {chips}", fix)
+    else:
+        yield Check("button (GPIO)", OK, f"pin factory lgpio; {chips}", blocking=False)
 
 
 CHECKS: tuple[Callable[[Config], Iterator[Check]], ...] = (

@@ -4,10 +4,12 @@ no-GPIO fallback, and the scripted and keyboard backends."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import queue
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from gpiozero.pins.mock import MockFactory
@@ -172,3 +174,68 @@ def test_keyboard_button_over_a_real_pipe() -> None:
         writer.close()  # EOF ends the reader thread
         button.join(WAIT)
         assert not button._thread.is_alive()
+
+
+def test_a_required_factory_that_cannot_load_is_an_error_not_a_fallback() -> None:
+    """The appliance unit sets GPIOZERO_PIN_FACTORY=lgpio: without a working lgpio the
+    button must fail loudly (DeviceError, shown on the panel), never fall back quietly."""
+    code = (
+        "import warnings\n"
+        "from ghostroll.devices import DeviceError\n"
+        "from ghostroll.devices.button import open_button\n"
+        "with warnings.catch_warnings(record=True) as w:\n"
+        "    warnings.simplefilter('always')\n"
+        "    try:\n"
+        "        open_button(26, print)\n"
+        "        print('OPENED')\n"
+        "    except DeviceError as exc:\n"
+        "        print('REFUSED', exc)\n"
+        "print('WARNINGS', len(w))\n"
+    )
+    if os.path.exists("/dev/gpiochip0"):
+        pytest.skip("this machine may have real GPIO")
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "lgpio"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, check=True, timeout=60)
+    assert "REFUSED button: pin factory 'lgpio' cannot load" in out.stdout, out.stdout + out.stderr
+    assert "WARNINGS 0" in out.stdout
+
+
+def test_the_button_reports_its_factory(factory: MockFactory) -> None:
+    button = open_button(PIN, lambda p: None, pin_factory=factory)
+    assert button is not None and button.factory == "mock"
+    button.close()
+
+
+def test_the_service_shows_a_button_that_cannot_start_on_the_panel(tmp_path: Path) -> None:
+    """The appliance (GPIOZERO_PIN_FACTORY=lgpio, here without lgpio): the service posts
+    a problem titled for the button, the machine shows it, and doctor's record says why."""
+    code = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from ghostroll import config\n"
+        "from ghostroll.appliance import machine as sm\n"
+        "from ghostroll.appliance.run_service import _open_button\n"
+        "class Service:\n"
+        "    posted = []\n"
+        "    def post(self, kind, **data): self.posted.append((kind, data))\n"
+        "run = Path(sys.argv[1])\n"
+        "(run.parent / 'c.toml').write_text('')\n"
+        "cfg = config.load(config_file=run.parent / 'c.toml', "
+        "env={'GHOSTROLL_RUNTIME_DIR': str(run)})\n"
+        "s = Service()\n"
+        "assert _open_button(cfg, print, s) is None\n"
+        "[(kind, data)] = s.posted\n"
+        "m, _ = sm.step(sm.Model(), sm.Event(kind, 1.0, data=data))\n"
+        "print(json.dumps([m.state, m.error, m.error_hint[:60]]))\n"
+        "print(json.dumps(json.loads((run / 'devices.json').read_text())))\n"
+    )
+    if os.path.exists("/dev/gpiochip0"):
+        pytest.skip("this machine may have real GPIO")
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "lgpio"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    shown, record = out.stdout.splitlines()[-2:]
+    assert json.loads(shown)[:2] == ["error", "Button not working"]
+    assert "pin factory 'lgpio' cannot load" in json.loads(record)["button_error"]

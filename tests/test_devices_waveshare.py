@@ -4,9 +4,11 @@ Ordinary tests drive `WavesharePanel` against a small recording stand-in for a v
 module (call order: init before every full refresh, base image, partial only when awake,
 init again after sleep; clear errors for bad kits and missing drivers).
 
-The contract test (opt-in: GHOSTROLL_VENDOR_CONTRACT=1) runs our adapter against
-Waveshare's real driver code for 2.13" V4, 2.7" V2 and 2.9" V2, taken from the PyPI
-package `waveshare-epaper` (it vendors upstream `waveshare_epd`). Only `epdconfig`, the
+The contract test runs our adapter against Waveshare's real driver code for 2.13" V4,
+2.7" V2 and 2.9" V2: the hash-pinned PyPI wheel `waveshare-epaper` the image installs
+(image/python/hardware.txt; `./dev.sh test` installs it from image/python/waveshare.txt,
+else this test does), so the code tested is byte for byte the code the appliance
+runs. Only `epdconfig`, the
 vendor's hardware layer (GPIO, SPI, delays), is replaced by a recorder in
 `sys.modules`: it records every SPI byte with the DC pin level and reports the BUSY pin
 idle. The test asserts that the bytes written to the panel RAM for a frame are exactly
@@ -17,7 +19,6 @@ endless busy-wait) is abandoned by the worker.
 from __future__ import annotations
 
 import importlib.util
-import os
 import subprocess
 import sys
 import threading
@@ -169,10 +170,8 @@ def test_wrong_frame_is_refused_before_the_driver_sees_it() -> None:
 
 # --- contract test against the real vendor code -------------------------------------
 
-contract = pytest.mark.skipif(os.environ.get("GHOSTROLL_VENDOR_CONTRACT") != "1",
-                              reason="vendor contract test: set GHOSTROLL_VENDOR_CONTRACT=1 "
-                                     "(installs waveshare-epaper from PyPI if missing)")
-VENDOR_PACKAGE = "waveshare-epaper==1.4.0"
+REPO = Path(__file__).resolve().parents[1]
+VENDOR_REQUIREMENTS = REPO / "image" / "python" / "waveshare.txt"
 VENDOR_SUBDIR = Path("epaper", "e-Paper", "RaspberryPi_JetsonNano", "python", "lib")
 
 
@@ -184,12 +183,14 @@ def vendor_lib(tmp_path_factory: pytest.TempPathFactory) -> Path:
         root = Path(spec.origin).parent.parent
     else:
         root = tmp_path_factory.mktemp("waveshare")
-        # --no-deps: RPi.GPIO/spidev are not needed, the hardware layer is replaced
+        # --no-deps: gpiozero/spidev are not needed, the hardware layer is replaced
         result = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                                 "--no-deps", "--target", str(root), VENDOR_PACKAGE],
+                                 "--no-deps", "--require-hashes", "--target", str(root),
+                                 "-r", str(VENDOR_REQUIREMENTS)],
                                 capture_output=True, text=True, check=False)
         if result.returncode != 0:
-            pytest.fail(f"pip install {VENDOR_PACKAGE} failed:\n{result.stderr[-2000:]}")
+            pytest.fail(f"pip install -r {VENDOR_REQUIREMENTS} failed:\n"
+                        f"{result.stderr[-2000:]}")
     lib = root / VENDOR_SUBDIR
     assert (lib / "waveshare_epd" / "epdconfig.py").is_file(), lib
     return lib
@@ -267,7 +268,6 @@ def dark_pixels(buf: bytes, row_pixels: int) -> int:
     return dark
 
 
-@contract
 @pytest.mark.parametrize("driver", sorted(KITS))
 def test_vendor_contract(driver: str, vendor: RecordingEpdconfig) -> None:
     spec = KITS[driver]
@@ -299,7 +299,6 @@ def test_vendor_contract(driver: str, vendor: RecordingEpdconfig) -> None:
     assert vendor.ram_writes(0x26) == [expected]
 
 
-@contract
 def test_stuck_busy_pin_in_vendor_code_is_abandoned(vendor: RecordingEpdconfig) -> None:
     made: list[WavesharePanel] = []
 

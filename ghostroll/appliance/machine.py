@@ -438,7 +438,8 @@ def critical(m: Model, e: Event) -> Result:
 
 def setup_error(m: Model, e: Event) -> Result:
     hint = _text(e, "message") or "see /var/lib/ghostroll/firstboot-error.txt"
-    return replace(m, state=State.ERROR, error="Setup file rejected", error_hint=hint,
+    title = _text(e, "title") or "Setup file rejected"  # also a device that cannot start
+    return replace(m, state=State.ERROR, error=title, error_hint=hint,
                    error_retry=False), []
 
 

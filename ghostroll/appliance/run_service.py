@@ -3,17 +3,45 @@ backend), the PiSugar battery, the GPIO button, systemd notify; SIGTERM stops it
 
 from __future__ import annotations
 
+import logging
 import signal
+from collections.abc import Callable
 
 from ghostroll.appliance.machine import Ev
 from ghostroll.appliance.service import Devices, Service, real_eject, real_shutdown
 from ghostroll.config import Config
+from ghostroll.devices import DeviceError
 from ghostroll.devices.battery import BatteryMonitor, BatteryReading
-from ghostroll.devices.button import Press, open_button
+from ghostroll.devices.button import DEVICES_FILE, GpioButton, Press, open_button
 from ghostroll.devices.notify import Notifier
 from ghostroll.devices.panel import PanelWorker, panel_factory
 from ghostroll.devices.refresh import RefreshPolicy
 from ghostroll.kits import load_kit
+from ghostroll.session import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def _open_button(cfg: Config, on_press: Callable[[Press], None],
+                 service: Service) -> GpioButton | None:
+    """The button, its pin factory recorded in `devices.json` for `ghostroll doctor`; one
+    that cannot start is a problem on the panel, not only a line in the journal."""
+    a = cfg.appliance
+    record: dict[str, str] = {}
+    try:
+        button = open_button(a.button_pin, on_press, hold_time=a.button_hold_seconds)
+        record["button_factory"] = button.factory if button else "none"
+    except DeviceError as exc:
+        log.error("%s", exc)
+        record["button_error"] = str(exc)
+        service.post(Ev.SETUP_ERROR, title="Button not working", message=str(exc)[:200])
+        button = None
+    try:
+        a.runtime_dir.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(a.runtime_dir / DEVICES_FILE, record)
+    except OSError as exc:
+        log.warning("cannot record the devices in %s: %s", a.runtime_dir, exc)
+    return button
 
 
 def run_service(cfg: Config) -> int:
@@ -52,7 +80,7 @@ def run_service(cfg: Config) -> int:
     service = Service(cfg, kit, devices)
     holder["service"] = service
     battery.start()
-    button = open_button(a.button_pin, on_press, hold_time=a.button_hold_seconds)
+    button = _open_button(cfg, on_press, service)
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stopping.set())
     service.run()

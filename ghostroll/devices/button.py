@@ -2,7 +2,8 @@
 
 Backends: `GpioButton` (gpiozero `Button` on a BCM pin to GND with the internal pull-up;
 gpiozero picks its pin factory itself: explicit `pin_factory`, else
-`GPIOZERO_PIN_FACTORY`, else its probe), `ScriptedButton` (presses at given times, for
+`GPIOZERO_PIN_FACTORY`, else its probe; the appliance's unit names `lgpio`, so a factory
+that cannot load is an error, never a quiet fallback), `ScriptedButton` (presses at given times, for
 `ghostroll simulate --press short@3`) and `KeyboardButton` (Enter = short, `l` + Enter
 = long, for a person at a terminal).
 
@@ -18,9 +19,10 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TextIO
 
@@ -36,6 +38,8 @@ class Press(enum.StrEnum):
 
 
 OnPress = Callable[[Press], None]
+# What the service got (`button_factory` or `button_error`), in its runtime directory.
+DEVICES_FILE = "devices.json"
 
 
 def _deliver(on_press: OnPress, press: Press) -> None:
@@ -65,6 +69,11 @@ class GpioButton:
     def is_pressed(self) -> bool:
         return bool(self._button.is_pressed)
 
+    @property
+    def factory(self) -> str:
+        """The pin factory in use, as gpiozero names it (`lgpio`, `mock`, ...)."""
+        return factory_name(self._button.pin_factory)
+
     def _on_pressed(self) -> None:
         with self._lock:
             self._held = False
@@ -84,23 +93,41 @@ class GpioButton:
         self._button.close()
 
 
+def factory_name(factory: Any) -> str:
+    """`LGPIOFactory` → `lgpio`, the name GPIOZERO_PIN_FACTORY takes."""
+    return type(factory).__name__.removesuffix("Factory").lower()
+
+
 def open_button(pin: int, on_press: OnPress, *, hold_time: float = 3.0,
-                pin_factory: Any = None) -> GpioButton | None:
+                pin_factory: Any = None,
+                env: Mapping[str, str] | None = None) -> GpioButton | None:
     """The GPIO button, or None with a `DeviceFallback` warning when this machine has no
     usable GPIO (no gpiozero, no pin factory: a laptop, CI). A pin that exists but
-    cannot be used (invalid number, already taken) raises `DeviceError`."""
+    cannot be used (invalid number, already taken) raises `DeviceError`, and so does a
+    factory named in GPIOZERO_PIN_FACTORY (the appliance: `lgpio`) that cannot load."""
+    required = (os.environ if env is None else env).get("GPIOZERO_PIN_FACTORY", "")
     try:
         from gpiozero.exc import BadPinFactory, GPIOZeroError
     except ImportError:
+        if required:
+            raise DeviceError(f"button: gpiozero is not installed (GPIOZERO_PIN_FACTORY="
+                              f"{required} asks for it)") from None
         fallback("button: gpiozero is not installed; no button")
         return None
     try:
         return GpioButton(pin, on_press, hold_time=hold_time, pin_factory=pin_factory)
     except BadPinFactory as exc:
+        if required:
+            raise DeviceError(f"button: pin factory {required!r} cannot load: {exc}") from exc
         fallback(f"button: no GPIO on this machine ({exc}); no button")
         return None
     except GPIOZeroError as exc:
         raise DeviceError(f"button on BCM pin {pin} cannot be used: {exc}") from exc
+    except Exception as exc:  # a named factory's own error (lgpio.error, OSError, ...)
+        if not required:
+            raise
+        raise DeviceError(f"button: pin factory {required!r} cannot load: "
+                          f"{type(exc).__name__}: {exc}") from exc
 
 
 @dataclass(frozen=True)
