@@ -384,7 +384,7 @@ def test_button_stories_on_the_gpio_sim_chip(vm: VM) -> None:
     # command, as serial round trips on a loaded host can take seconds each.
     pull = vm.check("ls /sys/devices/platform/gpio-sim.*/gpiochip0/sim_gpio26/pull").strip()
     vm.check(f"echo pull-down > {pull}; sleep 4; echo pull-up > {pull}; "
-             "for i in $(seq 50); do grep -q '\"state\": \"confirm_shutdown\"' "
+             "for i in $(seq 80); do grep -q '\"state\": \"confirm_shutdown\"' "
              "/run/ghostroll/status.json && break; sleep 0.1; done; "
              "grep -q '\"state\": \"confirm_shutdown\"' /run/ghostroll/status.json && "
              f"echo pull-down > {pull} && sleep 0.5 && echo pull-up > {pull}")
