@@ -375,6 +375,10 @@ def test_button_stories_on_the_gpio_sim_chip(vm: VM) -> None:
     """The real ghostroll.service, its button on lgpio and the gpio-sim chip: a short
     press dismisses the share screen; a long press asks to shut down and a press confirms
     it (the power-off request is refused by a test polkit rule and recorded, not run)."""
+    # every session published first: a "done" between two sessions' uploads is brief,
+    # and a press during the next upload is not a dismissal
+    wait_for(vm, f"test $({GR} sessions | grep -c ' published') -eq "
+             f"$({GR} sessions | grep -c 'shoot-')", 300, "publishing did not finish")
     wait_for(vm, "grep -q '\"state\": \"done\"' /run/ghostroll/status.json", 300,
              "the service did not reach the done screen")
     press(vm, 0.5)
@@ -384,7 +388,7 @@ def test_button_stories_on_the_gpio_sim_chip(vm: VM) -> None:
     # command, as serial round trips on a loaded host can take seconds each.
     pull = vm.check("ls /sys/devices/platform/gpio-sim.*/gpiochip0/sim_gpio26/pull").strip()
     vm.check(f"echo pull-down > {pull}; sleep 4; echo pull-up > {pull}; "
-             "for i in $(seq 50); do grep -q '\"state\": \"confirm_shutdown\"' "
+             "for i in $(seq 80); do grep -q '\"state\": \"confirm_shutdown\"' "
              "/run/ghostroll/status.json && break; sleep 0.1; done; "
              "grep -q '\"state\": \"confirm_shutdown\"' /run/ghostroll/status.json && "
              f"echo pull-down > {pull} && sleep 0.5 && echo pull-up > {pull}")
