@@ -33,6 +33,7 @@ import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -199,7 +200,7 @@ class Database:
             self.conn = sqlite3.connect(path, timeout=30, isolation_level=None,
                                         check_same_thread=False)
             self.conn.row_factory = sqlite3.Row
-            self.conn.execute("PRAGMA journal_mode=WAL")
+            self._set_wal()
             self.conn.execute("PRAGMA synchronous=FULL")
             self.conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
@@ -207,6 +208,19 @@ class Database:
             raise DatabaseError(f"database {path} is unusable: {exc}") from exc
         except OSError as exc:
             raise DatabaseError(f"cannot open database {path}: {exc}") from exc
+
+    def _set_wal(self, wait_s: float = 30.0) -> None:
+        """Switching a new database to WAL needs it to itself, and SQLite answers "locked"
+        at once (no busy wait) while another process is creating it: retry a while."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self.conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         self.conn.close()

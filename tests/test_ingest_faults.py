@@ -287,3 +287,20 @@ def test_absurdly_deep_folders_and_both_dcim_spellings(tmp_path: Path) -> None:
     kept = stored_contents(tmp_path / "ghostroll.db")
     assert sha(card / "dcim" / "101LOWER" / "IMG_0002.JPG") in kept
     assert sha(card / FOLDER / "IMG_0001.JPG") in kept
+
+
+def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
+    """Two cards inserted together open a database nobody created yet: switching it to
+    WAL answers "locked" at once while another process creates it (seen in CI)."""
+    code = ("import sys, pathlib; from ghostroll.db import Database; "
+            "Database(pathlib.Path(sys.argv[1])).close()")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for attempt in range(40):  # it failed about one attempt in ten before the fix
+        db = tmp_path / f"g{attempt}.db"
+        opening = [subprocess.Popen([sys.executable, "-c", code, str(db)], env=env,
+                                    stderr=subprocess.PIPE, text=True) for _ in range(4)]
+        for process in opening:
+            _, err = process.communicate(timeout=60)
+            assert process.returncode == 0, err
+        with Database(db) as opened:
+            assert opened.integrity_check() == "ok"
