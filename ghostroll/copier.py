@@ -15,6 +15,7 @@ import errno
 import hashlib
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,18 +109,19 @@ def _raise_changed_or_gone(src: Path, size: int, expected_size: int) -> None:
         f"{expected_size})")
 
 
-def commit_new(temp: Path, final: Path) -> Path:
+def commit_new(temp: Path, final: Path, sha256: str) -> Path:
     """Move a finished copy to `final`, or beside it as `name~2.ext`, `name~3.ext`...
     when that name is taken, and make the rename durable; returns where it landed.
     Never replaces a file: whatever holds a name (a recorded original, another
     spelling of it on a case-insensitive disk, a crashed run's unrecorded copy) stays.
-    An unrecorded copy with exactly this content is taken over instead of duplicated.
+    An unrecorded copy with exactly this content (`sha256`, the temp file's hash) is
+    taken over instead of duplicated.
     The card's lock makes the existence check and the rename one step."""
     final.parent.mkdir(parents=True, exist_ok=True)
     faults.fault("copy.commit")
     for candidate in _names(final):
         if os.path.lexists(candidate):
-            if _same_content(candidate, temp):
+            if _holds(candidate, temp.stat().st_size, sha256):
                 temp.unlink()
                 return candidate
             continue
@@ -129,16 +131,18 @@ def commit_new(temp: Path, final: Path) -> Path:
     raise FileExistsError(f"{final}: no free name for another copy")
 
 
-def _names(final: Path, tries: int = 1000) -> list[Path]:
+def _names(final: Path, tries: int = 1000) -> Iterator[Path]:
+    """`final`, then `name~2.ext`...: made one at a time (the first is almost always free)."""
+    yield final
     stem, dot, ext = final.name.partition(".")
-    return [final] + [final.with_name(f"{stem}~{n}{dot}{ext}") for n in range(2, tries)]
+    for n in range(2, tries):
+        yield final.with_name(f"{stem}~{n}{dot}{ext}")
 
 
-def _same_content(existing: Path, temp: Path) -> bool:
+def _holds(existing: Path, size: int, sha256: str) -> bool:
     try:
-        if not existing.is_file() or existing.stat().st_size != temp.stat().st_size:
-            return False
-        return _sha256(existing) == _sha256(temp)
+        return existing.is_file() and existing.stat().st_size == size \
+            and _sha256(existing) == sha256
     except OSError:
         return False
 

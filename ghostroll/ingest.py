@@ -284,7 +284,8 @@ class CardIngest:
             return
         layout = self._ensure_session()
         try:
-            final = self._as_on_disk(commit_new(copied.temp, layout.original(card_file.rel_path)))
+            final = self._as_on_disk(commit_new(copied.temp, layout.original(card_file.rel_path),
+                                                  copied.sha256))
         except OSError as exc:
             copied.temp.unlink(missing_ok=True)
             self._failed(card_file, kind, f"cannot store the copy: {exc.strerror or exc}")

@@ -97,11 +97,12 @@ def test_commit_never_replaces_and_takes_over_only_identical_strays(tmp_path: Pa
     final.write_bytes(b"recorded original")
     temp = tmp_path / "a.part"
     temp.write_bytes(b"another photo")
-    assert commit_new(temp, final) == final.with_name("IMG_0001~2.JPG")
+    photo = hashlib.sha256(b"another photo").hexdigest()
+    assert commit_new(temp, final, photo) == final.with_name("IMG_0001~2.JPG")
     assert final.read_bytes() == b"recorded original"
     stray = tmp_path / "b.part"
     stray.write_bytes(b"another photo")  # the same content once more: no third copy
-    assert commit_new(stray, final) == final.with_name("IMG_0001~2.JPG")
+    assert commit_new(stray, final, photo) == final.with_name("IMG_0001~2.JPG")
     assert not stray.exists() and sorted(p.name for p in final.parent.iterdir()) == [
         "IMG_0001.JPG", "IMG_0001~2.JPG"]
 
