@@ -34,6 +34,7 @@ ADMIN = "tester"  # the image's admin user, as build-image.sh --admin names it
 ADMIN_KEY = "ssh-ed25519 " + "B" * 68 + " tester@vm"
 CHECKOUT_UID = 1000  # the checkout the install runs from belongs to a user, not root
 READY = "GHOSTROLL-VM-READY"
+PROMPT = b"root@ghostroll-vm:~#"
 GUEST = Path(__file__).resolve().parent / "guest"
 VMTEST = "/usr/local/lib/vmtest"  # test-only files in the guest; nothing of it ships
 # gpiozero's LGPIOFactory wants a Pi revision and Waveshare's epdconfig `Raspberry` in
@@ -391,8 +392,21 @@ class VM:
         self.qmp_file = qmp.makefile("rw")
         self.qmp_file.readline()  # greeting
         self.qmp("qmp_capabilities")
-        self.run("stty -echo; export PS1='$ '")
+        self._take_the_shell(mark, timeout)
         return time.monotonic() - start
+
+    def _take_the_shell(self, mark: int, timeout: float) -> None:
+        """Type the first command only once the autologin shell prompts, and again if
+        it is lost: agetty flushes input when it opens the line, so a line typed
+        between READY and the prompt vanishes (seen in CI under load)."""
+        self._wait_for(PROMPT, timeout, "the serial root shell did not prompt", mark)
+        for attempt in range(5):
+            try:
+                self.run("stty -echo; export PS1='$ '", timeout=15 + 15 * attempt)
+                return
+            except TimeoutError:
+                if attempt == 4:
+                    raise
 
     def _connect(self, path: Path) -> socket.socket:
         for _ in range(200):
