@@ -24,7 +24,7 @@ from _common import REPO, vm_hwm_mb
 def child(mode: str, card: str, out: str) -> None:
     from PIL import Image
 
-    from ghostroll.demo import workdir_config
+    from ghostroll.commands.demo import workdir_config
     from ghostroll.derive import DeriveJob, derive_many, derive_one
     from ghostroll.derive.images import RESAMPLE
 
@@ -93,7 +93,7 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    from ghostroll.synthetic import PhotoSpec, make_jpeg
+    from ghostroll.devtools.synthetic import PhotoSpec, make_jpeg
 
     work = Path(tempfile.mkdtemp(prefix="ghostroll-bench-derive-"))
     card = work / "card"

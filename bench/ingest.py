@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, vm_hwm_mb
 
-from ghostroll.cardimage import make_image, missing_tools, mounted
-from ghostroll.synthetic import make_bench_card, make_blob
+from ghostroll.devtools.cardimage import make_image, missing_tools, mounted
+from ghostroll.devtools.synthetic import make_bench_card, make_blob
 
 
 def drop_caches() -> bool:
@@ -50,11 +50,11 @@ def reference(card: Path) -> dict[str, float]:
 
 def child_ingest(card: str, work: str, volume_id: str) -> None:
     """Runs in a child process so its peak RSS is measured on its own."""
-    from ghostroll.db import Database
-    from ghostroll.demo import workdir_config
-    from ghostroll.ingest import ingest_card
-    from ghostroll.synthetic import tree_size
-    from ghostroll.volume import Volume
+    from ghostroll.card.ingest import ingest_card
+    from ghostroll.card.volume import Volume
+    from ghostroll.commands.demo import workdir_config
+    from ghostroll.devtools.synthetic import tree_size
+    from ghostroll.storage.db import Database
 
     cfg = workdir_config(Path(work))
     io_before = _proc_io()

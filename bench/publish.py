@@ -21,10 +21,10 @@ from _common import REPO, vm_hwm_mb
 def child(card: str, work: str, flags_json: str) -> None:
     import io
 
-    from ghostroll.db import Database
-    from ghostroll.demo import workdir_config
+    from ghostroll.commands.demo import workdir_config
     from ghostroll.job import run_job
     from ghostroll.publish import s3client
+    from ghostroll.storage.db import Database
 
     puts = {"n": 0}
     real_make = s3client.make_client
@@ -74,8 +74,14 @@ def main() -> None:
     if args.child:
         child(*args.child)
         return
-    from ghostroll.s3local import LocalS3
-    from ghostroll.synthetic import MOV_HEADER, TIFF_HEADER, PhotoSpec, make_blob, make_jpeg
+    from ghostroll.devtools.s3local import LocalS3
+    from ghostroll.devtools.synthetic import (
+        MOV_HEADER,
+        TIFF_HEADER,
+        PhotoSpec,
+        make_blob,
+        make_jpeg,
+    )
 
     work = Path(tempfile.mkdtemp(prefix="ghostroll-bench-publish-"))
     big = work / "big" / "DCIM" / "100BIG"

@@ -19,10 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ghostroll import __version__, config, logs
-from ghostroll.db import Database
 from ghostroll.errors import CardError, ConfigError, DatabaseError, DiskFullError, PublishError
 from ghostroll.job import EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, run_job
 from ghostroll.memory import return_freed_memory
+from ghostroll.storage.db import Database
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,7 +190,7 @@ def cmd_card_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from ghostroll.watch import watch
+    from ghostroll.commands.watch import watch
 
     cfg = config.from_args(args)
     setup_logging(cfg)
@@ -217,7 +217,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from ghostroll import doctor
+    from ghostroll.commands import doctor
 
     try:
         cfg = config.from_args(args)
@@ -232,7 +232,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from ghostroll import verify
+    from ghostroll.commands import verify
 
     try:
         cfg = config.from_args(args)
@@ -251,7 +251,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ghostroll.status_cmd import NotRunning, query, render
+    from ghostroll.commands.status import NotRunning, query, render
 
     cfg = config.from_args(args)
     try:
@@ -267,7 +267,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
-    from ghostroll.setup_cmd import run_setup
+    from ghostroll.commands.setup import run_setup
 
     flags = {k.name: getattr(args, f"cfg_{k.name}") for k in config.KEYS
              if getattr(args, f"cfg_{k.name}", None) is not None}
@@ -276,7 +276,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_firstboot(args: argparse.Namespace) -> int:
-    from ghostroll.firstboot import Paths, run
+    from ghostroll.commands.firstboot import Paths, run
 
     return run(Paths(source=args.source, admin=args.admin))
 
@@ -290,7 +290,7 @@ def cmd_work(args: argparse.Namespace) -> int:
 
 
 def _session_arg(db: Database, ref: str) -> str:
-    from ghostroll.sessions_cmd import find
+    from ghostroll.commands.sessions import find
 
     session = find(db, ref)
     if session is None:
@@ -348,7 +348,7 @@ def cmd_reshare(args: argparse.Namespace) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
-    from ghostroll import sessions_cmd
+    from ghostroll.commands import sessions as sessions_cmd
 
     cfg = config.from_args(args)
     with Database(cfg.storage.db_path) as db:
@@ -368,7 +368,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from ghostroll.demo import run_demo
+    from ghostroll.commands.demo import run_demo
 
     return run_demo(args.dir, photos=args.photos, serve=args.serve)
 

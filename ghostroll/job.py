@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ghostroll import process
+from ghostroll.card.ingest import IngestResult, ingest_card
+from ghostroll.card.progress import TerminalProgress, summary_lines
+from ghostroll.card.volume import identify
 from ghostroll.config import Config
-from ghostroll.db import Database, SessionRow
-from ghostroll.ingest import IngestResult, ingest_card
 from ghostroll.process import ProcessResult
-from ghostroll.progress import TerminalProgress, summary_lines
-from ghostroll.volume import identify
+from ghostroll.storage.db import Database, SessionRow
 
 if TYPE_CHECKING:
     from ghostroll.publish.publisher import DrainResult, PublishEvent

@@ -25,19 +25,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ghostroll import db as dbm
 from ghostroll.config import Config, ImagesConfig
-from ghostroll.db import Database, SessionRow
 from ghostroll.derive import DeriveJob, DeriveResult, derive_many, numbering_gaps
 from ghostroll.derive.images import describe, environmental
 from ghostroll.errors import DatabaseError, DiskFullError, ProcessingStopped
 from ghostroll.gallery import model as gm
 from ghostroll.gallery.render import local_resolver, render_index
+from ghostroll.gallery.shots import CardEntry, Shot, plan_shots
 from ghostroll.gallery.ziparchive import write_share_zip
-from ghostroll.incoming import held_lock
 from ghostroll.logs import session_log
-from ghostroll.session import SessionLayout, write_json_atomic, write_text_atomic
-from ghostroll.shots import CardEntry, Shot, plan_shots
+from ghostroll.storage import db as dbm
+from ghostroll.storage.db import Database, SessionRow
+from ghostroll.storage.incoming import held_lock
+from ghostroll.storage.session import SessionLayout, write_json_atomic, write_text_atomic
 
 log = logging.getLogger("ghostroll.process")
 GALLERY_JSON = "gallery.json"  # the model, for publishing later

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from ghostroll.cardimage import fuse_pid, make_image, missing_tools, mounted, unmount
-from ghostroll.synthetic import make_blob, make_demo_card
-from ghostroll.volume import parse_boot_sector
+from ghostroll.card.volume import parse_boot_sector
+from ghostroll.devtools.cardimage import fuse_pid, make_image, missing_tools, mounted, unmount
+from ghostroll.devtools.synthetic import make_blob, make_demo_card
 from tests.support.ingest import ingest, make_config, originals
 from tests.support.samples import require_samples
 

@@ -15,8 +15,8 @@ import pytest
 
 from ghostroll.appliance import protocol as p
 from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
-from ghostroll.db import Database
-from ghostroll.synthetic import make_blob, make_demo_card
+from ghostroll.devtools.synthetic import make_blob, make_demo_card
+from ghostroll.storage.db import Database
 from tests.support.ingest import make_config, originals
 
 REPO = Path(__file__).resolve().parents[1]

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from ghostroll.db import Database
-from ghostroll.scan import scan_card
-from ghostroll.synthetic import make_blob, make_demo_card
+from ghostroll.card.scan import scan_card
+from ghostroll.devtools.synthetic import make_blob, make_demo_card
+from ghostroll.storage.db import Database
 from tests.support.ingest import make_config, originals
 
 REPO = Path(__file__).resolve().parents[1]

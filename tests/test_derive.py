@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from ghostroll.card.media import HEAD_BYTES, Kind, classify
 from ghostroll.derive import DeriveJob, derive_many, derive_one, meta_from_exif, numbering_gaps
 from ghostroll.derive.pool import Budget
-from ghostroll.media import HEAD_BYTES, Kind, classify
-from ghostroll.synthetic import PhotoSpec, make_jpeg
+from ghostroll.devtools.synthetic import PhotoSpec, make_jpeg
 from tests.support.ingest import make_config
 from tests.support.samples import manifest, require_samples
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from ghostroll import config
-from ghostroll.doctor import FAIL, OK, WARN, check_button
+from ghostroll.commands.doctor import FAIL, OK, WARN, check_button
 
 
 def checks(tmp_path: Path, record: dict | None) -> list:

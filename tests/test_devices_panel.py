@@ -248,10 +248,10 @@ def test_stop_draws_the_pending_frame_then_sleeps(tmp_path: Path) -> None:
 
 
 def test_default_kit_spec_fits_if_kits_module_present(tmp_path: Path) -> None:
-    kits = pytest.importorskip("ghostroll.kits")
+    kits = pytest.importorskip("ghostroll.devices.kits")
     loader = getattr(kits, "load_kit", None) or getattr(kits, "get_kit", None)
     if loader is None:
-        pytest.skip("ghostroll.kits has no load_kit/get_kit")
+        pytest.skip("ghostroll.devices.kits has no load_kit/get_kit")
     spec = loader("waveshare-2in13-v4").panel
     panel = panel_factory("simulated", spec, tmp_path)()
     assert panel.size == (spec.width, spec.height)

@@ -8,11 +8,11 @@ import io
 import json
 from pathlib import Path
 
-from ghostroll import doctor
+from ghostroll.commands import doctor
 from ghostroll.config import Config
+from ghostroll.devtools.synthetic import make_demo_card
 from ghostroll.job import run_job
 from ghostroll.publish.links import is_short_link_key, new_token, short_link_policy
-from ghostroll.synthetic import make_demo_card
 from tests.support.ingest import make_config
 from tests.support.s3 import S3Bucket, unsigned_get
 

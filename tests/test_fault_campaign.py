@@ -27,8 +27,8 @@ from pathlib import Path
 
 import pytest
 
-from ghostroll.s3local import LocalS3
-from ghostroll.synthetic import PhotoSpec, make_blob, make_demo_card, make_jpeg
+from ghostroll.devtools.s3local import LocalS3
+from ghostroll.devtools.synthetic import PhotoSpec, make_blob, make_demo_card, make_jpeg
 from tests.support import campaign as c
 from tests.support.faultproxy import FaultPlan, FaultProxy
 
@@ -409,7 +409,7 @@ def case_insensitive(world: c.World, rec: c.Recorder, rng: random.Random) -> Non
                           GHOSTROLL_FREE_SPACE_MARGIN_MB="8")
             c.oracle(world, [card], rec)
         finally:
-            from ghostroll.cardimage import unmount
+            from ghostroll.devtools.cardimage import unmount
 
             unmount(world.base)
     finally:

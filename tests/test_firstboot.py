@@ -7,7 +7,7 @@ import stat
 import tomllib
 from pathlib import Path
 
-from ghostroll.firstboot import Paths, run
+from ghostroll.commands.firstboot import Paths, run
 
 KEY = "ssh-ed25519 " + "A" * 68 + " me@laptop"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ghostroll.db import Database
+from ghostroll.devtools.synthetic import PhotoSpec, make_demo_card, make_jpeg
 from ghostroll.gallery.model import Gallery, GalleryItem, Progress
 from ghostroll.gallery.render import (
     local_resolver,
@@ -24,7 +24,7 @@ from ghostroll.gallery.render import (
     script_json,
 )
 from ghostroll.process import process_session
-from ghostroll.synthetic import PhotoSpec, make_demo_card, make_jpeg
+from ghostroll.storage.db import Database
 from tests.support.browser import artifact
 from tests.support.ingest import ingest, make_config
 

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from ghostroll.db import Database
+from ghostroll.card.ingest import IngestProgress
+from ghostroll.card.scan import scan_card
+from ghostroll.devtools.synthetic import make_blob, make_demo_card
 from ghostroll.errors import DiskFullError
-from ghostroll.ingest import IngestProgress
-from ghostroll.scan import scan_card
-from ghostroll.synthetic import make_blob, make_demo_card
+from ghostroll.storage.db import Database
 from tests.support.ingest import ingest, make_config, originals
 from tests.support.samples import manifest, require_samples
 

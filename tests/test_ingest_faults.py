@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 
 from ghostroll import faults
-from ghostroll.copier import commit_new
-from ghostroll.db import Database
-from ghostroll.scan import scan_card
-from ghostroll.synthetic import PhotoSpec, make_blob, make_demo_card, make_jpeg
+from ghostroll.card.copier import commit_new
+from ghostroll.card.scan import scan_card
+from ghostroll.devtools.synthetic import PhotoSpec, make_blob, make_demo_card, make_jpeg
+from ghostroll.storage.db import Database
 from tests.support.ingest import ingest, make_config
 
 REPO = Path(__file__).resolve().parents[1]
@@ -293,7 +293,7 @@ def test_absurdly_deep_folders_and_both_dcim_spellings(tmp_path: Path) -> None:
 def test_processes_opening_a_new_database_at_once_all_succeed(tmp_path: Path) -> None:
     """Two cards inserted together open a database nobody created yet: switching it to
     WAL answers "locked" at once while another process creates it (seen in CI)."""
-    code = ("import sys, pathlib; from ghostroll.db import Database; "
+    code = ("import sys, pathlib; from ghostroll.storage.db import Database; "
             "Database(pathlib.Path(sys.argv[1])).close()")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for attempt in range(40):  # it failed about one attempt in ten before the fix

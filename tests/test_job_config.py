@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from ghostroll import faults
-from ghostroll.db import Database
+from ghostroll.devtools.synthetic import make_demo_card
 from ghostroll.job import run_job
 from ghostroll.publish import publisher
-from ghostroll.synthetic import make_demo_card
+from ghostroll.storage.db import Database
 from tests.support.ingest import make_config, originals
 from tests.support.s3 import S3Bucket
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from ghostroll.devices.kits import kit_names, load_kit
 from ghostroll.errors import ConfigError
-from ghostroll.kits import kit_names, load_kit
 
 
 def test_the_three_kits_load() -> None:

@@ -12,14 +12,14 @@ import threading
 import tomllib
 from pathlib import Path
 
-from ghostroll import doctor
 from ghostroll.appliance.machine import Ev, State
 from ghostroll.appliance.service import Devices, Service
-from ghostroll.db import SCHEMA_VERSION
-from ghostroll.kits import load_kit
+from ghostroll.commands import doctor
+from ghostroll.commands.setup import run_setup
+from ghostroll.commands.status import NotRunning, query
+from ghostroll.devices.kits import load_kit
 from ghostroll.publish.links import short_link_policy
-from ghostroll.setup_cmd import run_setup
-from ghostroll.status_cmd import NotRunning, query
+from ghostroll.storage.db import SCHEMA_VERSION
 from tests.support.ingest import make_config
 from tests.support.s3 import S3Bucket
 
@@ -131,7 +131,7 @@ def test_status_from_the_running_service(tmp_path: Path) -> None:
     assert status["state"] == "idle" and status["battery_percentage"] == 64.0
     assert status["battery_charging"] is True and status["message"] == "Insert a camera card"
     out = io.StringIO()
-    from ghostroll.status_cmd import render
+    from ghostroll.commands.status import render
     out.write(render(status, as_json=False))
     assert "battery    64 % charging" in out.getvalue()
 

@@ -18,11 +18,11 @@ from PIL import Image
 
 from ghostroll.appliance.machine import State
 from ghostroll.appliance.simulate import simulate
-from ghostroll.db import Database
+from ghostroll.devtools.synthetic import make_demo_card
 from ghostroll.job import run_job
 from ghostroll.publish.links import short_link_policy
-from ghostroll.session import private_mode
-from ghostroll.synthetic import make_demo_card
+from ghostroll.storage.db import Database
+from ghostroll.storage.session import private_mode
 from tests.support.ingest import make_config
 from tests.support.s3 import S3Bucket
 

@@ -8,8 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
-from ghostroll.db import Database
 from ghostroll.job import process_pending
+from ghostroll.storage.db import Database
 from tests.support.ingest import ingest, make_config, originals
 from tests.support.samples import manifest, require_samples
 

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from ghostroll import faults, process, sessions_cmd
-from ghostroll.db import Database
+from ghostroll import faults, process
+from ghostroll.commands import sessions as sessions_cmd
 from ghostroll.derive import sources
+from ghostroll.devtools.synthetic import PhotoSpec, make_jpeg
 from ghostroll.job import process_pending
-from ghostroll.synthetic import PhotoSpec, make_jpeg
+from ghostroll.storage.db import Database
 from tests.support.ingest import ingest, make_config
 
 REPO = Path(__file__).resolve().parent.parent
@@ -201,8 +202,8 @@ def test_a_set_aside_session_is_on_the_idle_screen_and_in_doctor(tmp_path: Path)
     from ghostroll.appliance.idle_facts import read_idle_facts
     from ghostroll.appliance.machine import Model
     from ghostroll.appliance.screens import Env, render, screen_for
-    from ghostroll.doctor import FAIL, check_set_aside
-    from ghostroll.kits import kit_names, load_kit
+    from ghostroll.commands.doctor import FAIL, check_set_aside
+    from ghostroll.devices.kits import kit_names, load_kit
 
     cfg = make_config(tmp_path)
     session = ingest(make_card(tmp_path / "card"), cfg).session

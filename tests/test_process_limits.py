@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from ghostroll.devtools.synthetic import PhotoSpec, make_jpeg
 from ghostroll.gallery.ziparchive import write_share_zip
-from ghostroll.synthetic import PhotoSpec, make_jpeg
 from tests.support import s3 as s3_support
 from tests.support.s3 import S3Bucket
 from tests.support.samples import manifest, require_samples

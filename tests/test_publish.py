@@ -18,13 +18,13 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from ghostroll.db import Database
+from ghostroll.devtools.synthetic import PhotoSpec, make_demo_card, make_jpeg
 from ghostroll.job import EXIT_QUEUED, run_job
 from ghostroll.publish import links
 from ghostroll.publish.lock import PublishBusy, publish_lock
 from ghostroll.publish.publisher import drain, prefix_for
 from ghostroll.publish.s3client import make_client
-from ghostroll.synthetic import PhotoSpec, make_demo_card, make_jpeg
+from ghostroll.storage.db import Database
 from tests.support.browser import artifact
 from tests.support.ingest import make_config
 from tests.support.s3 import S3Bucket, unsigned_get

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from ghostroll.db import Database
+from ghostroll.devtools.synthetic import make_demo_card
 from ghostroll.job import run_job
 from ghostroll.publish import links, publisher
 from ghostroll.publish.s3client import make_client
-from ghostroll.session import SessionLayout
-from ghostroll.synthetic import make_demo_card
+from ghostroll.storage.db import Database
+from ghostroll.storage.session import SessionLayout
 from tests.support.ingest import make_config
 from tests.support.s3 import S3Bucket, unsigned_get
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from ghostroll.devtools.s3local import LocalS3
 from ghostroll.errors import PublishError
-from ghostroll.s3local import LocalS3
 from tests.support import s3 as s3_support
 from tests.support.s3 import S3Bucket, unsigned_get
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from ghostroll.db import SeenRow
+from ghostroll.card.media import HEAD_BYTES, Kind, classify
+from ghostroll.card.plan import plan_card
+from ghostroll.card.scan import scan_card
+from ghostroll.devtools.synthetic import MOV_HEADER, make_demo_card
 from ghostroll.errors import CardError
-from ghostroll.media import HEAD_BYTES, Kind, classify
-from ghostroll.plan import plan_card
-from ghostroll.scan import scan_card
-from ghostroll.synthetic import MOV_HEADER, make_demo_card
+from ghostroll.storage.db import SeenRow
 from tests.support.samples import manifest, require_samples
 
 EXPECTED_KIND = {"JPEG": Kind.JPEG, "MPO": Kind.JPEG, "HEIF": Kind.HEIC, "HEIC": Kind.HEIC}

@@ -12,7 +12,7 @@ from PIL import Image
 
 from ghostroll.appliance.machine import Copy, Model, Receipt, State
 from ghostroll.appliance.screens import Env, qr_fit, render, screen_for
-from ghostroll.kits import kit_names, load_kit
+from ghostroll.devices.kits import kit_names, load_kit
 from tests.support.browser import artifact
 
 ENV = Env(now=datetime(2026, 11, 24, 10, 51), free_bytes=48_200_000_000, queued=2,

@@ -18,11 +18,11 @@ from ghostroll.appliance.machine import Ev, State
 from ghostroll.appliance.screens import screen_for
 from ghostroll.appliance.service import Devices, Service
 from ghostroll.appliance.simulate import simulate
-from ghostroll.db import Database
+from ghostroll.devices.kits import load_kit
 from ghostroll.devices.notify import Notifier
-from ghostroll.kits import load_kit
+from ghostroll.devtools.synthetic import make_demo_card
 from ghostroll.publish.links import short_link_policy
-from ghostroll.synthetic import make_demo_card
+from ghostroll.storage.db import Database
 from tests.support.ingest import ingest, make_config
 from tests.support.s3 import S3Bucket, unsigned_get
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import zxingcpp
 from PIL import Image
 
+from ghostroll.devtools.synthetic import make_demo_card
 from ghostroll.publish.qr import terminal_text
-from ghostroll.synthetic import make_demo_card
 from tests.support.ingest import ingest, make_config
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ghostroll.shots import CardEntry, plan_shots
+from ghostroll.gallery.shots import CardEntry, plan_shots
 
 
 def entry(rel: str, kind: str) -> CardEntry:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from ghostroll.volume import _udev_link, identify, parse_boot_sector
+from ghostroll.card.volume import _udev_link, identify, parse_boot_sector
 
 
 @pytest.mark.parametrize(("mkfs", "size_mb", "prefix"), [

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ghostroll.cardimage import make_image, missing_tools, mounted
+from ghostroll.commands.watch import find_cards, matches_label, mount_roots, watch
+from ghostroll.devtools.cardimage import make_image, missing_tools, mounted
+from ghostroll.devtools.synthetic import make_demo_card
 from ghostroll.job import run_job
-from ghostroll.synthetic import make_demo_card
-from ghostroll.watch import find_cards, matches_label, mount_roots, watch
 from tests.support.ingest import make_config, originals
 
 

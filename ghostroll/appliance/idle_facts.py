@@ -11,8 +11,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
-from ghostroll.db import VERIFIED, Database
-from ghostroll.verify import idle_line, last_result_path
+from ghostroll.commands.verify import idle_line, last_result_path
+from ghostroll.storage.db import VERIFIED, Database
 
 REFRESH_S = 30.0
 

@@ -13,11 +13,11 @@ from ghostroll.config import Config
 from ghostroll.devices import DeviceError
 from ghostroll.devices.battery import BatteryMonitor, BatteryReading
 from ghostroll.devices.button import DEVICES_FILE, GpioButton, Press, open_button
+from ghostroll.devices.kits import load_kit
 from ghostroll.devices.notify import Notifier
 from ghostroll.devices.panel import PanelWorker, panel_factory
 from ghostroll.devices.refresh import RefreshPolicy
-from ghostroll.kits import load_kit
-from ghostroll.session import write_json_atomic
+from ghostroll.storage.session import write_json_atomic
 
 log = logging.getLogger(__name__)
 

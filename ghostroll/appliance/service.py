@@ -40,9 +40,9 @@ from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
 from ghostroll.appliance.machine import Ev, Event, Model, State
 from ghostroll.appliance.screens import Env, Screen, render, screen_for
 from ghostroll.config import Config
+from ghostroll.devices.kits import Kit
 from ghostroll.devices.notify import Notifier
-from ghostroll.kits import Kit
-from ghostroll.session import private_mode, write_json_atomic
+from ghostroll.storage.session import private_mode, write_json_atomic
 
 log = logging.getLogger("ghostroll.service")
 TICK_S = 1.0

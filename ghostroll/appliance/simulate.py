@@ -24,10 +24,10 @@ from ghostroll.appliance.machine import Ev, Model, State
 from ghostroll.appliance.service import Devices, Service, _env_overrides
 from ghostroll.config import Config, load
 from ghostroll.devices.button import KeyboardButton, Press, ScriptedButton, parse_presses
+from ghostroll.devices.kits import load_kit
 from ghostroll.devices.panel import PanelWorker, panel_factory
 from ghostroll.devices.refresh import RefreshPolicy
 from ghostroll.errors import CardError
-from ghostroll.kits import load_kit
 
 log = logging.getLogger("ghostroll.simulate")
 DEVICE = "sim0"
@@ -44,8 +44,8 @@ def card_path(card: Path, scratch: Path) -> Iterator[Path]:
     if os.geteuid() != 0:
         raise CardError("a card image is mounted through a loop device and FUSE, which needs "
                         "root; give a folder holding DCIM/ instead")
-    from ghostroll.cardimage import mounted
-    from ghostroll.volume import parse_boot_sector
+    from ghostroll.card.volume import parse_boot_sector
+    from ghostroll.devtools.cardimage import mounted
 
     with card.open("rb") as fh:
         head = fh.read(512)

@@ -19,7 +19,7 @@ import sys
 from typing import TextIO
 
 from ghostroll.config import Config
-from ghostroll.db import Database
+from ghostroll.storage.db import Database
 
 
 def _emit(out: TextIO, **fields: object) -> None:
@@ -52,7 +52,7 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
 def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:
     from ghostroll.job import early_link
     from ghostroll.publish.publisher import load_link
-    from ghostroll.session import SessionLayout
+    from ghostroll.storage.session import SessionLayout
 
     session = db.session(session_id)
     if session is None or not cfg.s3.enabled:

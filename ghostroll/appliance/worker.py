@@ -16,11 +16,11 @@ from pathlib import Path
 
 from ghostroll.appliance import protocol as p
 from ghostroll.appliance.link import SOCKET_NAME, WorkerLink
+from ghostroll.card.ingest import IngestProgress, IngestResult, ingest_card
+from ghostroll.card.volume import Volume, identify
 from ghostroll.config import Config
-from ghostroll.db import Database
 from ghostroll.errors import CardError, DiskFullError
-from ghostroll.ingest import IngestProgress, IngestResult, ingest_card
-from ghostroll.volume import Volume, identify
+from ghostroll.storage.db import Database
 
 log = logging.getLogger("ghostroll.worker")
 

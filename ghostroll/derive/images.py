@@ -25,11 +25,11 @@ from pathlib import Path
 from PIL import Image, ImageCms
 
 from ghostroll import faults
+from ghostroll.card.media import Kind
 from ghostroll.config import ImagesConfig
 from ghostroll.derive.metadata import PhotoMeta, meta_from_exif
 from ghostroll.derive.sources import NotAPicture, open_picture, upright
 from ghostroll.errors import ProcessingStopped
-from ghostroll.media import Kind
 
 log = logging.getLogger("ghostroll.derive")
 # OSErrors that say the machine, not the photo, is the problem (EPIPE: the service that

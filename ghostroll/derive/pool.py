@@ -13,11 +13,11 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from ghostroll.card.media import Kind
 from ghostroll.config import ImagesConfig
 from ghostroll.derive import sources
 from ghostroll.derive.images import DeriveJob, DeriveResult, derive_one
 from ghostroll.errors import ProcessingStopped
-from ghostroll.media import Kind
 from ghostroll.memory import return_freed_memory
 
 

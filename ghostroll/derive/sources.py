@@ -25,7 +25,7 @@ from typing import IO
 
 from PIL import Image
 
-from ghostroll.media import Kind
+from ghostroll.card.media import Kind
 
 MIN_PREVIEW_EDGE = 640  # a smaller RAW preview is not a picture worth sharing
 PIXEL_LIMIT = 150_000_000  # beyond this a file is refused as a decompression bomb

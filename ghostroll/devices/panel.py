@@ -38,7 +38,7 @@ SPI_DEVICE = Path("/dev/spidev0.0")
 
 
 class PanelSpecLike(Protocol):
-    """The panel part of a hardware kit (`ghostroll.kits.PanelSpec` has these fields)."""
+    """The panel part of a hardware kit (`ghostroll.devices.kits.PanelSpec` has these fields)."""
 
     driver: str  # vendor module, e.g. "epd2in13_V4"
     width: int  # landscape frame as drawn

@@ -29,10 +29,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ghostroll import db as dbm
 from ghostroll import faults
 from ghostroll.config import Config
-from ghostroll.db import Database, SessionRow
 from ghostroll.errors import PublishError
 from ghostroll.gallery.model import Gallery, GalleryItem, Progress
 from ghostroll.gallery.render import progress_document, render_index, render_loading
@@ -42,7 +40,9 @@ from ghostroll.publish.clock import clock_verdict, server_date, system_clock_syn
 from ghostroll.publish.lock import publish_lock
 from ghostroll.publish.qr import write_png
 from ghostroll.publish.upload import UploadReport, UploadTask, upload_all
-from ghostroll.session import SessionLayout, private_mode, write_text_atomic
+from ghostroll.storage import db as dbm
+from ghostroll.storage.db import Database, SessionRow
+from ghostroll.storage.session import SessionLayout, private_mode, write_text_atomic
 
 log = logging.getLogger("ghostroll.publish")
 # upload.classify_error's words for a network that is down (retry later, not a failure)

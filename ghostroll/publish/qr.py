@@ -14,7 +14,7 @@ import qrcode
 import qrcode.constants
 from PIL import Image
 
-from ghostroll.session import write_bytes_atomic
+from ghostroll.storage.session import write_bytes_atomic
 
 QUIET_ZONE = 2  # modules; scanners need >= 2 in practice on a white e-ink frame
 

@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 
-from ghostroll.s3local import LocalS3
+from ghostroll.devtools.s3local import LocalS3
 from tests.support.faultproxy import FaultProxy
 
 REPO = Path(__file__).resolve().parents[2]

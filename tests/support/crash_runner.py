@@ -19,8 +19,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from ghostroll import cli, copier
-from ghostroll.db import Database
+from ghostroll import cli
+from ghostroll.card import copier
+from ghostroll.storage.db import Database
 
 
 def _dies_on(n: int, func: Callable[..., Any], after: bool = False) -> Callable[..., Any]:
@@ -49,8 +50,8 @@ def main() -> int:
         Database.record_ingested = _dies_on(n, Database.record_ingested, after=True)  # type: ignore[method-assign]
     elif point == "verify":
         copier.verify = _dies_on(n, copier.verify)
-        import ghostroll.ingest
-        ghostroll.ingest.verify = copier.verify
+        import ghostroll.card.ingest
+        ghostroll.card.ingest.verify = copier.verify
     elif point == "upload":
         from ghostroll.publish import publisher
         publisher.upload_all = _dies_on(n, publisher.upload_all)

@@ -6,10 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from ghostroll import config
-from ghostroll.db import Database
-from ghostroll.demo import workdir_config
-from ghostroll.ingest import IngestResult, ingest_card
-from ghostroll.volume import Volume
+from ghostroll.card.ingest import IngestResult, ingest_card
+from ghostroll.card.volume import Volume
+from ghostroll.commands.demo import workdir_config
+from ghostroll.storage.db import Database
 
 
 def make_config(tmp: Path, **flags: Any) -> config.Config:

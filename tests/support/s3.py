@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from ghostroll import config
-from ghostroll.s3local import LocalS3, find_weed
+from ghostroll.devtools.s3local import LocalS3, find_weed
 
 _counter = itertools.count()
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from ghostroll.cardimage import make_image
-from ghostroll.synthetic import MOV_HEADER, PhotoSpec, make_blob, make_jpeg
+from ghostroll.devtools.cardimage import make_image
+from ghostroll.devtools.synthetic import MOV_HEADER, PhotoSpec, make_blob, make_jpeg
 from tests.support.samples import samples_dir
 from tests.vm.harness import (
     ADMIN,

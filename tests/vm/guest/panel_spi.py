@@ -80,8 +80,8 @@ def decode(buf: bytes, native: tuple[int, int], frame_size: tuple[int, int]) -> 
 
 
 def main(frames_dir: Path, kit_name: str, out_path: Path) -> int:
+    from ghostroll.devices.kits import load_kit
     from ghostroll.devices.panel_waveshare import WavesharePanel
-    from ghostroll.kits import load_kit
 
     spec = load_kit(kit_name).panel
     panel = WavesharePanel(spec)  # the real import of waveshare_epd.<driver>

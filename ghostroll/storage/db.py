@@ -42,7 +42,7 @@ from pathlib import Path
 
 from ghostroll import faults
 from ghostroll.errors import DatabaseError, DiskFullError
-from ghostroll.session import private_mode
+from ghostroll.storage.session import private_mode
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: ingest

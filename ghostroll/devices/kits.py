@@ -1,5 +1,5 @@
 """Supported hardware kits, as data: one TOML file per kit in hardware/ (shipped in the
-package as ghostroll/kitdata). A kit names the panel driver and geometry, the button
+package as ghostroll/devices/kitdata). A kit names the panel driver and geometry, the button
 pin and the battery."""
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ class Kit:
 
 
 def _files():  # type: ignore[no-untyped-def]
-    return resources.files("ghostroll") / "kitdata"
+    return resources.files("ghostroll.devices") / "kitdata"
 
 
 def kit_names() -> list[str]:

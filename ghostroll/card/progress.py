@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
-from ghostroll.ingest import IngestProgress, IngestResult
+from ghostroll.card.ingest import IngestProgress, IngestResult
 
 
 def human_bytes(n: float) -> str:

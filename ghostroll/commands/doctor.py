@@ -76,8 +76,8 @@ def check_disk(cfg: Config) -> Iterator[Check]:
 
 
 def check_database(cfg: Config) -> Iterator[Check]:
-    from ghostroll.db import Database
     from ghostroll.errors import DatabaseError
+    from ghostroll.storage.db import Database
 
     try:
         with Database(cfg.storage.db_path) as db:
@@ -98,9 +98,9 @@ def check_database(cfg: Config) -> Iterator[Check]:
 
 def check_set_aside(cfg: Config) -> Iterator[Check]:
     """Sessions whose processing failed unexpectedly: shown until retried."""
-    from ghostroll.db import Database
+    from ghostroll.commands.sessions import set_aside_text
     from ghostroll.errors import DatabaseError
-    from ghostroll.sessions_cmd import set_aside_text
+    from ghostroll.storage.db import Database
 
     if not cfg.storage.db_path.exists():
         return
@@ -212,8 +212,8 @@ def check_transport(cfg: Config) -> Iterator[Check]:
 def published_keys(cfg: Config, limit: int = 5) -> list[str]:
     """Objects the upload ledger says this bucket holds: one per top-level prefix
     (a photo when there is one), short-link pages left out (public by design)."""
-    from ghostroll.db import Database
     from ghostroll.publish.links import is_short_link_key
+    from ghostroll.storage.db import Database
 
     if not cfg.storage.db_path.exists():
         return []

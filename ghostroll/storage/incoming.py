@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from ghostroll.errors import CardError
-from ghostroll.session import INCOMING
+from ghostroll.storage.session import INCOMING
 
 
 class IncomingDir:

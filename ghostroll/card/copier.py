@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ghostroll import faults
+from ghostroll.card.media import HEAD_BYTES
 from ghostroll.errors import CardRemovedError, DiskFullError, FileChangedError, VerifyError
-from ghostroll.media import HEAD_BYTES
 
 CHUNK = 1 << 20
 CARD_GONE_ERRNOS = frozenset({errno.EIO, errno.ENODEV, errno.ENXIO, errno.ENOENT,

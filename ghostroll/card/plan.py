@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ghostroll.db import SeenRow
-from ghostroll.scan import CardFile
+from ghostroll.card.scan import CardFile
+from ghostroll.storage.db import SeenRow
 
 # Allowance per copied file for its directory entry and inode on the session disk.
 PER_FILE_OVERHEAD = 8192

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from ghostroll import config
-from ghostroll.doctor import http_status
-from ghostroll.synthetic import make_demo_card
+from ghostroll.commands.doctor import http_status
+from ghostroll.devtools.synthetic import make_demo_card
 
 
 def workdir_config(workdir: Path, **flags: object) -> config.Config:
@@ -28,11 +28,11 @@ def workdir_config(workdir: Path, **flags: object) -> config.Config:
 
 
 def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
-    from ghostroll.s3local import LocalS3, find_weed
+    from ghostroll.devtools.s3local import LocalS3, find_weed
 
     workdir = workdir.resolve()
     for old in ("card", "sessions", "s3", "frames", "frames-again", "ghostroll.db",
-                "ghostroll.db-wal", "ghostroll.db-shm", "ghostroll.db.short-links"):
+                "ghostroll.db-wal", "ghostroll.db-shm", "ghostroll.storage.db.short-links"):
         target = workdir / old
         if target.is_dir():
             shutil.rmtree(target)
@@ -73,7 +73,7 @@ def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
 def _verify(cfg: config.Config) -> int:
     """`ghostroll verify --read-data`: every original re-hashed, every session's state and
     every published object checked where the database says they are."""
-    from ghostroll.verify import summary_line, verify_device
+    from ghostroll.commands.verify import summary_line, verify_device
 
     report = verify_device(cfg, read_data=True)
     print(f"demo: ghostroll verify --read-data: {summary_line(report).removeprefix('verify: ')}")

@@ -7,9 +7,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from ghostroll.db import COPIED, Database, SessionRow
 from ghostroll.publish.qr import terminal_text
-from ghostroll.session import SessionLayout
+from ghostroll.storage.db import COPIED, Database, SessionRow
+from ghostroll.storage.session import SessionLayout
 
 
 def session_counts(db: Database, session_id: str) -> Counter[str]:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ghostroll.copier import fsync_dir
+from ghostroll.card.copier import fsync_dir
 
 INCOMING = ".incoming"  # temp files live here, on the same filesystem, never counted
 APPLIANCE_GROUP = "ghostroll"  # the appliance's units run as User=/Group=ghostroll

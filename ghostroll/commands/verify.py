@@ -34,14 +34,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ghostroll import db as dbm
 from ghostroll import faults
+from ghostroll.card.progress import human_bytes
 from ghostroll.config import Config
-from ghostroll.db import CopyRow, Database, SessionRow
 from ghostroll.errors import CardError, DatabaseError
-from ghostroll.incoming import live_runs, stale_temps
-from ghostroll.progress import human_bytes
-from ghostroll.session import SessionLayout, write_json_atomic
+from ghostroll.storage import db as dbm
+from ghostroll.storage.db import CopyRow, Database, SessionRow
+from ghostroll.storage.incoming import live_runs, stale_temps
+from ghostroll.storage.session import SessionLayout, write_json_atomic
 
 CHUNK = 1 << 20  # bytes read at a time when re-hashing: memory stays bounded
 GALLERY_JSON = "gallery.json"  # process.GALLERY_JSON (not imported: it loads the decoders)
@@ -171,7 +171,7 @@ def verify_device(cfg: Config, session_ref: str | None = None, *, local: bool = 
                   progress: HashProgress | None = None) -> Report:
     """The whole `ghostroll verify`: raises DatabaseError (unusable database) or CardError
     (no such session). A check of the whole device is kept for the idle screen."""
-    from ghostroll.sessions_cmd import find
+    from ghostroll.commands.sessions import find
 
     if not cfg.storage.db_path.exists():  # a device that never saw a card: not created
         report = Report()
@@ -408,7 +408,7 @@ def repair_what_can_be_redone(cfg: Config, db: Database, report: Report) -> list
     (never a living run's), sessions with missing share images set back to be processed,
     objects missing from the bucket forgotten by the upload ledger so the next publish
     sends them. Originals are never touched: a lost one needs a backup or its card."""
-    from ghostroll.incoming import clear_stale
+    from ghostroll.storage.incoming import clear_stale
 
     done: list[str] = []
     kinds = {p.kind for p in report.problems}
@@ -692,7 +692,7 @@ class _Bucket:
             self._unsigned_denied(session, present)
 
     def _unsigned_denied(self, session: SessionRow, key: str) -> None:
-        from ghostroll.doctor import http_status
+        from ghostroll.commands.doctor import http_status
         from ghostroll.publish import links
 
         url = links.presign_get(self._client(), self.cfg.s3.s3_bucket, key, 60).split("?")[0]

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from ghostroll.media import Kind
+from ghostroll.card.media import Kind
 
 PICTURE_KINDS = (Kind.JPEG, Kind.HEIC, Kind.TIFF)
 

@@ -15,7 +15,8 @@ import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
-from ghostroll import config, doctor
+from ghostroll import config
+from ghostroll.commands import doctor
 from ghostroll.config import KEYS_BY_NAME
 from ghostroll.errors import ConfigError
 

@@ -24,18 +24,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ghostroll import db as dbm
+from ghostroll.card.copier import ByteCounter, Copied, commit_new, copy_to_temp, verify
+from ghostroll.card.media import classify
+from ghostroll.card.plan import plan_card
+from ghostroll.card.scan import CardFile, CardListing, scan_card
+from ghostroll.card.volume import Volume
 from ghostroll.config import Config
-from ghostroll.copier import ByteCounter, Copied, commit_new, copy_to_temp, verify
-from ghostroll.db import Database, SessionRow
 from ghostroll.errors import CardRemovedError, DiskFullError, FileChangedError, VerifyError
-from ghostroll.incoming import IncomingDir, card_lock, clear_stale
 from ghostroll.logs import session_log_handler
-from ghostroll.media import classify
-from ghostroll.plan import plan_card
-from ghostroll.scan import CardFile, CardListing, scan_card
-from ghostroll.session import SessionLayout, new_session_id, write_json_atomic
-from ghostroll.volume import Volume
+from ghostroll.storage import db as dbm
+from ghostroll.storage.db import Database, SessionRow
+from ghostroll.storage.incoming import IncomingDir, card_lock, clear_stale
+from ghostroll.storage.session import SessionLayout, new_session_id, write_json_atomic
 
 log = logging.getLogger("ghostroll.ingest")
 

@@ -1,0 +1,1 @@
+"""One module per maintenance command of the `ghostroll` CLI."""

@@ -1,0 +1,1 @@
+"""Tools for the demo, benchmarks and tests: synthetic cards, card images, an embedded S3."""
