@@ -28,6 +28,7 @@ from ghostroll import faults
 from ghostroll.card.media import Kind
 from ghostroll.config import ImagesConfig
 from ghostroll.derive.metadata import PhotoMeta, meta_from_exif
+from ghostroll.derive.shared_metadata import shared_exif
 from ghostroll.derive.sources import NotAPicture, open_picture, upright
 from ghostroll.errors import ProcessingStopped
 
@@ -135,7 +136,7 @@ def _picture(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
                             meta=meta_from_exif(None, mtime))
     faults.delay("derive")
     faults.fault("derive")
-    save_jpeg(share, job.share, images.share_quality)
+    save_jpeg(share, job.share, images.share_quality, shared_exif(opened.exif))
     save_jpeg(thumb, job.thumb, images.thumb_quality)
     return DeriveResult(job, job.share, job.thumb, share.width, share.height, meta)
 
@@ -165,14 +166,16 @@ def _transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
     return ImageCms.buildTransform(source, _SRGB, mode, "RGB")
 
 
-def save_jpeg(image: Image.Image, path: Path, quality: int) -> None:
-    """A JPEG with no EXIF, XMP, ICC or comments; written to a temp file, then renamed."""
+def save_jpeg(image: Image.Image, path: Path, quality: int, exif: bytes | None = None) -> None:
+    """A JPEG with no XMP, ICC or comments and only the allow-listed EXIF (`exif`, from
+    `shared_exif`); written to a temp file, then renamed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     clean = image if not image.info else Image.frombytes(image.mode, image.size,
                                                          image.tobytes())
     try:
-        clean.save(temp, "JPEG", quality=quality, optimize=False)
+        extra = {"exif": exif} if exif else {}
+        clean.save(temp, "JPEG", quality=quality, optimize=False, **extra)
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)  # a full disk leaves nothing behind
