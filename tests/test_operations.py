@@ -12,8 +12,9 @@ import threading
 import tomllib
 from pathlib import Path
 
+from ghostroll.appliance.host import Devices
 from ghostroll.appliance.machine import Ev, State
-from ghostroll.appliance.service import Devices, Service
+from ghostroll.appliance.service import Service
 from ghostroll.commands import doctor
 from ghostroll.commands.setup import run_setup
 from ghostroll.commands.status import NotRunning, query

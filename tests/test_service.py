@@ -13,10 +13,11 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from ghostroll.appliance.host import Devices
 from ghostroll.appliance.idle_facts import read_idle_facts
 from ghostroll.appliance.machine import Ev, State
 from ghostroll.appliance.screens import screen_for
-from ghostroll.appliance.service import Devices, Service
+from ghostroll.appliance.service import Service
 from ghostroll.appliance.simulate import simulate
 from ghostroll.devices.kits import load_kit
 from ghostroll.devices.notify import Notifier

@@ -7,15 +7,17 @@ import logging
 import signal
 from collections.abc import Callable
 
+from ghostroll.appliance.host import Devices, real_eject, real_shutdown
 from ghostroll.appliance.machine import Ev
-from ghostroll.appliance.service import Devices, Service, real_eject, real_shutdown
+from ghostroll.appliance.service import Service
 from ghostroll.config import Config
 from ghostroll.devices import DeviceError
 from ghostroll.devices.battery import BatteryMonitor, BatteryReading
 from ghostroll.devices.button import DEVICES_FILE, GpioButton, Press, open_button
 from ghostroll.devices.kits import load_kit
 from ghostroll.devices.notify import Notifier
-from ghostroll.devices.panel import PanelWorker, panel_factory
+from ghostroll.devices.panel import panel_factory
+from ghostroll.devices.panel_worker import PanelWorker
 from ghostroll.devices.refresh import RefreshPolicy
 from ghostroll.storage.session import write_json_atomic
 

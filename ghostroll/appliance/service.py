@@ -16,20 +16,20 @@ import logging
 import os
 import queue
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ghostroll.appliance import machine as sm
 from ghostroll.appliance import protocol as p
+from ghostroll.appliance.host import Devices, host_info
 from ghostroll.appliance.idle_facts import (
     REFRESH_S,
     IdleFacts,
@@ -38,52 +38,14 @@ from ghostroll.appliance.idle_facts import (
 )
 from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
 from ghostroll.appliance.machine import Ev, Event, Model, State
-from ghostroll.appliance.screens import Env, Screen, render, screen_for
+from ghostroll.appliance.screens import Env, Screen, render, screen_for, status_document
 from ghostroll.config import Config
 from ghostroll.devices.kits import Kit
-from ghostroll.devices.notify import Notifier
 from ghostroll.storage.session import private_mode, write_json_atomic
 
 log = logging.getLogger("ghostroll.service")
 TICK_S = 1.0
 RETRY_WORK_S = 30.0
-
-
-@dataclass
-class Devices:
-    """How the service reaches the outside world; the defaults are the real ones."""
-    panel_submit: Callable[[Any, str, bool], None]
-    eject: Callable[[str], None]
-    shutdown: Callable[[], None]
-    notifier: Notifier = field(default_factory=Notifier)
-    stop_devices: Callable[[], None] = lambda: None
-
-
-def systemctl(*args: str) -> None:
-    done = subprocess.run(["systemctl", "--no-ask-password", *args], capture_output=True,
-                          text=True, timeout=60)
-    if done.returncode != 0:
-        log.error("systemctl %s failed: %s", " ".join(args), done.stderr.strip())
-
-
-def real_eject(device: str) -> None:
-    """Stopping the card's mount unit stops its worker first, then unmounts."""
-    systemctl("stop", f"ghostroll-mount@{device}.service")
-
-
-def real_shutdown() -> None:
-    systemctl("poweroff")
-
-
-def host_info() -> tuple[str, str]:
-    name = socket.gethostname()
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(("192.0.2.1", 9))  # TEST-NET: no packet is sent for UDP connect
-            ip = probe.getsockname()[0]
-    except OSError:
-        ip = ""
-    return name, ip
 
 
 class Service:
@@ -356,28 +318,8 @@ class Service:
         return f"{self.model.state.value}: {screen.big}"
 
     def status_document(self, screen: Screen) -> dict[str, Any]:
-        m = self.model
-        return {
-            "state": m.state.value,
-            "step": m.work or m.state.value,
-            "message": screen.big,
-            "session_id": m.session_id,
-            "volume": m.label or None,
-            "counts": {"discovered": m.copy.files_total, "new": m.copy.new,
-                       "skipped": m.copy.skipped, "copied": m.copy.files_read,
-                       "processed": m.work_done if m.work == "processing" else None,
-                       "uploaded": m.work_done if m.work == "publishing" else None,
-                       "failed": m.copy.failed},
-            "url": m.link,
-            "qr_path": str(self.runtime / "status.png"),
-            "link_expires": m.link_expires.isoformat() if m.link_expires else None,
-            "error": m.error or None,
-            "hostname": self.hostname,
-            "ip": self.ip,
-            "battery_percentage": m.battery,
-            "battery_charging": m.charging,
-            "updated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
+        return status_document(self.model, screen, self.runtime / "status.png",
+                               self.hostname, self.ip)
 
     def _write_status(self, frame: Any, screen: Screen, mirror: bool) -> None:
         doc = self.status_document(screen)

@@ -20,12 +20,14 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ghostroll.appliance.host import Devices
 from ghostroll.appliance.machine import Ev, Model, State
-from ghostroll.appliance.service import Devices, Service, _env_overrides
+from ghostroll.appliance.service import Service, _env_overrides
 from ghostroll.config import Config, load
 from ghostroll.devices.button import KeyboardButton, Press, ScriptedButton, parse_presses
 from ghostroll.devices.kits import load_kit
-from ghostroll.devices.panel import PanelWorker, panel_factory
+from ghostroll.devices.panel import panel_factory
+from ghostroll.devices.panel_worker import PanelWorker
 from ghostroll.devices.refresh import RefreshPolicy
 from ghostroll.errors import CardError
 
