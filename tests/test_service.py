@@ -13,9 +13,10 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from ghostroll.appliance import protocol as p
 from ghostroll.appliance.host import Devices
 from ghostroll.appliance.idle_facts import read_idle_facts
-from ghostroll.appliance.machine import Ev, State
+from ghostroll.appliance.machine import State
 from ghostroll.appliance.screens import screen_for
 from ghostroll.appliance.service import Service
 from ghostroll.appliance.simulate import simulate
@@ -95,7 +96,7 @@ def test_sd_notify_ready_status_and_watchdog(tmp_path: Path) -> None:
     service = Service(cfg, load_kit("waveshare-2in13-v4"), Devices(
         panel_submit=lambda image, state, full: drawn.append(state), eject=lambda d: None,
         shutdown=lambda: None, notifier=notifier))
-    threading.Timer(1.5, lambda: service.post(Ev.BUTTON_LONG)).start()
+    threading.Timer(1.5, lambda: service.post(p.Hold())).start()
     service.run(until=lambda m: m.state == State.CONFIRM_SHUTDOWN, timeout_s=20)
     messages = []
     while True:

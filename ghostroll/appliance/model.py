@@ -1,10 +1,13 @@
-"""The state machine's vocabulary: states, events, the policy, and the model it steps (pure)."""
+"""The state machine's model: states, the event wrapper around a protocol message, the
+policy, and the model it steps (pure)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+
+from ghostroll.appliance import protocol as p
 
 
 class State(StrEnum):
@@ -23,32 +26,17 @@ class State(StrEnum):
     SHUTTING_DOWN = "shutting_down"
 
 
-class Ev(StrEnum):
-    CARD_ADDED = "card_added"
-    CARD_REMOVED = "card_removed"
-    PHASE_PROGRESS = "phase_progress"
-    PHASE_DONE = "phase_done"
-    PHASE_FAILED = "phase_failed"
-    LINK_READY = "link_ready"
-    WORK_PROGRESS = "work_progress"  # processing or publishing progress
-    WORK_WAITING = "work_waiting"  # publishing waits for network or clock
-    PUBLISH_DONE = "publish_done"
-    WORK_FAILED = "work_failed"
-    BUTTON_SHORT = "button_short"
-    BUTTON_LONG = "button_long"
-    BATTERY = "battery"
-    BATTERY_CRITICAL = "battery_critical"
-    TICK = "tick"
-    SETUP_ERROR = "setup_error"  # e.g. a broken first-boot file, written by another unit
-
-
 @dataclass(frozen=True)
 class Event:
-    kind: Ev
+    """A message (`protocol`) as the machine takes it: when it arrived and, for card
+    socket messages, which card's worker sent it."""
+    msg: p.Message
     at: float = 0.0  # monotonic seconds
     device: str = ""
-    label: str = ""
-    data: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> type[p.Message]:
+        return type(self.msg)
 
 
 @dataclass(frozen=True)
@@ -68,7 +56,8 @@ class Copy:
     bytes_to_read: int = 0
     bytes_read: int = 0
     new: int = 0
-    skipped: int = 0
+    bytes_new: int = 0
+    skipped: int = 0  # already safe: duplicates read plus files known without reading
     failed: int = 0
     elapsed_s: float = 0.0
 

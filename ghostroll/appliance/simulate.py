@@ -20,8 +20,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from ghostroll.appliance import protocol as p
 from ghostroll.appliance.host import Devices
-from ghostroll.appliance.machine import Ev, Model, State
+from ghostroll.appliance.machine import Model, State
 from ghostroll.appliance.service import Service, _env_overrides
 from ghostroll.config import Config, load
 from ghostroll.devices.button import KeyboardButton, Press, ScriptedButton, parse_presses
@@ -30,6 +31,7 @@ from ghostroll.devices.panel import panel_factory
 from ghostroll.devices.panel_worker import PanelWorker
 from ghostroll.devices.refresh import RefreshPolicy
 from ghostroll.errors import CardError
+from ghostroll.exitcodes import ExitCode
 
 log = logging.getLogger("ghostroll.simulate")
 DEVICE = "sim0"
@@ -73,14 +75,14 @@ def simulate(cfg: Config, card: Path, frames: Path, kit_name: str, presses: list
 
     def eject(device: str) -> None:
         time.sleep(0.5)
-        holder["service"].post(Ev.CARD_REMOVED, device=device)
+        holder["service"].post(p.CardGone(device))
 
     devices = Devices(panel_submit=panel.submit, eject=eject, shutdown=lambda: None,
                       stop_devices=lambda: panel.stop())
     service = Service(cfg, kit, devices)
     service.sys_block = None  # the simulated card is "pulled" by _insert, not by the kernel
     holder["service"] = service
-    service.post(Ev.BATTERY, percent=battery, charging=False)
+    service.post(p.Battery(battery, charging=False))
     button = _button(service, presses)
     with card_path(card, scratch) as mounted_card:
         inserted = threading.Thread(target=_insert, args=(service, cfg, mounted_card),
@@ -95,7 +97,7 @@ def simulate(cfg: Config, card: Path, frames: Path, kit_name: str, presses: list
 
 def _button(service: Service, presses: list[str]) -> ScriptedButton | KeyboardButton | None:
     def on_press(press: Press) -> None:
-        service.post(Ev.BUTTON_LONG if press == Press.LONG else Ev.BUTTON_SHORT)
+        service.post(p.Hold() if press == Press.LONG else p.Press())
 
     if presses:
         return ScriptedButton(parse_presses(presses), on_press).start()
@@ -112,10 +114,10 @@ def _insert(service: Service, cfg: Config, card: Path) -> None:
     worker = subprocess.run(
         [sys.executable, "-m", "ghostroll", "card-worker", "--device", DEVICE, str(card)],
         env=env, capture_output=True, text=True)
-    if worker.returncode not in (0, 1):
+    if worker.returncode not in (ExitCode.OK, ExitCode.PARTIAL):
         log.warning("card worker ended with %d: %s", worker.returncode, worker.stderr.strip())
     time.sleep(2.0)  # long enough for the receipt to be on the panel
-    service.post(Ev.CARD_REMOVED, device=DEVICE)
+    service.post(p.CardGone(DEVICE))
 
 
 def _finished(m: Model, inserted: threading.Thread) -> bool:

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
+from typing import TypeVar
 
+from ghostroll.appliance import protocol as p
 from ghostroll.appliance.effects import (
     CancelCopy,
     Effect,
@@ -25,20 +27,23 @@ Handler = Callable[[Model, Event], Result]
 
 # ---------------------------------------------------------------- event data
 
-
-def _int(e: Event, key: str, default: int = 0) -> int:
-    value = e.data.get(key, default)
-    return int(value) if isinstance(value, int | float) else default
+M = TypeVar("M", bound=p.Message)
 
 
-def _text(e: Event, key: str) -> str | None:
-    value = e.data.get(key)
-    return str(value) if value else None
+def _msg(e: Event, cls: type[M]) -> M:
+    """The event's message as the type the table routed it by."""
+    if not isinstance(e.msg, cls):
+        raise TypeError(f"{cls.type} handler given {e.msg.type}")
+    return e.msg
 
 
-def _when(e: Event, key: str, default: datetime | None) -> datetime | None:
-    value = e.data.get(key)
-    return value if isinstance(value, datetime) else default
+def _when(text: str | None, default: datetime | None) -> datetime | None:
+    if not text:
+        return default
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return default
 
 
 # ---------------------------------------------------------------- guards
@@ -72,33 +77,36 @@ def ignore(m: Model, e: Event) -> Result:
 
 
 def unexpected(m: Model, e: Event) -> Result:
-    return m, [LogProblem(f"event {e.kind} is not expected in state {m.state}")]
+    return m, [LogProblem(f"message {e.msg.type} is not expected in state {m.state}")]
 
 
 def card_added(m: Model, e: Event) -> Result:
     """A card in a state where no copy runs: a finished card still in its reader does
     not hold the new one back."""
+    hello = _msg(e, p.Hello)
     if battery_too_low(m):
-        return (replace(m, state=State.LOW_BATTERY, card=None, label=e.label),
+        return (replace(m, state=State.LOW_BATTERY, card=None, label=hello.label),
                 [Refuse(e.device, f"battery at {m.battery:.0f} %, below "
                                   f"{m.policy.battery_min:.0f} %: charge, then reinsert")])
-    return (replace(m, state=State.CHECKING, card=e.device, label=e.label, copy=Copy(),
+    return (replace(m, state=State.CHECKING, card=e.device, label=hello.label, copy=Copy(),
                     receipt=None, error="", cancel_armed_until=None), [Grant(e.device)])
 
 
 def card_added_while_busy(m: Model, e: Event) -> Result:
     if m.card == e.device:
         return m, []
-    return (replace(m, waiting_card=e.device, waiting_label=e.label),
+    return (replace(m, waiting_card=e.device, waiting_label=_msg(e, p.Hello).label),
             [Wait(e.device, f"another card ({m.label or m.card}) is being copied")])
 
 
 def phase_progress(m: Model, e: Event) -> Result:
-    elapsed = e.data.get("elapsed_s", 0.0)
-    copy = Copy(**{k: _int(e, k) for k in Copy.__dataclass_fields__ if k != "elapsed_s"},
-                elapsed_s=float(elapsed) if isinstance(elapsed, int | float) else 0.0)
+    g = _msg(e, p.Progress)
+    copy = Copy(files_total=g.files_total, files_to_read=g.files_to_read,
+                files_read=g.files_read, bytes_to_read=g.bytes_to_read,
+                bytes_read=g.bytes_read, new=g.new, bytes_new=g.bytes_new,
+                skipped=g.skipped, failed=g.failed, elapsed_s=g.elapsed_s)
     return replace(m, state=State.COPYING, copy=copy,
-                   session_id=_text(e, "session_id") or m.session_id), []
+                   session_id=g.session_id or m.session_id), []
 
 
 def _next_card(m: Model, effects: list[Effect]) -> Model:
@@ -111,9 +119,10 @@ def _next_card(m: Model, effects: list[Effect]) -> Model:
 
 
 def phase_done(m: Model, e: Event) -> Result:
-    new, skipped, failed = _int(e, "new"), _int(e, "skipped"), _int(e, "failed")
-    receipt = Receipt(m.label, new, skipped, failed, _int(e, "bytes_new"))
-    session = _text(e, "session_id") or m.session_id
+    done = _msg(e, p.Done)
+    new, failed = done.new, done.failed
+    receipt = Receipt(m.label, new, done.skipped, failed, done.bytes_new)
+    session = done.session_id or m.session_id
     effects: list[Effect] = []
     state = State.CARD_DONE if new or failed else State.NOTHING_NEW
     work = m.work
@@ -126,13 +135,13 @@ def phase_done(m: Model, e: Event) -> Result:
 
 
 def phase_failed(m: Model, e: Event) -> Result:
-    reason = _text(e, "reason") or ""
-    message = _text(e, "message") or ""
+    failure = _msg(e, p.Failed)
+    reason, message = failure.reason, failure.message
     copied = m.copy.new
     effects: list[Effect] = []
     if reason == "cancelled":
-        session = _text(e, "session_id") or m.session_id
-        receipt = Receipt(m.label, m.copy.new, m.copy.skipped, m.copy.failed, m.copy.bytes_read,
+        session = failure.session_id or m.session_id
+        receipt = Receipt(m.label, m.copy.new, m.copy.skipped, m.copy.failed, m.copy.bytes_new,
                           note=f"cancelled: {copied} verified files kept")
         if session:
             effects.append(StartWork(session))
@@ -157,9 +166,10 @@ def card_removed(m: Model, e: Event) -> Result:
     if m.state == State.CONFIRM_SHUTDOWN:  # keep asking; come back to the right screen
         inner, effects = card_removed(replace(m, state=m.resume), e)
         return replace(inner, state=State.CONFIRM_SHUTDOWN, resume=inner.state), effects
-    if e.device == m.waiting_card:
+    device = _msg(e, p.CardGone).device
+    if device == m.waiting_card:
         return replace(m, waiting_card=None, waiting_label=""), []
-    if e.device != m.card:
+    if device != m.card:
         return m, []
     if m.state == State.COPYING or m.state == State.CHECKING:
         return replace(m, state=State.ERROR, card=None, error="Card removed during copy",
@@ -174,15 +184,15 @@ def card_removed(m: Model, e: Event) -> Result:
 
 
 def link_ready(m: Model, e: Event) -> Result:
-    return replace(m, link=_text(e, "url") or m.link,
-                   session_id=_text(e, "session_id") or m.session_id,
-                   link_expires=_when(e, "expires", m.link_expires)), []
+    link = _msg(e, p.LinkReady)
+    return replace(m, link=link.url or m.link, session_id=link.session_id or m.session_id,
+                   link_expires=_when(link.expires, m.link_expires)), []
 
 
 def work_progress(m: Model, e: Event) -> Result:
-    stage = _text(e, "stage") or m.work or "processing"
-    m = replace(m, work=stage, work_done=_int(e, "done"), work_total=_int(e, "total"),
-                work_note="")
+    g = _msg(e, p.WorkProgress)
+    stage = "publishing" if g.stage == "publishing" else "processing"
+    m = replace(m, work=stage, work_done=g.done, work_total=g.total, work_note="")
     if m.card is None and m.state in (State.IDLE, State.PROCESSING, State.PUBLISHING,
                                       State.WAITING, State.DONE, State.ERROR):
         m = replace(m, state=_work_state(m))
@@ -190,7 +200,7 @@ def work_progress(m: Model, e: Event) -> Result:
 
 
 def work_waiting(m: Model, e: Event) -> Result:
-    m = replace(m, work="waiting", work_note=_text(e, "reason") or "")
+    m = replace(m, work="waiting", work_note=_msg(e, p.WorkWaiting).reason)
     if m.card is None and m.state in (State.PROCESSING, State.PUBLISHING, State.IDLE,
                                       State.DONE):
         m = replace(m, state=State.WAITING)
@@ -198,16 +208,16 @@ def work_waiting(m: Model, e: Event) -> Result:
 
 
 def publish_done(m: Model, e: Event) -> Result:
-    m = replace(m, work="done", link=_text(e, "url") or m.link,
-                photos=_int(e, "photos", m.photos),
-                link_expires=_when(e, "expires", m.link_expires))
+    done = _msg(e, p.WorkDone)
+    m = replace(m, work="done", link=done.url or m.link, photos=done.photos,
+                link_expires=_when(done.expires, m.link_expires))
     if m.card is None and m.state not in (State.LOW_BATTERY,):
         m = replace(m, state=State.DONE)
     return m, []
 
 
 def work_failed(m: Model, e: Event) -> Result:
-    m = replace(m, work="failed", work_note=_text(e, "message") or "")
+    m = replace(m, work="failed", work_note=_msg(e, p.WorkFailed).message)
     if m.card is None:
         m = replace(m, state=State.ERROR, error="Publishing failed",
                     error_hint=m.work_note[:120] or "Check the bucket settings over SSH.",
@@ -268,23 +278,31 @@ def confirm_press(m: Model, e: Event) -> Result:
     return replace(m, state=State.SHUTTING_DOWN, last_press=e.at), [*effects, Shutdown()]
 
 
+def battery_critical(m: Model) -> bool:
+    return (m.battery is not None and not m.charging
+            and m.battery <= m.policy.battery_critical)
+
+
 def battery(m: Model, e: Event) -> Result:
-    percent = e.data.get("percent")
-    m = replace(m, battery=float(percent) if isinstance(percent, int | float) else None,
-                charging=bool(e.data.get("charging", False)))
+    """A reading; at the critical charge (not charging) the copy stops after its current
+    file and the device shuts down, before the power fails mid-write."""
+    reading = _msg(e, p.Battery)
+    m = replace(m, battery=reading.percent, charging=reading.charging)
+    if m.state == State.SHUTTING_DOWN:
+        return m, []
+    if battery_critical(m):
+        effects: list[Effect] = [CancelCopy(m.card)] if card_busy(m) and m.card else []
+        return (replace(m, state=State.SHUTTING_DOWN, error="Battery empty"),
+                [*effects, Shutdown()])
     if m.state == State.LOW_BATTERY and not battery_too_low(m):
         m = replace(m, state=State.IDLE)
     return m, []
 
 
-def critical(m: Model, e: Event) -> Result:
-    effects: list[Effect] = [CancelCopy(m.card)] if card_busy(m) and m.card else []
-    return replace(m, state=State.SHUTTING_DOWN, error="Battery empty"), [*effects, Shutdown()]
-
-
 def setup_error(m: Model, e: Event) -> Result:
-    hint = _text(e, "message") or "see /var/lib/ghostroll/firstboot-error.txt"
-    title = _text(e, "title") or "Setup file rejected"  # also a device that cannot start
+    problem = _msg(e, p.SetupError)
+    hint = problem.message or "see /var/lib/ghostroll/firstboot-error.txt"
+    title = problem.title or "Setup file rejected"  # also a device that cannot start
     return replace(m, state=State.ERROR, error=title, error_hint=hint,
                    error_retry=False), []
 
