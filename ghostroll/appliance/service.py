@@ -40,6 +40,7 @@ from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
 from ghostroll.appliance.machine import Event, Model, State
 from ghostroll.appliance.screens import Env, Screen, render, screen_for, status_document
 from ghostroll.config import Config
+from ghostroll.config.handoff import spawn
 from ghostroll.devices.kits import Kit
 from ghostroll.exitcodes import ExitCode
 from ghostroll.storage.session import private_mode, write_json_atomic
@@ -225,10 +226,7 @@ class Service:
                          daemon=True).start()
 
     def _run_work(self, extra: list[str]) -> int:
-        env = {**os.environ, "GHOSTROLL_CONFIG": str(self.cfg.config_file or ""),
-               **_env_overrides(self.cfg)}
-        proc = subprocess.Popen([*self.work_cmd, *extra], stdout=subprocess.PIPE, text=True,
-                                env=env)
+        proc = spawn(self.cfg, [*self.work_cmd, *extra], os.environ, stdout=subprocess.PIPE)
         assert proc.stdout is not None
         for line in proc.stdout:
             try:
@@ -313,17 +311,3 @@ class Service:
         except OSError as exc:
             log.warning("status not written: %s", exc)
 
-
-def _env_overrides(cfg: Config) -> dict[str, str]:
-    """The child `ghostroll work` gets exactly this service's settings."""
-    from ghostroll.config import KEYS
-
-    env = {}
-    for key in KEYS:
-        value = getattr(getattr(cfg, key.section), key.name)
-        if value is None:
-            value = ""
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        env[key.env] = str(value)
-    return env

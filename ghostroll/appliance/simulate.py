@@ -18,13 +18,15 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 from ghostroll.appliance import protocol as p
 from ghostroll.appliance.host import Devices
 from ghostroll.appliance.machine import Model, State
-from ghostroll.appliance.service import Service, _env_overrides
-from ghostroll.config import Config, load
+from ghostroll.appliance.service import Service
+from ghostroll.config import Config
+from ghostroll.config.handoff import spawn
 from ghostroll.devices.button import KeyboardButton, Press, ScriptedButton, parse_presses
 from ghostroll.devices.kits import load_kit
 from ghostroll.devices.panel import panel_factory
@@ -64,10 +66,8 @@ def simulate(cfg: Config, card: Path, frames: Path, kit_name: str, presses: list
     kit = load_kit(kit_name)
     frames.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="ghostroll-sim-"))
-    cfg = load(config_file=None, env={**_env_overrides(cfg),
-                                      "GHOSTROLL_RUNTIME_DIR": str(scratch / "run"),
-                                      "GHOSTROLL_PANEL": "simulated",
-                                      "GHOSTROLL_FRAMES_DIR": str(frames)})
+    cfg = replace(cfg, appliance=replace(cfg.appliance, runtime_dir=scratch / "run",
+                                         panel="simulated", frames_dir=frames.absolute()))
     panel = PanelWorker(panel_factory("simulated", kit.panel, frames),
                         policy=RefreshPolicy(min_interval=0.2, full_every=10),
                         size=(kit.panel.width, kit.panel.height)).start()
@@ -110,12 +110,14 @@ def _button(service: Service, presses: list[str]) -> ScriptedButton | KeyboardBu
 def _insert(service: Service, cfg: Config, card: Path) -> None:
     """The photographer inserts the card, and pulls it once the worker is done."""
     time.sleep(1.0)
-    env = {**os.environ, **_env_overrides(cfg)}
-    worker = subprocess.run(
-        [sys.executable, "-m", "ghostroll", "card-worker", "--device", DEVICE, str(card)],
-        env=env, capture_output=True, text=True)
+    worker = spawn(cfg, [sys.executable, "-m", "ghostroll", "card-worker", "--device",
+                         DEVICE, str(card)], os.environ, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+    assert worker.stderr is not None
+    stderr = worker.stderr.read()
+    worker.wait()
     if worker.returncode not in (ExitCode.OK, ExitCode.PARTIAL):
-        log.warning("card worker ended with %d: %s", worker.returncode, worker.stderr.strip())
+        log.warning("card worker ended with %d: %s", worker.returncode, stderr.strip())
     time.sleep(2.0)  # long enough for the receipt to be on the panel
     service.post(p.CardGone(DEVICE))
 

@@ -96,7 +96,8 @@ KEYS: tuple[Key, ...] = (
        "Share link lifetime, seconds (SigV4 maximum: 7 days).", minimum=60, maximum=604800),
     _k("s3", "upload_workers", int, 4, "Parallel uploads.", minimum=1, maximum=32),
     _k("s3", "presign_workers", int, 8,
-       "Accepted for compatibility; signing is local and needs no pool.",
+       "From the original GhostRoll: accepted, and ignored with a warning when set "
+       "(links are signed locally, one at a time).",
        minimum=1, maximum=64),
     _k("s3", "multipart_threshold_mb", int, 16, "Files larger than this upload in parts.",
        minimum=5, maximum=5000),
