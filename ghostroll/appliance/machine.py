@@ -172,12 +172,16 @@ def build_table(rows: Iterable[tuple[tuple[State, ...], tuple[type[p.Message], .
 TABLE = build_table(ROWS)
 
 
+class UndeclaredTransition(AssertionError):
+    """A handler left for a state its table row does not declare (a bug)."""
+
+
 def step(model: Model, event: Event) -> Result:
     row = TABLE[(model.state, event.kind)]
     after, effects = row.handler(model, event)
     if after.state not in row.targets:
-        raise AssertionError(f"{row.handler.__name__} went from {model.state} to "
-                             f"{after.state}, not one of its declared targets")
+        raise UndeclaredTransition(f"{row.handler.__name__} went from {model.state} to "
+                                   f"{after.state}, not one of its declared targets")
     return after, effects
 
 
