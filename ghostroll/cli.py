@@ -20,7 +20,8 @@ from pathlib import Path
 
 from ghostroll import __version__, config, logs
 from ghostroll.errors import CardError, ConfigError, DatabaseError, DiskFullError, PublishError
-from ghostroll.job import EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, run_job
+from ghostroll.exitcodes import ExitCode
+from ghostroll.job import run_job
 from ghostroll.memory import return_freed_memory
 from ghostroll.storage.db import Database
 
@@ -159,13 +160,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.handler(args))
     except ConfigError as exc:
         print(f"ghostroll: configuration error: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return ExitCode.UNUSABLE
     except (CardError, DatabaseError, DiskFullError, PublishError) as exc:
         print(f"ghostroll: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return ExitCode.UNUSABLE
     except KeyboardInterrupt:
         print("ghostroll: interrupted; verified files are kept", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 def setup_logging(cfg: config.Config) -> None:
@@ -213,7 +214,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     model = simulate(cfg, args.card, args.frames, cfg.appliance.kit, args.press,
                      battery=args.battery)
     print(summary(model, args.frames))
-    return EXIT_OK if model.state.value in ("done", "nothing_new", "idle") else 1
+    return ExitCode.OK if model.state.value in ("done", "nothing_new", "idle") \
+        else ExitCode.PARTIAL
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -225,10 +227,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         result = [doctor.Check("config valid", doctor.FAIL, str(exc),
                                "fix the value named above")]
         print(doctor.report_json(result) if args.json else doctor.report_text(result))
-        return EXIT_PARTIAL
+        return ExitCode.PARTIAL
     results = doctor.run_checks(cfg)
     print(doctor.report_json(results) if args.json else doctor.report_text(results))
-    return EXIT_PARTIAL if doctor.failed(results) else EXIT_OK
+    return ExitCode.PARTIAL if doctor.failed(results) else ExitCode.OK
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -245,9 +247,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             print(verify.unusable_json(str(exc)))
         else:
             print(f"ghostroll: {exc}", file=sys.stderr)
-        return EXIT_UNUSABLE
+        return ExitCode.UNUSABLE
     print(verify.report_json(report) if args.json else verify.report_text(report))
-    return EXIT_OK if report.ok else EXIT_PARTIAL
+    return ExitCode.OK if report.ok else ExitCode.PARTIAL
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -262,8 +264,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         if last.exists():
             print(f"last saved status ({last}):", file=sys.stderr)
             print(render(json.loads(last.read_text()), args.json))
-        return EXIT_UNUSABLE
-    return EXIT_OK
+        return ExitCode.UNUSABLE
+    return ExitCode.OK
 
 
 def cmd_setup(args: argparse.Namespace) -> int:
@@ -299,7 +301,7 @@ def _session_arg(db: Database, ref: str) -> str:
 
 
 def cmd_publish(args: argparse.Namespace, fresh_link: bool = False) -> int:
-    from ghostroll.job import EXIT_PARTIAL, EXIT_QUEUED, process_pending, publish_all
+    from ghostroll.job import process_pending, publish_all
 
     cfg = config.from_args(args)
     setup_logging(cfg)
@@ -321,13 +323,13 @@ def cmd_publish(args: argparse.Namespace, fresh_link: bool = False) -> int:
     if result.failed:
         for sid, error in result.failed.items():
             print(f"ghostroll: publishing {sid} failed: {error}", file=sys.stderr)
-        return EXIT_PARTIAL
+        return ExitCode.PARTIAL
     if result.waiting:
         print(f"publishing queued: {result.waiting}")
-        return EXIT_QUEUED
+        return ExitCode.QUEUED
     if not result.published:
         print("nothing to publish")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def _renew_link(cfg: config.Config, db: Database, session_id: str) -> None:
@@ -354,17 +356,17 @@ def cmd_sessions(args: argparse.Namespace) -> int:
     with Database(cfg.storage.db_path) as db:
         if args.action == "list":
             print("\n".join(sessions_cmd.list_lines(db)))
-            return EXIT_OK
+            return ExitCode.OK
         session = sessions_cmd.find(db, args.session or "")
         if session is None:
             print(f"ghostroll: no session matches {args.session!r} (see `ghostroll sessions`)",
                   file=sys.stderr)
-            return EXIT_UNUSABLE
+            return ExitCode.UNUSABLE
         if args.action == "retry":
             print(sessions_cmd.retry(db, session))
-            return EXIT_OK
+            return ExitCode.OK
         print("\n".join(sessions_cmd.show_lines(db, session, qr=not args.no_qr)))
-    return EXIT_OK
+    return ExitCode.OK
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -376,12 +378,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_config(args: argparse.Namespace) -> int:
     if args.markdown:
         print(config.markdown_table(), end="")
-        return EXIT_OK
+        return ExitCode.OK
     cfg = config.from_args(args)
     print(f"config file: {cfg.config_file or '(none)'}")
     for name, value, source in config.describe(cfg):
         print(f"{name} = {value}    ({source})")
-    return EXIT_OK
+    return ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from ghostroll.card.ingest import IngestResult, ingest_card
 from ghostroll.card.progress import TerminalProgress, summary_lines
 from ghostroll.card.volume import identify
 from ghostroll.config import Config
+from ghostroll.exitcodes import ExitCode
 from ghostroll.process import ProcessResult
 from ghostroll.storage.db import Database, SessionRow
 
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 # The early link runs inside the card phase: a child of the ingest logger, so its lines
 # also land in the session's ghostroll.log.
 link_log = logging.getLogger("ghostroll.ingest.link")
-EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, EXIT_QUEUED = 0, 1, 2, 3
 
 
 @dataclass
@@ -39,14 +39,14 @@ class JobResult:
     @property
     def exit_code(self) -> int:
         if self.ingest.failed or not self.ingest.complete:
-            return EXIT_PARTIAL
+            return ExitCode.PARTIAL
         if any(p.stopped or p.set_aside for p in self.processed):
-            return EXIT_PARTIAL
+            return ExitCode.PARTIAL
         if self.publish is not None and self.publish.failed:
-            return EXIT_PARTIAL
+            return ExitCode.PARTIAL
         if self.publish is not None and self.publish.waiting:
-            return EXIT_QUEUED
-        return EXIT_OK
+            return ExitCode.QUEUED
+        return ExitCode.OK
 
     def lines(self) -> list[str]:
         lines = summary_lines(self.ingest)

@@ -15,10 +15,10 @@ from PIL import Image, ImageDraw
 from ghostroll.devices import DeviceError, DeviceFallback
 from ghostroll.devices.panel import (
     NullPanel,
-    PanelWorker,
     SimulatedPanel,
     panel_factory,
 )
+from ghostroll.devices.panel_worker import PanelWorker
 from ghostroll.devices.refresh import RefreshPolicy
 
 SIZE = (250, 122)

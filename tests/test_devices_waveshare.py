@@ -32,8 +32,8 @@ import pytest
 from PIL import Image, ImageDraw
 
 from ghostroll.devices import DeviceError
-from ghostroll.devices.panel import PanelWorker
 from ghostroll.devices.panel_waveshare import WavesharePanel
+from ghostroll.devices.panel_worker import PanelWorker
 from ghostroll.devices.refresh import RefreshPolicy
 
 

@@ -12,8 +12,10 @@ import threading
 import tomllib
 from pathlib import Path
 
-from ghostroll.appliance.machine import Ev, State
-from ghostroll.appliance.service import Devices, Service
+from ghostroll.appliance import protocol as p
+from ghostroll.appliance.host import Devices
+from ghostroll.appliance.machine import State
+from ghostroll.appliance.service import Service
 from ghostroll.commands import doctor
 from ghostroll.commands.setup import run_setup
 from ghostroll.commands.status import NotRunning, query
@@ -122,10 +124,10 @@ def test_status_from_the_running_service(tmp_path: Path) -> None:
 
     def ask() -> None:
         answers.append(query(tmp_path / "run"))
-        service.post(Ev.BUTTON_LONG)
+        service.post(p.Hold())
 
     threading.Timer(1.0, ask).start()
-    service.post(Ev.BATTERY, percent=64.0, charging=True)
+    service.post(p.Battery(64.0, charging=True))
     service.run(until=lambda m: m.state == State.CONFIRM_SHUTDOWN, timeout_s=20)
     status = answers[0]
     assert status["state"] == "idle" and status["battery_percentage"] == 64.0

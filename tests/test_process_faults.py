@@ -189,7 +189,7 @@ def test_relative_base_dir_then_processing_from_another_directory(tmp_path: Path
     work = subprocess.run([sys.executable, "-m", "ghostroll", "work"], env=env, cwd=other_cwd,
                           capture_output=True, text=True, timeout=120)
     assert work.returncode == 0, work.stdout + work.stderr
-    assert '"stage": "local", "photos": 4' in work.stdout
+    assert '{"v":1,"type":"work_done","photos":4,"url":null' in work.stdout
     [session] = (first_cwd / "sessions").glob("shoot-*")
     assert len(list((session / "derived" / "share").glob("*.jpg"))) == 4
     assert (session / "index.html").read_text().count('class="tile"') == 4
@@ -242,8 +242,8 @@ def test_the_work_child_skips_a_set_aside_session_and_waits_on_a_full_disk(
     out = io.StringIO()
     assert run_work(cfg, out) == 3  # the service runs it again later
     events = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert events[-1]["stage"] == "waiting" and "No space left" in events[-1]["reason"]
-    assert not any(e["stage"] == "local" for e in events)
+    assert events[-1]["type"] == "work_waiting" and "No space left" in events[-1]["reason"]
+    assert not any(e["type"] == "work_done" for e in events)
     armed("")
 
     real = process.render_index
@@ -257,7 +257,7 @@ def test_the_work_child_skips_a_set_aside_session_and_waits_on_a_full_disk(
     out = io.StringIO()
     assert run_work(cfg, out) == 0
     events = [json.loads(line) for line in out.getvalue().splitlines()]
-    assert [e["session_id"] for e in events if e["stage"] == "local"] == [second.id]
+    assert [e["session_id"] for e in events if e["type"] == "work_done"] == [second.id]
     with Database(cfg.storage.db_path) as db:
         assert db.session(first.id).process_error  # type: ignore[union-attr]
         assert db.session(second.id).state == "processed"  # type: ignore[union-attr]

@@ -142,7 +142,7 @@ def test_the_work_child_on_every_camera_sample_stays_under_200_mb(
     assert copied.returncode == 70, copied.stdout + copied.stderr
     done, peak = _peak_run(["work"], _env(tmp_path, s3_bucket))
     assert done.returncode == 0, done.stdout + done.stderr
-    assert '"stage": "done"' in done.stdout
+    assert '"type":"work_done"' in done.stdout and '"url":"http' in done.stdout
     assert peak < RSS_LIMIT_KB, f"peak RSS {peak // 1024} MB"
 
 

@@ -19,7 +19,8 @@ import zxingcpp
 from PIL import Image
 
 from ghostroll.devtools.synthetic import PhotoSpec, make_demo_card, make_jpeg
-from ghostroll.job import EXIT_QUEUED, run_job
+from ghostroll.exitcodes import ExitCode
+from ghostroll.job import run_job
 from ghostroll.publish import links
 from ghostroll.publish.lock import PublishBusy, publish_lock
 from ghostroll.publish.publisher import drain, prefix_for
@@ -148,7 +149,7 @@ def test_s3_down_at_start_copies_everything_then_drains(tmp_path: Path,
         job = run_job(make_demo_card(tmp_path / "card", photos=3), cfg,
                       out=io.StringIO())
         assert job.ingest.complete and job.ingest.new == 7  # the card is safe regardless
-        assert job.exit_code == EXIT_QUEUED and job.publish and job.publish.waiting
+        assert job.exit_code == ExitCode.QUEUED and job.publish and job.publish.waiting
     finally:
         server.start()
     with Database(cfg.storage.db_path) as db:

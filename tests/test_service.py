@@ -13,10 +13,12 @@ import pytest
 import zxingcpp
 from PIL import Image
 
+from ghostroll.appliance import protocol as p
+from ghostroll.appliance.host import Devices
 from ghostroll.appliance.idle_facts import read_idle_facts
-from ghostroll.appliance.machine import Ev, State
+from ghostroll.appliance.machine import State
 from ghostroll.appliance.screens import screen_for
-from ghostroll.appliance.service import Devices, Service
+from ghostroll.appliance.service import Service
 from ghostroll.appliance.simulate import simulate
 from ghostroll.devices.kits import load_kit
 from ghostroll.devices.notify import Notifier
@@ -62,6 +64,21 @@ def test_without_a_bucket_the_panel_says_local_not_shared(tmp_path: Path) -> Non
     assert model.photos == 3
 
 
+def test_a_reinserted_card_says_what_is_already_safe(tmp_path: Path) -> None:
+    """The real worker's progress counts known files as skipped (it once showed 0)."""
+    cfg = make_config(tmp_path)
+    card = make_demo_card(tmp_path / "card", photos=2)
+    first = simulate(cfg, card, tmp_path / "frames1", "waveshare-2in13-v4", [])
+    assert first.receipt is not None and first.receipt.new > 0
+    total = first.receipt.new
+    second = simulate(cfg, card, tmp_path / "frames2", "waveshare-2in13-v4", [])
+    assert second.receipt is not None
+    assert (second.receipt.new, second.receipt.skipped) == (0, total)
+    assert second.copy.skipped == total and second.copy.new == 0
+    status = json.loads((cfg.storage.base_dir / "status.json").read_text())
+    assert status["counts"]["skipped"] == total and status["counts"]["new"] == 0
+
+
 def test_low_battery_refuses_the_copy(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     model = simulate(cfg, make_demo_card(tmp_path / "card", photos=2), tmp_path / "frames",
@@ -94,7 +111,7 @@ def test_sd_notify_ready_status_and_watchdog(tmp_path: Path) -> None:
     service = Service(cfg, load_kit("waveshare-2in13-v4"), Devices(
         panel_submit=lambda image, state, full: drawn.append(state), eject=lambda d: None,
         shutdown=lambda: None, notifier=notifier))
-    threading.Timer(1.5, lambda: service.post(Ev.BUTTON_LONG)).start()
+    threading.Timer(1.5, lambda: service.post(p.Hold())).start()
     service.run(until=lambda m: m.state == State.CONFIRM_SHUTDOWN, timeout_s=20)
     messages = []
     while True:

@@ -15,8 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ghostroll.appliance.host import Devices
 from ghostroll.appliance.screens import Screen, render, screen_for
-from ghostroll.appliance.service import Devices, Service
+from ghostroll.appliance.service import Service
 from ghostroll.commands import verify
 from ghostroll.devices.kits import load_kit
 from ghostroll.devtools.synthetic import make_demo_card

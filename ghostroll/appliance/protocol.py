@@ -1,7 +1,11 @@
-"""The card worker ↔ service protocol: versioned JSON lines over a Unix socket.
+"""The appliance's one vocabulary: every message the service consumes is a frozen
+dataclass here, whether it comes over the card socket, from the work child's stdout,
+from a device (button, battery) or from the loop itself (tick). The state machine takes
+these messages directly.
 
-Pure: message types, `encode()` and `decode()` with validation. One message per line,
-UTF-8 JSON objects, each with `"v": 1` and a `"type"`.
+Pure: message types, `to_json()`/`from_json()` (and `encode()`/`decode()` for socket
+lines) with validation. One message per line, UTF-8 JSON objects, each with `"v": 1`
+and a `"type"`.
 
 worker → service                           service → worker
   hello     device, label, volume_id,        grant     you may copy now
@@ -13,6 +17,16 @@ worker → service                           service → worker
             failed, bytes_new, seconds
   failed    reason, message, session_id
   query     (from `ghostroll status`)          status    status: the status.json document
+
+work child → service (`ghostroll work` prints these, one per line)
+  work_progress  stage (processing | publishing), done, total, session_id
+  link           url, expires (ISO 8601), session_id: the share link exists
+  work_waiting   reason (offline, clock, processing stopped by a full disk)
+  work_done      photos, url, expires, session_id (url empty: no bucket, kept local)
+  work_failed    message
+
+inside the service: card_gone (device), press, hold (the button), battery (percent,
+charging), tick, setup_error (title, message).
 
 A worker that cannot reach the service copies anyway (the service picks the session up
 when it starts); a service that loses a worker mid-copy reports the card as pulled."""
@@ -35,6 +49,19 @@ class ProtocolError(ValueError):
 class Message:
     type: ClassVar[str] = ""
 
+    def to_json(self) -> str:
+        """One line of JSON (no newline), with the protocol version and the type."""
+        body = {"v": VERSION, "type": self.type, **asdict(self)}
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Message:
+        """The message in `text`; on `Message` any type, on a subclass only that one."""
+        message = decode(text if isinstance(text, bytes) else text.encode())
+        if cls is not Message and not isinstance(message, cls):
+            raise ProtocolError(f"expected {cls.type}, got {message.type}")
+        return message
+
 
 @dataclass(frozen=True)
 class Hello(Message):
@@ -55,12 +82,18 @@ class Progress(Message):
     bytes_to_read: int = 0
     files_total: int = 0
     new: int = 0
-    duplicates: int = 0
-    known: int = 0
+    bytes_new: int = 0  # bytes of the new files, verified and recorded
+    duplicates: int = 0  # read, but the content was already safe
+    known: int = 0  # recognised without reading
     failed: int = 0
     current: str = ""
     elapsed_s: float = 0.0
     session_id: str | None = None  # once the session exists: the link can be signed
+
+    @property
+    def skipped(self) -> int:
+        """Files already safe: read and found a duplicate, or known without reading."""
+        return self.duplicates + self.known
 
 
 @dataclass(frozen=True)
@@ -123,15 +156,99 @@ class Error(Message):
     message: str
 
 
+# ---------------------------------------------------------------- inside the service
+
+
+@dataclass(frozen=True)
+class CardGone(Message):
+    """A card's device disappeared (its worker's socket closed mid-copy, or the kernel
+    no longer lists it)."""
+    type: ClassVar[str] = "card_gone"
+    device: str
+
+
+@dataclass(frozen=True)
+class WorkProgress(Message):
+    type: ClassVar[str] = "work_progress"
+    stage: str  # "processing" | "publishing"
+    done: int = 0
+    total: int = 0
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class LinkReady(Message):
+    type: ClassVar[str] = "link"
+    url: str
+    expires: str | None = None  # ISO 8601
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkWaiting(Message):
+    type: ClassVar[str] = "work_waiting"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class WorkDone(Message):
+    """A session is published (url set) or, with no bucket configured, kept local."""
+    type: ClassVar[str] = "work_done"
+    photos: int = 0
+    url: str | None = None
+    expires: str | None = None  # ISO 8601
+    session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkFailed(Message):
+    type: ClassVar[str] = "work_failed"
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class Press(Message):
+    """A short press of the button."""
+    type: ClassVar[str] = "press"
+
+
+@dataclass(frozen=True)
+class Hold(Message):
+    """A long press of the button."""
+    type: ClassVar[str] = "hold"
+
+
+@dataclass(frozen=True)
+class Battery(Message):
+    type: ClassVar[str] = "battery"
+    percent: float | None = None  # None: no battery reading (no battery shown)
+    charging: bool = False
+
+
+@dataclass(frozen=True)
+class Tick(Message):
+    type: ClassVar[str] = "tick"
+
+
+@dataclass(frozen=True)
+class SetupError(Message):
+    """A device that cannot start, or a first-boot file that was rejected."""
+    type: ClassVar[str] = "setup_error"
+    message: str
+    title: str = ""
+
+
 MESSAGES: dict[str, type[Message]] = {
     cls.type: cls for cls in (Hello, Progress, Done, Failed, Grant, Wait, Refuse, Cancel,
-                             Query, Status, Error)
+                             Query, Status, Error, CardGone, WorkProgress, LinkReady,
+                             WorkWaiting, WorkDone, WorkFailed, Press, Hold, Battery, Tick,
+                             SetupError)
 }
 
 
 def encode(message: Message) -> bytes:
-    body = {"v": VERSION, "type": message.type, **asdict(message)}
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+    """One socket line."""
+    return message.to_json().encode() + b"\n"
 
 
 def decode(line: bytes) -> Message:
@@ -164,8 +281,13 @@ def decode(line: bytes) -> Message:
 def _check_types(message: Message) -> None:
     for f in fields(message):
         value = getattr(message, f.name)
+        if f.type == "bool":
+            if not isinstance(value, bool):
+                raise ProtocolError(f"{message.type}.{f.name}: {value!r} is not bool")
+            continue
         expected = {"int": int, "float": (int, float), "str": str, "list[str]": list,
-                    "str | None": (str, type(None))}.get(str(f.type))
+                    "str | None": (str, type(None)),
+                    "float | None": (int, float, type(None))}.get(str(f.type))
         if expected is not None and (not isinstance(value, expected)
                                      or isinstance(value, bool)):
             raise ProtocolError(f"{message.type}.{f.name}: {value!r} is not {f.type}")

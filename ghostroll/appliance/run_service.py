@@ -7,16 +7,19 @@ import logging
 import signal
 from collections.abc import Callable
 
-from ghostroll.appliance.machine import Ev
-from ghostroll.appliance.service import Devices, Service, real_eject, real_shutdown
+from ghostroll.appliance import protocol as p
+from ghostroll.appliance.host import Devices, real_eject, real_shutdown
+from ghostroll.appliance.service import Service
 from ghostroll.config import Config
 from ghostroll.devices import DeviceError
 from ghostroll.devices.battery import BatteryMonitor, BatteryReading
 from ghostroll.devices.button import DEVICES_FILE, GpioButton, Press, open_button
 from ghostroll.devices.kits import load_kit
 from ghostroll.devices.notify import Notifier
-from ghostroll.devices.panel import PanelWorker, panel_factory
+from ghostroll.devices.panel import panel_factory
+from ghostroll.devices.panel_worker import PanelWorker
 from ghostroll.devices.refresh import RefreshPolicy
+from ghostroll.exitcodes import ExitCode
 from ghostroll.storage.session import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -34,7 +37,7 @@ def _open_button(cfg: Config, on_press: Callable[[Press], None],
     except DeviceError as exc:
         log.error("%s", exc)
         record["button_error"] = str(exc)
-        service.post(Ev.SETUP_ERROR, title="Button not working", message=str(exc)[:200])
+        service.post(p.SetupError(str(exc)[:200], title="Button not working"))
         button = None
     try:
         a.runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -55,19 +58,14 @@ def run_service(cfg: Config) -> int:
     holder: dict[str, Service] = {}
 
     def on_reading(reading: BatteryReading | None) -> None:
-        service = holder["service"]
-        if reading is None:
-            service.post(Ev.BATTERY, percent=None, charging=False)
-            return
-        service.post(Ev.BATTERY, percent=reading.percent, charging=bool(reading.charging))
-        if reading.percent is not None and not reading.charging and \
-                reading.percent <= a.battery_critical_percent:
-            service.post(Ev.BATTERY_CRITICAL)
+        # the machine decides what a low or critical reading means (Policy)
+        holder["service"].post(p.Battery(None) if reading is None else p.Battery(
+            reading.percent, charging=bool(reading.charging)))
 
     battery = BatteryMonitor(a.pisugar_address, on_reading, interval=a.battery_poll_seconds)
 
     def on_press(press: Press) -> None:
-        holder["service"].post(Ev.BUTTON_LONG if press == Press.LONG else Ev.BUTTON_SHORT)
+        holder["service"].post(p.Hold() if press == Press.LONG else p.Press())
 
     def stop_devices() -> None:
         battery.stop()
@@ -84,4 +82,4 @@ def run_service(cfg: Config) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: service.stopping.set())
     service.run()
-    return 0
+    return ExitCode.OK

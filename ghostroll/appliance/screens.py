@@ -10,9 +10,10 @@ otherwise the screen says where the link is."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
@@ -324,3 +325,29 @@ def _battery(draw: ImageDraw.ImageDraw, screen: Screen, right: int, top: int, h:
 def _line_h(f: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> int:
     box = f.getbbox("Ágy")
     return int(box[3] - min(0, box[1]))
+
+
+def status_document(m: Model, screen: Screen, qr_path: Path, hostname: str,
+                    ip: str) -> dict[str, Any]:
+    """The status.json document (also `ghostroll status`'s answer) for what is shown."""
+    return {
+        "state": m.state.value,
+        "step": m.work or m.state.value,
+        "message": screen.big,
+        "session_id": m.session_id,
+        "volume": m.label or None,
+        "counts": {"discovered": m.copy.files_total, "new": m.copy.new,
+                   "skipped": m.copy.skipped, "copied": m.copy.files_read,
+                   "processed": m.work_done if m.work == "processing" else None,
+                   "uploaded": m.work_done if m.work == "publishing" else None,
+                   "failed": m.copy.failed},
+        "url": m.link,
+        "qr_path": str(qr_path),
+        "link_expires": m.link_expires.isoformat() if m.link_expires else None,
+        "error": m.error or None,
+        "hostname": hostname,
+        "ip": ip,
+        "battery_percentage": m.battery,
+        "battery_charging": m.charging,
+        "updated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }

@@ -2,8 +2,9 @@
 
 It owns the panel, the button and the battery client, runs the state machine, listens on
 the card socket, and runs the background work (processing and publishing) in a child
-process. One thread turns everything into machine events (`self.events`); `step()`
-decides; `_apply()` turns effects into I/O. The loop wakes at least once a second, so
+process. Everything that happens arrives as a `protocol` message on one queue
+(`self.events`, through `post()` for devices and the work child); `step()` decides;
+`_apply()` turns effects into I/O. The loop wakes at least once a second, so
 the systemd watchdog is fed from the loop itself, not from panel health.
 
 Everything a device does is injected (`Devices`), so `ghostroll simulate` and the tests
@@ -11,25 +12,24 @@ run the same loop with the simulated panel, a scripted button and a fixed batter
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import queue
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ghostroll.appliance import machine as sm
 from ghostroll.appliance import protocol as p
+from ghostroll.appliance.host import Devices, host_info
 from ghostroll.appliance.idle_facts import (
     REFRESH_S,
     IdleFacts,
@@ -37,53 +37,17 @@ from ghostroll.appliance.idle_facts import (
     with_verify_result,
 )
 from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
-from ghostroll.appliance.machine import Ev, Event, Model, State
-from ghostroll.appliance.screens import Env, Screen, render, screen_for
+from ghostroll.appliance.machine import Event, Model, State
+from ghostroll.appliance.screens import Env, Screen, render, screen_for, status_document
 from ghostroll.config import Config
+from ghostroll.config.handoff import spawn
 from ghostroll.devices.kits import Kit
-from ghostroll.devices.notify import Notifier
+from ghostroll.exitcodes import ExitCode
 from ghostroll.storage.session import private_mode, write_json_atomic
 
 log = logging.getLogger("ghostroll.service")
 TICK_S = 1.0
 RETRY_WORK_S = 30.0
-
-
-@dataclass
-class Devices:
-    """How the service reaches the outside world; the defaults are the real ones."""
-    panel_submit: Callable[[Any, str, bool], None]
-    eject: Callable[[str], None]
-    shutdown: Callable[[], None]
-    notifier: Notifier = field(default_factory=Notifier)
-    stop_devices: Callable[[], None] = lambda: None
-
-
-def systemctl(*args: str) -> None:
-    done = subprocess.run(["systemctl", "--no-ask-password", *args], capture_output=True,
-                          text=True, timeout=60)
-    if done.returncode != 0:
-        log.error("systemctl %s failed: %s", " ".join(args), done.stderr.strip())
-
-
-def real_eject(device: str) -> None:
-    """Stopping the card's mount unit stops its worker first, then unmounts."""
-    systemctl("stop", f"ghostroll-mount@{device}.service")
-
-
-def real_shutdown() -> None:
-    systemctl("poweroff")
-
-
-def host_info() -> tuple[str, str]:
-    name = socket.gethostname()
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(("192.0.2.1", 9))  # TEST-NET: no packet is sent for UDP connect
-            ip = probe.getsockname()[0]
-    except OSError:
-        ip = ""
-    return name, ip
 
 
 class Service:
@@ -124,7 +88,7 @@ class Service:
         self.dev.notifier.ready(status=self._status_text(screen))
         setup = self.cfg.storage.db_path.parent / "firstboot-error.txt"
         if setup.exists():  # written by ghostroll-firstboot.service (see firstboot.py)
-            self.post(Ev.SETUP_ERROR, message=setup.read_text(errors="replace").strip()[:200])
+            self.post(p.SetupError(setup.read_text(errors="replace").strip()[:200]))
         self.start_work()  # sessions left over from a crash or a worker without us
 
     def run(self, until: Callable[[Model], bool] | None = None,
@@ -136,7 +100,7 @@ class Service:
                 try:
                     item = self.events.get(timeout=TICK_S)
                 except queue.Empty:
-                    item = Event(Ev.TICK, self.clock())
+                    item = Event(p.Tick(), self.clock())
                     self._notice_removal()
                 self.handle(item)
                 while not self.events.empty():
@@ -164,18 +128,21 @@ class Service:
         kernel's block device list tells."""
         card = self.model.card
         if card and self.sys_block is not None and not (self.sys_block / card).exists():
-            self.post(Ev.CARD_REMOVED, device=card)
+            self.post(p.CardGone(card))
 
-    def post(self, kind: Ev, **data: object) -> None:
-        """Thread-safe: devices and helpers call this."""
-        self.events.put(Event(kind, self.clock(), str(data.pop("device", "")),
-                              str(data.pop("label", "")), data))
+    def post(self, message: p.Message) -> None:
+        """Thread-safe: devices, the work child's reader and helpers call this."""
+        self.events.put(Event(message, self.clock()))
 
     def handle(self, item: object) -> None:
         event = self._translate(item)
         if event is None:
             return
-        self.model, effects = sm.step(self.model, event)
+        try:
+            self.model, effects = sm.step(self.model, event)
+        except sm.UndeclaredTransition as exc:  # a bug: keep showing what is true
+            log.error("%s; the message is dropped", exc)
+            return
         for effect in effects:
             self._apply(effect)
         self._render()
@@ -193,7 +160,7 @@ class Service:
                 del self.conns[device]
                 if self.model.card == device and self.model.state in (State.CHECKING,
                                                                       State.COPYING):
-                    return Event(Ev.CARD_REMOVED, now, device)
+                    return Event(p.CardGone(device), now, device)
             return None
         if isinstance(message, p.Query):
             assert self.server is not None
@@ -203,21 +170,13 @@ class Service:
         if isinstance(message, p.Hello):
             self.conns[message.device] = item.conn
             self.devices_by_conn[item.conn] = message.device
-            return Event(Ev.CARD_ADDED, now, message.device, message.label)
-        if isinstance(message, p.Progress):
-            data = {k: getattr(message, k) for k in message.__dataclass_fields__}
-            if message.session_id and message.session_id not in self.linked:
-                self.linked.add(message.session_id)
-                self.sign_link(message.session_id)
-            return Event(Ev.PHASE_PROGRESS, now, device, data=data)
-        if isinstance(message, p.Done):
-            return Event(Ev.PHASE_DONE, now, device, data={
-                "new": message.new, "skipped": message.skipped, "failed": message.failed,
-                "bytes_new": message.bytes_new, "session_id": message.session_id})
-        if isinstance(message, p.Failed):
-            return Event(Ev.PHASE_FAILED, now, device, data={
-                "reason": message.reason, "message": message.message,
-                "session_id": message.session_id})
+            return Event(message, now, message.device)
+        if isinstance(message, p.Progress) and message.session_id \
+                and message.session_id not in self.linked:
+            self.linked.add(message.session_id)
+            self.sign_link(message.session_id)
+        if isinstance(message, p.Progress | p.Done | p.Failed):
+            return Event(message, now, device)
         return None
 
     # ------------------------------------------------------------ effects out
@@ -262,7 +221,7 @@ class Service:
         while self.work_again.is_set() and not self.stopping.is_set():
             self.work_again.clear()
             code = self._run_work([])
-            if code == 3:  # offline or waiting for the clock: try again later
+            if code == ExitCode.QUEUED:  # offline or waiting for the clock: try later
                 self.work_again.wait(RETRY_WORK_S)
                 self.work_again.set()
 
@@ -271,40 +230,22 @@ class Service:
                          daemon=True).start()
 
     def _run_work(self, extra: list[str]) -> int:
-        env = {**os.environ, "GHOSTROLL_CONFIG": str(self.cfg.config_file or ""),
-               **_env_overrides(self.cfg)}
-        proc = subprocess.Popen([*self.work_cmd, *extra], stdout=subprocess.PIPE, text=True,
-                                env=env)
+        proc = spawn(self.cfg, [*self.work_cmd, *extra], os.environ, stdout=subprocess.PIPE)
         assert proc.stdout is not None
         for line in proc.stdout:
             try:
-                item = json.loads(line)
-            except ValueError:
+                message = p.Message.from_json(line.strip())
+            except p.ProtocolError as exc:
+                log.warning("background work said something unexpected: %s", exc)
                 continue
-            self._work_event(item)
+            if isinstance(message, p.LinkReady | p.WorkProgress | p.WorkWaiting | p.WorkDone
+                          | p.WorkFailed):
+                self.post(message)
         code = proc.wait()
-        if code not in (0, 3):
-            self.post(Ev.WORK_FAILED, message=f"background work failed (exit {code}); "
-                                              "see `journalctl -u ghostroll`")
+        if code not in (ExitCode.OK, ExitCode.QUEUED):
+            self.post(p.WorkFailed(f"background work failed (exit {code}); "
+                                   "see `journalctl -u ghostroll`"))
         return code
-
-    def _work_event(self, item: dict[str, Any]) -> None:
-        stage = item.get("stage")
-        expires = item.get("expires")
-        when = datetime.fromisoformat(expires) if isinstance(expires, str) else None
-        if item.get("url"):
-            self.post(Ev.LINK_READY, url=item["url"], expires=when,
-                      session_id=item.get("session_id"))
-        if stage in ("processing", "uploading"):
-            self.post(Ev.WORK_PROGRESS, stage="processing" if stage == "processing"
-                      else "publishing", done=item.get("done", 0), total=item.get("total", 0))
-        elif stage in ("done", "local"):
-            self.post(Ev.PUBLISH_DONE, url=item.get("url"), photos=item.get("photos", 0),
-                      expires=when)
-        elif stage == "waiting":
-            self.post(Ev.WORK_WAITING, reason=item.get("reason", ""))
-        elif stage == "failed":
-            self.post(Ev.WORK_FAILED, message=item.get("message", ""))
 
     # ------------------------------------------------------------ output
 
@@ -356,28 +297,8 @@ class Service:
         return f"{self.model.state.value}: {screen.big}"
 
     def status_document(self, screen: Screen) -> dict[str, Any]:
-        m = self.model
-        return {
-            "state": m.state.value,
-            "step": m.work or m.state.value,
-            "message": screen.big,
-            "session_id": m.session_id,
-            "volume": m.label or None,
-            "counts": {"discovered": m.copy.files_total, "new": m.copy.new,
-                       "skipped": m.copy.skipped, "copied": m.copy.files_read,
-                       "processed": m.work_done if m.work == "processing" else None,
-                       "uploaded": m.work_done if m.work == "publishing" else None,
-                       "failed": m.copy.failed},
-            "url": m.link,
-            "qr_path": str(self.runtime / "status.png"),
-            "link_expires": m.link_expires.isoformat() if m.link_expires else None,
-            "error": m.error or None,
-            "hostname": self.hostname,
-            "ip": self.ip,
-            "battery_percentage": m.battery,
-            "battery_charging": m.charging,
-            "updated": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
+        return status_document(self.model, screen, self.runtime / "status.png",
+                               self.hostname, self.ip)
 
     def _write_status(self, frame: Any, screen: Screen, mirror: bool) -> None:
         doc = self.status_document(screen)
@@ -394,17 +315,3 @@ class Service:
         except OSError as exc:
             log.warning("status not written: %s", exc)
 
-
-def _env_overrides(cfg: Config) -> dict[str, str]:
-    """The child `ghostroll work` gets exactly this service's settings."""
-    from ghostroll.config import KEYS
-
-    env = {}
-    for key in KEYS:
-        value = getattr(getattr(cfg, key.section), key.name)
-        if value is None:
-            value = ""
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        env[key.env] = str(value)
-    return env

@@ -18,16 +18,22 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
-from ghostroll.appliance.machine import Ev, Model, State
-from ghostroll.appliance.service import Devices, Service, _env_overrides
-from ghostroll.config import Config, load
+from ghostroll.appliance import protocol as p
+from ghostroll.appliance.host import Devices
+from ghostroll.appliance.machine import Model, State
+from ghostroll.appliance.service import Service
+from ghostroll.config import Config
+from ghostroll.config.handoff import spawn
 from ghostroll.devices.button import KeyboardButton, Press, ScriptedButton, parse_presses
 from ghostroll.devices.kits import load_kit
-from ghostroll.devices.panel import PanelWorker, panel_factory
+from ghostroll.devices.panel import panel_factory
+from ghostroll.devices.panel_worker import PanelWorker
 from ghostroll.devices.refresh import RefreshPolicy
 from ghostroll.errors import CardError
+from ghostroll.exitcodes import ExitCode
 
 log = logging.getLogger("ghostroll.simulate")
 DEVICE = "sim0"
@@ -60,10 +66,8 @@ def simulate(cfg: Config, card: Path, frames: Path, kit_name: str, presses: list
     kit = load_kit(kit_name)
     frames.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="ghostroll-sim-"))
-    cfg = load(config_file=None, env={**_env_overrides(cfg),
-                                      "GHOSTROLL_RUNTIME_DIR": str(scratch / "run"),
-                                      "GHOSTROLL_PANEL": "simulated",
-                                      "GHOSTROLL_FRAMES_DIR": str(frames)})
+    cfg = replace(cfg, appliance=replace(cfg.appliance, runtime_dir=scratch / "run",
+                                         panel="simulated", frames_dir=frames.absolute()))
     panel = PanelWorker(panel_factory("simulated", kit.panel, frames),
                         policy=RefreshPolicy(min_interval=0.2, full_every=10),
                         size=(kit.panel.width, kit.panel.height)).start()
@@ -71,14 +75,14 @@ def simulate(cfg: Config, card: Path, frames: Path, kit_name: str, presses: list
 
     def eject(device: str) -> None:
         time.sleep(0.5)
-        holder["service"].post(Ev.CARD_REMOVED, device=device)
+        holder["service"].post(p.CardGone(device))
 
     devices = Devices(panel_submit=panel.submit, eject=eject, shutdown=lambda: None,
                       stop_devices=lambda: panel.stop())
     service = Service(cfg, kit, devices)
     service.sys_block = None  # the simulated card is "pulled" by _insert, not by the kernel
     holder["service"] = service
-    service.post(Ev.BATTERY, percent=battery, charging=False)
+    service.post(p.Battery(battery, charging=False))
     button = _button(service, presses)
     with card_path(card, scratch) as mounted_card:
         inserted = threading.Thread(target=_insert, args=(service, cfg, mounted_card),
@@ -93,7 +97,7 @@ def simulate(cfg: Config, card: Path, frames: Path, kit_name: str, presses: list
 
 def _button(service: Service, presses: list[str]) -> ScriptedButton | KeyboardButton | None:
     def on_press(press: Press) -> None:
-        service.post(Ev.BUTTON_LONG if press == Press.LONG else Ev.BUTTON_SHORT)
+        service.post(p.Hold() if press == Press.LONG else p.Press())
 
     if presses:
         return ScriptedButton(parse_presses(presses), on_press).start()
@@ -106,14 +110,16 @@ def _button(service: Service, presses: list[str]) -> ScriptedButton | KeyboardBu
 def _insert(service: Service, cfg: Config, card: Path) -> None:
     """The photographer inserts the card, and pulls it once the worker is done."""
     time.sleep(1.0)
-    env = {**os.environ, **_env_overrides(cfg)}
-    worker = subprocess.run(
-        [sys.executable, "-m", "ghostroll", "card-worker", "--device", DEVICE, str(card)],
-        env=env, capture_output=True, text=True)
-    if worker.returncode not in (0, 1):
-        log.warning("card worker ended with %d: %s", worker.returncode, worker.stderr.strip())
+    worker = spawn(cfg, [sys.executable, "-m", "ghostroll", "card-worker", "--device",
+                         DEVICE, str(card)], os.environ, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.PIPE)
+    assert worker.stderr is not None
+    stderr = worker.stderr.read()
+    worker.wait()
+    if worker.returncode not in (ExitCode.OK, ExitCode.PARTIAL):
+        log.warning("card worker ended with %d: %s", worker.returncode, stderr.strip())
     time.sleep(2.0)  # long enough for the receipt to be on the panel
-    service.post(Ev.CARD_REMOVED, device=DEVICE)
+    service.post(p.CardGone(DEVICE))
 
 
 def _finished(m: Model, inserted: threading.Thread) -> bool:

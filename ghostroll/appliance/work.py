@@ -1,29 +1,28 @@
 """`ghostroll work --events`: the service's background job in a child process, so a
 crash in image decoding can never take the panel down. Processes every complete
-session, then drains the publish queue, printing one JSON object per line:
-
-    {"stage": "processing", "done": 3, "total": 40, "session_id": "..."}
-    {"stage": "link", "url": "...", "expires": "2026-12-01T10:52:00+00:00", "session_id": ...}
-    {"stage": "uploading", "done": 12, "total": 40, "session_id": "..."}
-    {"stage": "done", "url": "...", "photos": 40, "session_id": "..."}
-    {"stage": "waiting", "reason": "offline: ..."}   (also: processing stopped, disk full)
-    {"stage": "failed", "message": "..."}
-    {"stage": "local", "photos": 40, "session_id": "..."}   (no bucket configured)
+session, then drains the publish queue, printing one `protocol` message per line (the
+messages the service's machine consumes): `work_progress` (processing, publishing),
+`link`, `work_done` (url empty: no bucket configured), `work_waiting` (offline, clock,
+processing stopped by a full disk), `work_failed`.
 
 With `--link SESSION` it only signs that session's share link (a local operation)."""
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
+from ghostroll.appliance import protocol as p
 from ghostroll.config import Config
+from ghostroll.exitcodes import ExitCode
 from ghostroll.storage.db import Database
 
+if TYPE_CHECKING:
+    from ghostroll.publish.publisher import PublishEvent
 
-def _emit(out: TextIO, **fields: object) -> None:
-    out.write(json.dumps(fields, default=str) + "\n")
+
+def _emit(out: TextIO, message: p.Message) -> None:
+    out.write(message.to_json() + "\n")
     out.flush()
 
 
@@ -36,16 +35,16 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
         if link_only:
             return _link(cfg, db, link_only, out)
         results = process_pending(cfg, db, lambda sid, d, t: _emit(
-            out, stage="processing", done=d, total=t, session_id=sid))
+            out, p.WorkProgress("processing", d, t, sid)))
         stopped = next((r.stopped for r in results if r.stopped), None)
         if not cfg.s3.enabled:
             for result in results:
                 if not (result.stopped or result.set_aside):
-                    _emit(out, stage="local", photos=result.made, session_id=result.session_id)
+                    _emit(out, p.WorkDone(photos=result.made, session_id=result.session_id))
         code = _publish(cfg, db, out) if cfg.s3.enabled else 0
         if stopped:
-            _emit(out, stage="waiting", reason=stopped)
-            return 3
+            _emit(out, p.WorkWaiting(stopped))
+            return ExitCode.QUEUED
         return code
 
 
@@ -56,32 +55,41 @@ def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:
 
     session = db.session(session_id)
     if session is None or not cfg.s3.enabled:
-        return 0
+        return ExitCode.OK
     early_link(cfg, db, session_id)
     link = load_link(SessionLayout(session.path), cfg.s3.presign_expiry_seconds)
     if link is not None:
-        _emit(out, stage="link", url=link.url, expires=link.expires.isoformat(),
-              session_id=session_id)
-    return 0
+        _emit(out, p.LinkReady(link.url, link.expires.isoformat(), session_id))
+    return ExitCode.OK
 
 
 def _publish(cfg: Config, db: Database, out: TextIO) -> int:
-    from ghostroll.publish.publisher import PublishEvent, drain
+    from ghostroll.publish.publisher import drain
     from ghostroll.publish.s3client import make_client
 
     def report(e: PublishEvent) -> None:
-        fields: dict[str, object] = {"stage": e.stage, "session_id": e.session_id,
-                                     "done": e.done, "total": e.total}
-        if e.link is not None:
-            fields.update(url=e.link.url, expires=e.link.expires.isoformat())
-        if e.stage == "done":
-            fields["photos"] = e.total
-        if e.message:
-            fields["reason" if e.stage == "waiting" else "message"] = e.message
-        _emit(out, **fields)
+        for message in publish_messages(e):
+            _emit(out, message)
 
     result = drain(cfg, db, make_client(cfg.s3), report)
     if result.waiting:
-        _emit(out, stage="waiting", reason=result.waiting)
-        return 3
-    return 1 if result.failed else 0
+        _emit(out, p.WorkWaiting(result.waiting))
+        return ExitCode.QUEUED
+    return ExitCode.PARTIAL if result.failed else ExitCode.OK
+
+
+def publish_messages(e: PublishEvent) -> list[p.Message]:
+    """What one publishing event tells the service (pure)."""
+    out: list[p.Message] = []
+    expires = e.link.expires.isoformat() if e.link is not None else None
+    if e.link is not None:
+        out.append(p.LinkReady(e.link.url, expires, e.session_id))
+    if e.stage == "uploading":
+        out.append(p.WorkProgress("publishing", e.done, e.total, e.session_id))
+    elif e.stage == "done":
+        out.append(p.WorkDone(e.total, e.link.url if e.link else None, expires, e.session_id))
+    elif e.stage == "waiting":
+        out.append(p.WorkWaiting(e.message))
+    elif e.stage == "failed":
+        out.append(p.WorkFailed(e.message))
+    return out

@@ -20,11 +20,11 @@ from ghostroll.card.ingest import IngestProgress, IngestResult, ingest_card
 from ghostroll.card.volume import Volume, identify
 from ghostroll.config import Config
 from ghostroll.errors import CardError, DiskFullError
+from ghostroll.exitcodes import ExitCode
 from ghostroll.storage.db import Database
 
 log = logging.getLogger("ghostroll.worker")
 
-EXIT_COPIED, EXIT_PARTIAL, EXIT_UNUSABLE, EXIT_REFUSED = 0, 1, 2, 75
 PROGRESS_EVERY_S = 0.5
 
 
@@ -69,7 +69,7 @@ def run_card_worker(device: str, mount: Path, cfg: Config, volume_id: str | None
         if isinstance(answer, p.Refuse):
             log.warning("service refused the copy: %s", answer.reason)
             link.close()
-            return EXIT_REFUSED
+            return ExitCode.REFUSED
         threading.Thread(target=_watch_cancel, args=(link, cancel), daemon=True).start()
     stop = _stop_on_sigterm(cancel)
     try:
@@ -80,11 +80,11 @@ def run_card_worker(device: str, mount: Path, cfg: Config, volume_id: str | None
         if link is not None:
             link.send(p.Failed(reason=reason, message=str(exc)))
             link.close()
-        return EXIT_UNUSABLE
+        return ExitCode.UNUSABLE
     if link is not None:
         link.send(_outcome(result))
         link.close()
-    return EXIT_COPIED if result.complete and not result.failed else EXIT_PARTIAL
+    return ExitCode.OK if result.complete and not result.failed else ExitCode.PARTIAL
 
 
 def _stop_on_sigterm(cancel: threading.Event) -> threading.Event:
@@ -119,7 +119,7 @@ def _ingest(mount: Path, cfg: Config, volume: Volume, link: WorkerLink | None,
         link.send(p.Progress(
             files_read=progress.files_read, files_to_read=progress.files_to_read,
             bytes_read=progress.bytes_read, bytes_to_read=progress.bytes_to_read,
-            files_total=progress.files_total, new=progress.new,
+            files_total=progress.files_total, new=progress.new, bytes_new=progress.bytes_new,
             duplicates=progress.duplicates, known=progress.known, failed=progress.failed,
             current=progress.current, elapsed_s=round(progress.elapsed_s, 3),
             session_id=session[0] if session else None))

@@ -49,6 +49,7 @@ class IngestProgress:
     bytes_to_read: int = 0
     bytes_read: int = 0
     new: int = 0
+    bytes_new: int = 0  # bytes of the new files, verified and recorded
     duplicates: int = 0  # read, but the content was already safe
     known: int = 0  # recognised without reading
     failed: int = 0
@@ -333,7 +334,7 @@ class CardIngest:
             self.result.bytes_new += copied.size
             for twin, twin_kind in waiting:
                 self._duplicate(twin, copied.sha256, twin_kind)
-            self._emit(new=self.result.new)
+            self._emit(new=self.result.new, bytes_new=self.result.bytes_new)
 
     def _duplicate(self, card_file: CardFile, sha256: str, kind: str) -> None:
         session_id = self.result.session.id if self.result.session else None

@@ -16,6 +16,7 @@ from pathlib import Path
 from ghostroll import config
 from ghostroll.commands.doctor import http_status
 from ghostroll.devtools.synthetic import make_demo_card
+from ghostroll.exitcodes import ExitCode
 
 
 def workdir_config(workdir: Path, **flags: object) -> config.Config:
@@ -79,7 +80,7 @@ def _verify(cfg: config.Config) -> int:
     print(f"demo: ghostroll verify --read-data: {summary_line(report).removeprefix('verify: ')}")
     for problem in report.problems:
         print(f"demo:   {problem.message}", file=sys.stderr)
-    return 1 if report.problems else 0
+    return ExitCode.PARTIAL if report.problems else ExitCode.OK
 
 
 def _allow_short_links(s3: object) -> None:
@@ -107,5 +108,5 @@ def _appliance(workdir: Path, card: Path, cfg: config.Config) -> int:
         print(f"demo: the local gallery: {index.as_uri()}")
     if first.state.value != "done" or again.state.value not in ("nothing_new", "idle"):
         print("demo: the appliance did not finish as expected", file=sys.stderr)
-        return 1
-    return 0
+        return ExitCode.PARTIAL
+    return ExitCode.OK

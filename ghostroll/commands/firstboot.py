@@ -40,6 +40,7 @@ from typing import Any
 
 from ghostroll import config
 from ghostroll.errors import ConfigError
+from ghostroll.exitcodes import ExitCode
 
 SECRET_KEYS = ("s3_secret_access_key", "s3_access_key_id", "wifi_psk")
 FIRSTBOOT_KEYS = {"ssh_authorized_keys", "wifi_ssid", "wifi_psk", "wifi_country"}
@@ -215,7 +216,7 @@ def run(paths: Paths, runner: Runner | None = None) -> int:
     paths.source.unlink()
     paths.error.unlink(missing_ok=True)
     print("ghostroll firstboot: " + "; ".join(done) + f"; source renamed to {applied.name}")
-    return 0
+    return ExitCode.OK
 
 
 def _fail(paths: Paths, message: str) -> int:
@@ -226,7 +227,7 @@ def _fail(paths: Paths, message: str) -> int:
         paths.error.write_text(text, encoding="utf-8")
     except OSError as exc:
         print(f"ghostroll firstboot: cannot write {paths.error}: {exc}", file=sys.stderr)
-    return 1
+    return ExitCode.PARTIAL
 
 
 def _write(path: Path, text: str, mode: int, owner: str) -> None:

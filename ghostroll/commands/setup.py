@@ -19,6 +19,7 @@ from ghostroll import config
 from ghostroll.commands import doctor
 from ghostroll.config import KEYS_BY_NAME
 from ghostroll.errors import ConfigError
+from ghostroll.exitcodes import ExitCode
 
 ASKED = ("s3_bucket", "s3_region", "s3_endpoint_url", "s3_access_key_id",
          "s3_secret_access_key", "short_links")
@@ -76,14 +77,14 @@ def run_setup(flags: dict[str, str], *, system: bool, interactive: bool,
         candidate = config.load(config_file=path if path.exists() else None, flags=answers)
     except ConfigError as exc:  # a bucket name S3 cannot take, an endpoint that is no URL
         out(f"setup: not saved: {exc} ({path} is unchanged)")
-        return 2
+        return ExitCode.UNUSABLE
     results = [r for check in (doctor.check_config, doctor.check_s3)
                for r in check(candidate)]
     out(doctor.report_text(results))
     if doctor.failed(results):
         out(f"setup: not saved: fix the problems above, then run setup again ({path} is "
             "unchanged)")
-        return 1
+        return ExitCode.PARTIAL
     write(path, {k: v for k, v in answers.items() if v != ""}, system)
     out(f"setup: saved {path} (mode {'0640' if system else '0600'})")
-    return 0
+    return ExitCode.OK

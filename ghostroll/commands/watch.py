@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ghostroll.config import Config
+from ghostroll.exitcodes import ExitCode
 
 log = logging.getLogger("ghostroll.watch")
 
@@ -80,4 +81,4 @@ def watch(cfg: Config, handle: Callable[[Path], int], *, once: bool = False,
             if once:
                 return code
         sleep(cfg.card.poll_seconds)
-    return 0
+    return ExitCode.OK

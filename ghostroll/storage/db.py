@@ -22,6 +22,9 @@ Tables
 
 Paths are stored absolute: the process's working directory is not part of any fact
 (lgpio changes it on the appliance).
+
+The schema is in `schema.py`, the row types and state names in `rows.py` (re-exported
+here: callers know them as `db.COPYING`, `db.SessionRow`, ...).
 """
 
 from __future__ import annotations
@@ -36,156 +39,35 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 from ghostroll import faults
 from ghostroll.errors import DatabaseError, DiskFullError
-from ghostroll.storage.session import private_mode
-
-MIGRATIONS: tuple[str, ...] = (
-    # 1: ingest
-    """
-    CREATE TABLE files (
-        sha256 TEXT PRIMARY KEY,
-        size INTEGER NOT NULL,
-        kind TEXT NOT NULL,
-        session_id TEXT NOT NULL,
-        rel_path TEXT NOT NULL,
-        ingested_utc TEXT NOT NULL
-    );
-    CREATE TABLE seen (
-        volume_id TEXT NOT NULL,
-        rel_path TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        mtime_ns INTEGER NOT NULL,
-        sha256 TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        PRIMARY KEY (volume_id, rel_path)
-    );
-    CREATE TABLE sessions (
-        number INTEGER PRIMARY KEY AUTOINCREMENT,
-        id TEXT NOT NULL UNIQUE,
-        path TEXT NOT NULL,
-        created_utc TEXT NOT NULL,
-        volume_id TEXT NOT NULL,
-        volume_label TEXT NOT NULL DEFAULT '',
-        source TEXT NOT NULL,
-        state TEXT NOT NULL,
-        finished_utc TEXT
-    );
-    CREATE INDEX sessions_by_volume ON sessions (volume_id, state);
-    CREATE TABLE session_files (
-        session_id TEXT NOT NULL,
-        rel_path TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        sha256 TEXT,
-        kind TEXT NOT NULL,
-        grp TEXT NOT NULL,
-        status TEXT NOT NULL,
-        error TEXT,
-        PRIMARY KEY (session_id, rel_path)
-    );
-    """,
-    # 2: publishing
-    """
-    CREATE TABLE uploads (
-        key TEXT PRIMARY KEY,
-        sha256 TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        etag TEXT NOT NULL,
-        uploaded_utc TEXT NOT NULL
-    );
-    CREATE TABLE publish_queue (
-        session_id TEXT PRIMARY KEY,
-        state TEXT NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        last_error TEXT,
-        url TEXT,
-        url_expires_utc TEXT,
-        queued_utc TEXT NOT NULL,
-        updated_utc TEXT NOT NULL
-    );
-    """,
-    # 3: recorded copy locations, per-bucket upload ledger, sessions set aside
-    """
-    ALTER TABLE session_files ADD COLUMN stored_path TEXT;
-    CREATE TABLE copies (
-        sha256 TEXT NOT NULL,
-        location TEXT NOT NULL,
-        target TEXT NOT NULL,
-        state TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        recorded_utc TEXT NOT NULL,
-        PRIMARY KEY (sha256, location, target)
-    );
-    CREATE INDEX copies_by_location ON copies (location, state);
-    INSERT OR IGNORE INTO copies (sha256, location, target, state, size, recorded_utc)
-        SELECT f.sha256, 'local', s.path || '/originals/' || f.rel_path, 'verified', f.size,
-               f.ingested_utc
-        FROM files f JOIN sessions s ON s.id = f.session_id;
-    DROP TABLE uploads;
-    CREATE TABLE uploads (
-        endpoint TEXT NOT NULL,
-        bucket TEXT NOT NULL,
-        key TEXT NOT NULL,
-        sha256 TEXT NOT NULL,
-        size INTEGER NOT NULL,
-        etag TEXT NOT NULL,
-        uploaded_utc TEXT NOT NULL,
-        PRIMARY KEY (endpoint, bucket, key)
-    );
-    ALTER TABLE sessions ADD COLUMN process_error TEXT;
-    """,
+from ghostroll.storage.ledger import BucketLedger
+from ghostroll.storage.rows import (  # noqa: F401 - re-exported
+    ARCHIVE_DISK,
+    BUCKET,
+    COPIED,
+    COPY_PRUNED,
+    COPY_VERIFIED,
+    COPYING,
+    DUPLICATE,
+    FAILED,
+    LOCAL,
+    PROCESSED,
+    PUBLISHED,
+    PUBLISHED_Q,
+    QUEUED,
+    RETRY,
+    VERIFIED,
+    CopyRow,
+    SeenRow,
+    SessionRow,
+    _session_row,
+    utc_now,
 )
-SCHEMA_VERSION = len(MIGRATIONS)
-
-# session states
-COPYING, COPIED, PROCESSED, PUBLISHED = "copying", "copied", "processed", "published"
-# publish_queue states
-QUEUED, RETRY, PUBLISHED_Q = "queued", "retry", "published"
-# session_files statuses
-VERIFIED, DUPLICATE, FAILED = "verified", "duplicate", "failed"
-# copies: where a content is kept, and what became of that copy
-LOCAL, ARCHIVE_DISK, BUCKET = "local", "archive-disk", "bucket"
-COPY_VERIFIED, COPY_PRUNED = "verified", "pruned"
-
-
-def utc_now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@dataclass(frozen=True)
-class SessionRow:
-    number: int
-    id: str
-    path: Path
-    created_utc: str
-    volume_id: str
-    volume_label: str
-    source: str
-    state: str
-    finished_utc: str | None
-    process_error: str | None = None  # set aside: processing failed unexpectedly
-
-
-@dataclass(frozen=True)
-class CopyRow:
-    sha256: str
-    location: str  # LOCAL | ARCHIVE_DISK | BUCKET
-    target: str  # absolute path, or "endpoint bucket key" for a bucket
-    state: str  # COPY_VERIFIED | COPY_PRUNED
-    size: int
-    recorded_utc: str
-
-
-@dataclass(frozen=True)
-class SeenRow:
-    size: int
-    mtime_ns: int
-    sha256: str
-    kind: str
+from ghostroll.storage.schema import MIGRATIONS, SCHEMA_VERSION, _statements
+from ghostroll.storage.session import private_mode
 
 
 class Database:
@@ -502,46 +384,6 @@ class Database:
                 (state, error, utc_now(), state, url, url_expires_utc, session_id))
 
 
-class BucketLedger:
-    """What one bucket at one endpoint already holds, per key. Keyed by endpoint and
-    bucket too: after a bucket or endpoint change nothing counts as uploaded."""
-
-    def __init__(self, db: Database, endpoint: str, bucket: str) -> None:
-        self.db, self.endpoint, self.bucket = db, endpoint, bucket
-
-    def uploaded_sha(self, key: str) -> str | None:
-        with self.db._lock:
-            row = self.db.conn.execute(
-                "SELECT sha256 FROM uploads WHERE endpoint = ? AND bucket = ? AND key = ?",
-                (self.endpoint, self.bucket, key)).fetchone()
-        return row[0] if row else None
-
-    def record_upload(self, key: str, sha256: str, size: int, etag: str) -> None:
-        with self.db.transaction():
-            self.db.conn.execute(
-                "INSERT INTO uploads (endpoint, bucket, key, sha256, size, etag, uploaded_utc) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, bucket, key) DO UPDATE "
-                "SET sha256 = excluded.sha256, size = excluded.size, etag = excluded.etag, "
-                "uploaded_utc = excluded.uploaded_utc",
-                (self.endpoint, self.bucket, key, sha256, size, etag, utc_now()))
-
-    def forget(self, keys: Iterable[str]) -> None:
-        """These keys are no longer known to be in the bucket: the next publish sends them."""
-        with self.db.transaction():
-            self.db.conn.executemany(
-                "DELETE FROM uploads WHERE endpoint = ? AND bucket = ? AND key = ?",
-                [(self.endpoint, self.bucket, key) for key in keys])
-
-    def keys(self, prefix: str = "") -> list[tuple[str, str, int]]:
-        """(key, sha256, size) of every recorded upload under `prefix`."""
-        with self.db._lock:
-            rows = self.db.conn.execute(
-                "SELECT key, sha256, size FROM uploads WHERE endpoint = ? AND bucket = ? "
-                "AND substr(key, 1, ?) = ? ORDER BY key",
-                (self.endpoint, self.bucket, len(prefix), prefix)).fetchall()
-        return [(r[0], r[1], r[2]) for r in rows]
-
-
 def _create_private(path: Path) -> None:
     """The database holds every share link: create it with session.private_mode() (SQLite
     gives its -wal and -shm files the database's mode) and tighten one made 0644 by an
@@ -568,15 +410,3 @@ def _is_disk_full(exc: Exception) -> bool:
     if isinstance(exc, OSError):
         return exc.errno in (errno.ENOSPC, errno.EDQUOT)
     return "full" in str(exc).lower()
-
-
-def _statements(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
-
-
-def _session_row(row: sqlite3.Row) -> SessionRow:
-    return SessionRow(
-        number=row["number"], id=row["id"], path=Path(row["path"]),
-        created_utc=row["created_utc"], volume_id=row["volume_id"],
-        volume_label=row["volume_label"], source=row["source"], state=row["state"],
-        finished_utc=row["finished_utc"], process_error=row["process_error"])
