@@ -75,6 +75,14 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(reshare)
     reshare.set_defaults(handler=cmd_reshare)
 
+    unshare = commands.add_parser(
+        "unshare", help="revoke a session's link now (the page it opens is deleted)")
+    unshare.add_argument("session", help="id, number or unique id prefix")
+    unshare.add_argument("--delete", action="store_true",
+                         help="also delete its photos and zip from the bucket")
+    config.add_flags(unshare)
+    unshare.set_defaults(handler=cmd_unshare)
+
     work = commands.add_parser("work", help="process and publish what is pending "
                                "(the service runs this; JSON lines on stdout)")
     work.add_argument("--link", metavar="SESSION", help="only sign this session's link")
@@ -345,6 +353,26 @@ def _renew_link(cfg: config.Config, db: Database, session_id: str) -> None:
 
 def cmd_reshare(args: argparse.Namespace) -> int:
     return cmd_publish(args, fresh_link=True)
+
+
+def cmd_unshare(args: argparse.Namespace) -> int:
+    from ghostroll.publish.s3client import make_client
+    from ghostroll.publish.unshare import unshare
+
+    cfg = config.from_args(args)
+    setup_logging(cfg)
+    if not cfg.s3.enabled:
+        raise ConfigError("no bucket configured: set s3_bucket (GHOSTROLL_S3_BUCKET, "
+                          "--s3-bucket or [s3] s3_bucket in the config file)")
+    with Database(cfg.storage.db_path) as db:
+        session = db.session(_session_arg(db, args.session))
+        assert session is not None
+        done = unshare(cfg, db, make_client(cfg.s3), session, delete_assets=args.delete)
+    what = "its gallery page and photos" if args.delete else "its gallery page"
+    print(f"unshared {done.session_id}: {what} deleted ({len(done.deleted)} objects); "
+          f"{done.link or 'its link'} no longer opens.")
+    print(f"`ghostroll publish {done.session_id}` shares it again under a new link.")
+    return EXIT_OK
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:

@@ -118,6 +118,9 @@ KEYS: tuple[Key, ...] = (
     _k("s3", "s3_secret_access_key", str, "", "Secret key (never logged).", secret=True),
     _k("s3", "presign_expiry_seconds", int, 604800,
        "Share link lifetime, seconds (SigV4 maximum: 7 days).", minimum=60, maximum=604800),
+    _k("s3", "link_days", int, 30,
+       "With short links: days the same link keeps working (re-signed while online; "
+       "without short links the cap is 7 days).", minimum=1, maximum=3650),
     _k("s3", "upload_workers", int, 4, "Parallel uploads.", minimum=1, maximum=32),
     _k("s3", "presign_workers", int, 8,
        "Accepted for compatibility; signing is local and needs no pool.",
@@ -200,6 +203,7 @@ class S3Config:
     s3_access_key_id: str = field(repr=False)
     s3_secret_access_key: str = field(repr=False)
     presign_expiry_seconds: int
+    link_days: int
     upload_workers: int
     presign_workers: int
     multipart_threshold_mb: int

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
+from ghostroll.publish.lifetime import link_status
+from ghostroll.publish.publisher import read_link
 from ghostroll.publish.qr import terminal_text
-from ghostroll.storage.db import COPIED, Database, SessionRow
+from ghostroll.storage.db import COPIED, UNSHARED_Q, Database, SessionRow
 from ghostroll.storage.session import SessionLayout
 
 
@@ -28,8 +31,9 @@ def list_lines(db: Database) -> list[str]:
         link = "local only"
         if entry is not None:
             link = entry["state"]
-            if entry["url_expires_utc"]:
-                link += f", expires {entry['url_expires_utc'][:16].replace('T', ' ')}"
+            saved = read_link(SessionLayout(s.path))
+            if saved is not None and entry["state"] != UNSHARED_Q:
+                link += f", {link_status(saved, datetime.now(UTC))}"
         state = "set aside" if s.process_error else s.state
         lines.append(f"{s.number:>4}  {s.id:<32} {s.created_utc[:19].replace('T', ' ')}  "
                      f"{counts['verified']:>5} {counts['duplicate']:>5} {counts['failed']:>4}"
@@ -85,7 +89,14 @@ def show_lines(db: Database, session: SessionRow, qr: bool = True) -> list[str]:
     if session.process_error:
         lines.append(f"problem   {set_aside_text(session)}")
     url = layout.share_txt.read_text().strip() if layout.share_txt.exists() else None
-    lines.append(f"link      {url or '(none yet: local only or not published)'}")
+    entry = db.publish_entry(session.id)
+    if entry is not None and entry["state"] == UNSHARED_Q:
+        lines.append("link      (unshared: `ghostroll publish` shares it again, new link)")
+    else:
+        lines.append(f"link      {url or '(none yet: local only or not published)'}")
+    saved = read_link(layout)
+    if url and saved is not None:
+        lines.append(f"          {link_status(saved, datetime.now(UTC))}")
     if url and qr:
         lines.append(terminal_text(url))
     errors = [(r["rel_path"], r["error"]) for r in db.session_files(session.id) if r["error"]]

@@ -22,7 +22,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from ghostroll.gallery.render import progress_document, render_index, render_loa
 from ghostroll.process import load_gallery
 from ghostroll.publish import links
 from ghostroll.publish.clock import clock_verdict, server_date, system_clock_synchronized
+from ghostroll.publish.lifetime import resign_due
 from ghostroll.publish.lock import publish_lock
 from ghostroll.publish.qr import write_png
 from ghostroll.publish.upload import UploadReport, UploadTask, upload_all
@@ -55,6 +56,13 @@ class ShareLink:
     index_url: str  # presigned URL of the session's index.html
     expires: datetime
     short_key: str | None = None  # L/<token>, when a short link is used
+    # When the link dies for good: a short link is re-signed until then (link_days after
+    # it was first made); a presigned link dies with its signature.
+    ends: datetime | None = None
+
+    @property
+    def final_end(self) -> datetime:
+        return self.ends or self.expires
 
 
 @dataclass(frozen=True)
@@ -96,18 +104,24 @@ def check_clock(cfg: Config, client: Any) -> None:
 
 
 def make_link(cfg: Config, client: Any, session_id: str, use_short: bool,
-              token: str | None = None) -> ShareLink:
+              token: str | None = None, ends: datetime | None = None) -> ShareLink:
     """Sign the gallery link locally; no network needed. `token` keeps the short link
-    of an earlier link (its page is rewritten to point at the new signature)."""
+    of an earlier link (its page is rewritten to point at the new signature) and `ends`
+    its end; a new short link ends `link_days` from now. A signature never outlives the
+    link's end."""
+    now = datetime.now(UTC)
     expiry = cfg.s3.presign_expiry_seconds
+    if use_short:
+        ends = ends or now + timedelta(days=cfg.s3.link_days)
+        expiry = max(1, min(expiry, int((ends - now).total_seconds())))
     index_url = links.presign_get(client, cfg.s3.s3_bucket,
                                   prefix_for(cfg, session_id) + "index.html", expiry)
-    expires = datetime.now(UTC) + timedelta(seconds=expiry)
+    expires = now + timedelta(seconds=expiry)
     if not use_short:
         return ShareLink(index_url, index_url, expires)
     token = token or links.new_token()
     short = links.short_link_url(client, cfg.s3.s3_bucket, token)
-    return ShareLink(short.url, index_url, expires, links.short_link_key(token))
+    return ShareLink(short.url, index_url, expires, links.short_link_key(token), ends)
 
 
 def wants_short_links(cfg: Config, client: Any) -> bool:
@@ -138,7 +152,8 @@ def save_link(db: Database, layout: SessionLayout, session_id: str, link: ShareL
     write_png(link.url, layout.share_qr, mode=mode)
     write_text_atomic(layout.derived / "link.json", json.dumps({
         "url": link.url, "index_url": link.index_url, "expires": link.expires.isoformat(),
-        "short_key": link.short_key}) + "\n", mode)
+        "short_key": link.short_key, "ends": link.ends.isoformat() if link.ends else None,
+    }) + "\n", mode)
     if db.publish_entry(session_id) is None:
         db.enqueue_publish(session_id)
     db.set_publish_link(session_id, link.url, link.expires.isoformat())
@@ -148,8 +163,10 @@ def read_link(layout: SessionLayout) -> ShareLink | None:
     """The session's saved link, whatever its age; None when there is none."""
     try:
         data = json.loads((layout.derived / "link.json").read_text(encoding="utf-8"))
+        ends = data.get("ends")
         return ShareLink(data["url"], data["index_url"],
-                         datetime.fromisoformat(data["expires"]), data.get("short_key"))
+                         datetime.fromisoformat(data["expires"]), data.get("short_key"),
+                         datetime.fromisoformat(ends) if ends else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -172,23 +189,29 @@ def load_link(layout: SessionLayout, expiry_s: int) -> ShareLink | None:
 
 
 def ensure_link(cfg: Config, db: Database, client: Any, session: SessionRow,
-                fresh: bool = False) -> ShareLink:
+                fresh: bool = False, resign: bool = False) -> ShareLink:
     """The session's link, made once: the service's early signer and the publisher may
-    both get here first, so the check and the creation hold a lock on the session."""
+    both get here first, so the check and the creation hold a lock on the session.
+    `resign`: a new signature for the same short link even when the old one is good."""
     layout = SessionLayout(session.path)
     layout.derived.mkdir(parents=True, exist_ok=True)
     fd = os.open(layout.derived / ".link.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         existing = None if fresh else read_link(layout)
-        if existing is not None and still_good(existing, cfg.s3.presign_expiry_seconds):
+        if (existing is not None and not resign
+                and still_good(existing, cfg.s3.presign_expiry_seconds)):
             return existing
-        # Renewing keeps the short link: the QR already shown (on the panel during the
-        # copy, or sent on) keeps working, its page now pointing at the new signature.
-        # Only `fresh` (reshare) hands out a new one.
+        # Renewing keeps the short link until its end (link_days): the QR already shown
+        # (on the panel during the copy, or sent on) keeps working, its page now pointing
+        # at the new signature. `fresh` (reshare), or a link past its end, gets a new one.
+        # A link saved before link_days existed has no end: it starts counting now.
+        keep = (existing is not None and existing.short_key is not None
+                and (existing.ends is None or existing.ends > datetime.now(UTC)))
         token = existing.short_key.removeprefix(links.SHORT_LINK_PREFIX) \
-            if existing is not None and existing.short_key else None
-        link = make_link(cfg, client, session.id, wants_short_links(cfg, client), token)
+            if keep and existing and existing.short_key else None
+        link = make_link(cfg, client, session.id, wants_short_links(cfg, client), token,
+                         existing.ends if keep and existing else None)
         save_link(db, layout, session.id, link)
         return link
     finally:
@@ -307,6 +330,7 @@ class DrainResult:
     published: list[str]
     waiting: str | None = None  # why the rest waits (offline, clock)
     failed: dict[str, str] | None = None
+    resigned: list[str] = field(default_factory=list)  # links kept alive (link_days)
 
 
 def queue_processed(db: Database) -> None:
@@ -348,5 +372,33 @@ def drain(cfg: Config, db: Database, client: Any, on_event: EventFn | None = Non
                 result.failed[session_id] = str(exc)
                 if on_event:
                     on_event(PublishEvent(session_id, "failed", message=str(exc)))
+        if not only and result.waiting is None:
+            resign_links(cfg, db, client, result)
     return result
+
+
+def resign_links(cfg: Config, db: Database, client: Any, result: DrainResult) -> None:
+    """Re-sign the short links of published sessions whose signature is running out
+    (lifetime.resign_due): the same short link then points at a fresh gallery page."""
+    now = datetime.now(UTC)
+    due = [s for s in db.sessions() if s.state == dbm.PUBLISHED
+           and (link := read_link(SessionLayout(s.path))) is not None
+           and resign_due(link, cfg.s3.presign_expiry_seconds, now)]
+    if due:
+        try:
+            check_clock(cfg, client)
+        except Offline as exc:
+            result.waiting = str(exc)
+            return
+    for session in due:
+        try:
+            ensure_link(cfg, db, client, session, resign=True)
+            publish_session(cfg, db, client, session)
+            result.resigned.append(session.id)
+        except Offline as exc:
+            result.waiting = str(exc)
+            return
+        except (PublishError, OSError, ValueError) as exc:
+            assert result.failed is not None
+            result.failed[session.id] = f"re-signing its link: {exc}"
 

@@ -1,0 +1,192 @@
+"""Links that live as long as asked (link_days) and die when told (unshare): the same
+short link keeps working after its signature ran out and was re-signed, a link past its
+end stays dead, and `ghostroll unshare` kills it at once. Checked in Debian's chromium
+against SeaweedFS, as a recipient's phone would follow the link."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ghostroll.appliance.idle_facts import read_idle_facts
+from ghostroll.config import Config
+from ghostroll.devtools.synthetic import make_demo_card
+from ghostroll.job import run_job
+from ghostroll.publish import links, publisher
+from ghostroll.publish.lifetime import link_status, resign_due
+from ghostroll.publish.s3client import make_client
+from ghostroll.storage import db as dbm
+from ghostroll.storage.db import Database
+from ghostroll.storage.session import SessionLayout
+from tests.support.ingest import make_config
+from tests.support.s3 import S3Bucket, unsigned_get
+
+REPO = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def short_link_config(tmp_path: Path, s3_bucket: S3Bucket) -> Config:
+    s3_bucket.client.put_bucket_policy(
+        Bucket=s3_bucket.name, Policy=json.dumps(links.short_link_policy(s3_bucket.name)))
+    return make_config(tmp_path, clock_trusted=True, short_links="on", link_days=30,
+                       **s3_bucket.config_flags())
+
+
+def published(tmp_path: Path, cfg: Config) -> SessionLayout:
+    job = run_job(make_demo_card(tmp_path / "card", photos=3), cfg, out=io.StringIO())
+    assert job.exit_code == 0 and job.ingest.session is not None
+    return SessionLayout(job.ingest.session.path)
+
+
+def with_expiry(cfg: Config, seconds: int) -> Config:
+    return replace(cfg, s3=replace(cfg.s3, presign_expiry_seconds=seconds))
+
+
+def open_in_browser(browser: Any, url: str) -> tuple[int, int]:
+    """Follow a short link in chromium at a phone viewport: (status of the gallery
+    page it forwards to, or of the short link itself when that fails; tiles shown)."""
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    try:
+        with page.expect_response(lambda r: "index.html" in r.url or r.status >= 400,
+                                  timeout=20_000) as answer:
+            page.goto(url)
+        status = answer.value.status
+        tiles = 0
+        if status == 200:
+            page.wait_for_selector(".tile img", timeout=20_000)
+            page.wait_for_function("[...document.querySelectorAll('.tile img')]"
+                                   ".every(i => i.complete && i.naturalWidth > 0)",
+                                   timeout=20_000)
+            tiles = page.locator(".tile").count()
+        return status, tiles
+    finally:
+        page.close()
+
+
+def cli(tmp_path: Path, cfg: Config, s3_bucket: S3Bucket,
+        *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HOME": str(tmp_path),
+           "GHOSTROLL_BASE_DIR": str(cfg.storage.base_dir),
+           "GHOSTROLL_DB_PATH": str(cfg.storage.db_path), "GHOSTROLL_CLOCK_TRUSTED": "1",
+           "GHOSTROLL_SHORT_LINKS": "on",
+           **{f"GHOSTROLL_{k.upper()}": v for k, v in s3_bucket.config_flags().items()}}
+    env.pop("GHOSTROLL_CONFIG", None)
+    return subprocess.run([sys.executable, "-m", "ghostroll", *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=180)
+
+
+def test_same_short_link_works_after_resign_and_dies_on_unshare(
+        tmp_path: Path, s3_bucket: S3Bucket, browser: Any) -> None:
+    cfg = short_link_config(tmp_path, s3_bucket)
+    layout = published(tmp_path, cfg)
+    first = publisher.read_link(layout)
+    assert first is not None and first.short_key and first.ends is not None
+    assert first.ends - datetime.now(UTC) > timedelta(days=29)
+    shown = open_in_browser(browser, first.url)
+    assert shown[0] == 200 and shown[1] >= 3
+
+    # The signature runs out while the device is offline (a 2-second test expiry)...
+    short_lived = with_expiry(cfg, 2)
+    with Database(cfg.storage.db_path) as db:
+        session = db.session(layout.id)
+        assert session is not None
+        client = make_client(cfg.s3)
+        publisher.ensure_link(short_lived, db, client, session, resign=True)
+        publisher.publish_session(short_lived, db, client, session)
+    time.sleep(3)
+    lapsed = publisher.read_link(layout)
+    assert lapsed is not None and lapsed.url == first.url
+    assert open_in_browser(browser, first.url)[0] == 403
+    assert "dead since" in link_status(lapsed, datetime.now(UTC))
+    assert read_idle_facts(cfg.storage.db_path).problem == "link dead until online"
+
+    # ...and once it is back, the next run re-signs: the same link works again.
+    with Database(cfg.storage.db_path) as db:
+        result = publisher.drain(cfg, db, make_client(cfg.s3))
+    assert result.resigned == [layout.id] and not result.failed
+    renewed = publisher.read_link(layout)
+    assert renewed is not None and renewed.url == first.url and renewed.ends == first.ends
+    assert renewed.index_url != lapsed.index_url
+    assert (layout.root / "share.txt").read_text().strip() == first.url
+    assert open_in_browser(browser, first.url) == shown
+
+    prefix = publisher.prefix_for(cfg, layout.id)
+    done = cli(tmp_path, cfg, s3_bucket, "unshare", "1")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no longer opens" in done.stdout
+    assert open_in_browser(browser, first.url)[0] in (403, 404)
+    assert unsigned_get(renewed.index_url)[0] in (403, 404)
+    assert f"{prefix}index.html" not in s3_bucket.keys(prefix)
+    assert any(k.startswith(f"{prefix}share/") for k in s3_bucket.keys(prefix))
+    listed = cli(tmp_path, cfg, s3_bucket, "sessions")
+    assert "unshared" in listed.stdout, listed.stdout
+    with Database(cfg.storage.db_path) as db:
+        assert publisher.drain(cfg, db, make_client(cfg.s3)).published == []  # stays off
+        session = db.session(layout.id)
+        assert session is not None and session.state == dbm.PROCESSED
+
+    gone = cli(tmp_path, cfg, s3_bucket, "unshare", "1", "--delete")
+    assert gone.returncode == 0, gone.stdout + gone.stderr
+    assert s3_bucket.keys(prefix) == []
+
+    again = cli(tmp_path, cfg, s3_bucket, "publish", "1")
+    assert again.returncode == 0, again.stdout + again.stderr
+    shared = publisher.read_link(layout)
+    assert shared is not None and shared.url != first.url  # a new link, the old one dead
+    assert open_in_browser(browser, shared.url) == shown
+    assert open_in_browser(browser, first.url)[0] in (403, 404)
+
+
+def test_past_link_days_the_link_is_not_resigned(tmp_path: Path,
+                                                 s3_bucket: S3Bucket) -> None:
+    cfg = short_link_config(tmp_path, s3_bucket)
+    layout = published(tmp_path, with_expiry(cfg, 2))
+    data = json.loads((layout.derived / "link.json").read_text())
+    data["ends"] = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
+    (layout.derived / "link.json").write_text(json.dumps(data))
+    time.sleep(3)
+    with Database(cfg.storage.db_path) as db:
+        assert publisher.drain(cfg, db, make_client(cfg.s3)).resigned == []
+    link = publisher.read_link(layout)
+    assert link is not None
+    assert link_status(link, datetime.now(UTC)).startswith("expired ")
+    assert unsigned_get(link.url)[0] == 200  # the short page still forwards...
+    assert unsigned_get(link.index_url)[0] == 403  # ...to a gallery that is gone
+    assert read_idle_facts(cfg.storage.db_path).problem == "last link expired"
+
+
+def test_a_signature_never_outlives_the_link(tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    cfg = short_link_config(tmp_path, s3_bucket)
+    ends = datetime.now(UTC) + timedelta(hours=2)
+    link = publisher.make_link(cfg, make_client(cfg.s3), "s1", True, links.new_token(), ends)
+    assert link.ends == ends and link.expires <= ends + timedelta(seconds=1)
+    plain = publisher.make_link(cfg, make_client(cfg.s3), "s1", False)
+    assert plain.ends is None and plain.final_end == plain.expires  # 7-day cap
+
+
+def test_when_a_link_is_resigned() -> None:
+    week = 604_800
+
+    def link(expires_in: timedelta, ends_in: timedelta | None,
+             short: bool = True) -> publisher.ShareLink:
+        return publisher.ShareLink("u", "i", NOW + expires_in, "L/X" if short else None,
+                                   NOW + ends_in if ends_in is not None else None)
+
+    assert not resign_due(link(timedelta(days=5), timedelta(days=30)), week, NOW)
+    assert resign_due(link(timedelta(days=3), timedelta(days=30)), week, NOW)
+    assert resign_due(link(-timedelta(days=2), timedelta(days=30)), week, NOW)  # offline
+    assert not resign_due(link(timedelta(days=1), timedelta(days=1)), week, NOW)  # last one
+    assert not resign_due(link(-timedelta(days=1), -timedelta(hours=1)), week, NOW)  # over
+    assert not resign_due(link(timedelta(days=1), None, short=False), week, NOW)
+    assert link_status(link(timedelta(days=5), timedelta(days=30)), NOW) == (
+        "works until 2026-07-01 12:00 UTC (re-signed while online)")
+    assert link_status(link(timedelta(days=5), None, short=False), NOW) == (
+        "works until 2026-06-06 12:00 UTC")
