@@ -140,6 +140,8 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--system", action="store_true",
                        help="the appliance's /etc/ghostroll/config.toml (root)")
     setup.add_argument("--yes", action="store_true", help="no questions: flags only")
+    setup.add_argument("--apply-bucket-rules", action="store_true",
+                       help="apply the short-link policy and lifecycle rule without asking")
     # --config names the file to write (default: the user's or, with --system, /etc's)
     config.add_flags(setup, sections=["s3"])
     setup.set_defaults(handler=cmd_setup)
@@ -280,7 +282,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
     flags = {k.name: getattr(args, f"cfg_{k.name}") for k in config.KEYS
              if getattr(args, f"cfg_{k.name}", None) is not None}
     interactive = not args.yes and sys.stdin.isatty()
-    return run_setup(flags, system=args.system, interactive=interactive, path=args.config)
+    return run_setup(flags, system=args.system, interactive=interactive, path=args.config,
+                     apply_rules=args.apply_bucket_rules)
 
 
 def cmd_firstboot(args: argparse.Namespace) -> int:

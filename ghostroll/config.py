@@ -376,10 +376,13 @@ def load(
     config_file: Path | None = None,
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
+    typed: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Build the Config from all sources. `flags` maps key names to CLI values."""
+    """Build the Config from all sources. `flags` maps key names to CLI values, `typed`
+    to answers typed into `ghostroll setup` (as strong as flags, named as typed)."""
     env = os.environ if env is None else env
     flags = flags or {}
+    typed = typed or {}
     path = config_file if config_file is not None else default_config_file(env)
     file_data = read_toml(path) if path is not None else {}
 
@@ -393,6 +396,8 @@ def load(
             raw, source = env[key.env], f"env {key.env}"
         if flags.get(key.name) is not None:
             raw, source = flags[key.name], f"flag {key.flag}"
+        if typed.get(key.name) is not None:
+            raw, source = typed[key.name], "as typed"
         values[key.name] = _parse(key, raw, source)
         sources[key.name] = source
 

@@ -35,7 +35,7 @@ from ghostroll.errors import PublishError
 from ghostroll.gallery.model import Gallery, GalleryItem, Progress
 from ghostroll.gallery.render import progress_document, render_index, render_loading
 from ghostroll.process import load_gallery
-from ghostroll.publish import links
+from ghostroll.publish import links, short_memo
 from ghostroll.publish.clock import clock_verdict, server_date, system_clock_synchronized
 from ghostroll.publish.lifetime import resign_due
 from ghostroll.publish.lock import publish_lock
@@ -125,24 +125,19 @@ def make_link(cfg: Config, client: Any, session_id: str, use_short: bool,
 
 
 def wants_short_links(cfg: Config, client: Any) -> bool:
-    """`auto` asks the bucket whether its policy serves L/ (remembered next to the
-    database, so a later link needs no round trip); unknown while offline."""
+    """`auto` asks the bucket whether its policy serves L/ (remembered for a while next
+    to the database, see short_memo.py); unknown while offline."""
     if cfg.s3.short_links != "auto":
         return cfg.s3.short_links == "on"
-    memo = cfg.storage.db_path.with_name(cfg.storage.db_path.name + ".short-links")
-    key = f"{cfg.s3.s3_endpoint_url}|{cfg.s3.s3_bucket}"
-    try:
-        known = json.loads(memo.read_text())
-        if key in known:
-            return bool(known[key])
-    except (OSError, ValueError):
-        known = {}
+    now = datetime.now(UTC)
+    known = short_memo.recall(cfg.storage.db_path, cfg.s3, now)
+    if known is not None:
+        return known
     try:
         answer = links.has_short_link_policy(client, cfg.s3.s3_bucket)
     except (PublishError, BotoCoreError, ClientError, OSError) as exc:
         raise Offline(f"cannot ask the bucket for its short-link policy: {exc}") from exc
-    known[key] = answer
-    write_text_atomic(memo, json.dumps(known) + "\n")
+    short_memo.remember(cfg.storage.db_path, cfg.s3, answer, now)
     return answer
 
 
