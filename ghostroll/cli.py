@@ -24,6 +24,27 @@ from ghostroll.job import EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, run_job
 from ghostroll.memory import return_freed_memory
 from ghostroll.storage.db import Database
 
+# One line per command: an error (a missing argument) prints this, not every setting.
+USAGE = {
+    "run": "PATH [--no-publish] [--volume-id ID] [--volume-label LABEL] [settings]",
+    "card-worker": "--device DEV PATH [settings]",
+    "watch": "[--once] [settings]",
+    "sessions": "[list | show SESSION | retry SESSION] [--no-qr] [settings]",
+    "publish": "[SESSION] [settings]",
+    "reshare": "SESSION [settings]",
+    "unshare": "SESSION [--delete] [settings]",
+    "work": "[--link SESSION] [settings]",
+    "service": "[settings]",
+    "simulate": "--card DIR --frames DIR [--press KIND@SECONDS] [settings]",
+    "firstboot": "[--source FILE] [--admin USER]",
+    "doctor": "[--json] [settings]",
+    "verify": "[--read-data] [--repair] [--local] [--session SESSION] [--json] [settings]",
+    "status": "[--json] [settings]",
+    "setup": "[--system] [--yes] [--apply-bucket-rules] [bucket settings]",
+    "demo": "[--dir DIR] [--photos N] [--serve]",
+    "config": "[--markdown] [settings]",
+}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -37,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--volume-label", help="card label to show (default: from the card)")
     run.add_argument("--no-publish", action="store_true",
                      help="ingest and make the gallery, but do not upload now")
-    config.add_flags(run)
+    config.add_flags(run, hidden=["appliance"])
     run.set_defaults(handler=cmd_run)
 
     worker = commands.add_parser(
@@ -52,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch = commands.add_parser(
         "watch", help="wait for a card labelled like sd_label, ingest it once, repeat")
     watch.add_argument("--once", action="store_true", help="stop after the first card")
-    config.add_flags(watch)
+    config.add_flags(watch, hidden=["appliance"])
     watch.set_defaults(handler=cmd_watch)
 
     sessions = commands.add_parser(
@@ -60,19 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("action", nargs="?", choices=["list", "show", "retry"], default="list")
     sessions.add_argument("session", nargs="?", help="id, number or unique id prefix")
     sessions.add_argument("--no-qr", action="store_true", help="do not draw the link's QR")
-    config.add_flags(sessions)
+    config.add_flags(sessions, hidden=["appliance"])
     sessions.set_defaults(handler=cmd_sessions)
 
     publish = commands.add_parser(
         "publish", help="publish the queue, or one session (queued again if needed)")
     publish.add_argument("session", nargs="?", help="id, number or unique id prefix")
-    config.add_flags(publish)
+    config.add_flags(publish, hidden=["appliance"])
     publish.set_defaults(handler=cmd_publish)
 
     reshare = commands.add_parser(
         "reshare", help="new links for a published session (after 7 days ran out)")
     reshare.add_argument("session", help="id, number or unique id prefix")
-    config.add_flags(reshare)
+    config.add_flags(reshare, hidden=["appliance"])
     reshare.set_defaults(handler=cmd_reshare)
 
     unshare = commands.add_parser(
@@ -80,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     unshare.add_argument("session", help="id, number or unique id prefix")
     unshare.add_argument("--delete", action="store_true",
                          help="also delete its photos and zip from the bucket")
-    config.add_flags(unshare)
+    config.add_flags(unshare, hidden=["appliance"])
     unshare.set_defaults(handler=cmd_unshare)
 
     work = commands.add_parser("work", help="process and publish what is pending "
@@ -128,12 +149,12 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--session", metavar="ID", help="only this session (id, number or "
                         "unique id prefix)")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
-    config.add_flags(verify)
+    config.add_flags(verify, hidden=["appliance"])
     verify.set_defaults(handler=cmd_verify)
 
     status = commands.add_parser("status", help="what the running appliance shows")
     status.add_argument("--json", action="store_true", help="the status.json document")
-    config.add_flags(status)
+    config.add_flags(status, hidden=["appliance"])
     status.set_defaults(handler=cmd_status)
 
     setup = commands.add_parser("setup", help="write the config file after checking the bucket")
@@ -159,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the reference table of every key (docs/configuration.md)")
     config.add_flags(cfg)
     cfg.set_defaults(handler=cmd_config)
+    for name, sub in commands.choices.items():
+        sub.usage = f"%(prog)s {USAGE[name]}".rstrip()
     return parser
 
 
@@ -300,13 +323,10 @@ def cmd_work(args: argparse.Namespace) -> int:
     return run_work(cfg, link_only=args.link)
 
 
-def _session_arg(db: Database, ref: str) -> str:
-    from ghostroll.commands.sessions import find
+def _session_arg(db: Database, ref: str | None, command: str) -> str:
+    from ghostroll.commands.sessions import resolve
 
-    session = find(db, ref)
-    if session is None:
-        raise CardError(f"no session matches {ref!r} (see `ghostroll sessions`)")
-    return session.id
+    return resolve(db, ref, command).id
 
 
 def cmd_publish(args: argparse.Namespace, fresh_link: bool = False) -> int:
@@ -318,7 +338,7 @@ def cmd_publish(args: argparse.Namespace, fresh_link: bool = False) -> int:
         raise ConfigError("no bucket configured: set s3_bucket (GHOSTROLL_S3_BUCKET, "
                           "--s3-bucket or [s3] s3_bucket in the config file)")
     with Database(cfg.storage.db_path) as db:
-        only = _session_arg(db, args.session) if args.session else None
+        only = _session_arg(db, args.session, args.command) if args.session else None
         for done in process_pending(cfg, db, sys.stdout):
             if done.stopped or done.set_aside:
                 print(f"ghostroll: {done.stopped or done.set_aside}", file=sys.stderr)
@@ -368,7 +388,7 @@ def cmd_unshare(args: argparse.Namespace) -> int:
         raise ConfigError("no bucket configured: set s3_bucket (GHOSTROLL_S3_BUCKET, "
                           "--s3-bucket or [s3] s3_bucket in the config file)")
     with Database(cfg.storage.db_path) as db:
-        session = db.session(_session_arg(db, args.session))
+        session = db.session(_session_arg(db, args.session, args.command))
         assert session is not None
         done = unshare(cfg, db, make_client(cfg.s3), session, delete_assets=args.delete)
     what = "its gallery page and photos" if args.delete else "its gallery page"
@@ -386,11 +406,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         if args.action == "list":
             print("\n".join(sessions_cmd.list_lines(db)))
             return EXIT_OK
-        session = sessions_cmd.find(db, args.session or "")
-        if session is None:
-            print(f"ghostroll: no session matches {args.session!r} (see `ghostroll sessions`)",
-                  file=sys.stderr)
-            return EXIT_UNUSABLE
+        session = sessions_cmd.resolve(db, args.session, f"sessions {args.action}")
         if args.action == "retry":
             print(sessions_cmd.retry(db, session))
             return EXIT_OK

@@ -540,19 +540,42 @@ def _is_ip(text: str) -> bool:
 # ---------------------------------------------------------------- CLI
 
 
-def add_flags(parser: argparse.ArgumentParser, sections: Sequence[str] | None = None) -> None:
-    """Add one `--flag` per key (all sections, or the ones named) to a parser.
+SECTION_TITLES = {
+    "card": "card settings", "storage": "storage settings", "images": "image settings",
+    "s3": "bucket and link settings", "appliance": "appliance settings (the service on "
+    "the Pi: panel, button, battery)", "logging": "logging settings"}
+
+
+def add_flags(parser: argparse.ArgumentParser, sections: Sequence[str] | None = None,
+              hidden: Sequence[str] = ()) -> None:
+    """Add one `--flag` per key (all sections, or the ones named) to a parser, one
+    argument group per section. Sections in `hidden` are accepted but left out of
+    `--help` (a command that does not use them), named in a last line instead.
 
     Defaults are None so an unset flag never hides the environment or the file."""
     parser.add_argument("--config", type=Path, default=None,
                         help="config file (default: $GHOSTROLL_CONFIG, "
                              f"{USER_CONFIG}, {SYSTEM_CONFIG})")
-    group = parser.add_argument_group("settings (see docs/configuration.md)")
+    groups: dict[str, Any] = {}
     for key in KEYS:
         if sections is not None and key.section not in sections:
             continue
-        group.add_argument(key.flag, dest=f"cfg_{key.name}", default=None, metavar="VALUE",
-                           help=f"{key.meaning} [{key.env}]")
+        if key.section not in groups:
+            note = None if groups else ("each setting is also GHOSTROLL_<NAME> in the "
+                                        "environment, or <name> under its [section] in "
+                                        "the config file (docs/configuration.md)")
+            groups[key.section] = None if key.section in hidden else parser.add_argument_group(
+                SECTION_TITLES[key.section], note)
+        group = groups[key.section]
+        (group or parser).add_argument(
+            key.flag, dest=f"cfg_{key.name}", default=None, metavar="VALUE",
+            help=argparse.SUPPRESS if group is None else key.meaning)
+    if any(g is None for g in groups.values()):
+        names = ", ".join(SECTION_TITLES[s].split(" (")[0] for s, g in groups.items()
+                          if g is None)
+        parser.epilog = ((parser.epilog + "\n") if parser.epilog else "") + (
+            f"{names}: accepted too, not shown (`ghostroll config --markdown` lists every "
+            "setting)")
 
 
 def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Config:
