@@ -77,7 +77,8 @@ def _k(section: str, name: str, typ: type, default: Any, meaning: str, **kw: Any
 KEYS: tuple[Key, ...] = (
     # [card]
     _k("card", "sd_label", str, "auto-import",
-       "Volume label of cards to ingest (`ghostroll watch`; macOS may add ` 1`)."),
+       "Volume label of cards to ingest (`ghostroll watch`; macOS may add ` 1`); "
+       "`*`: any card with DCIM/."),
     _k("card", "mount_roots", str, "/Volumes,/media/$USER,/run/media/$USER,/mnt",
        "Comma-separated folders `ghostroll watch` polls for a mounted card."),
     _k("card", "poll_seconds", float, 2.0, "How often `ghostroll watch` looks for a card.",
