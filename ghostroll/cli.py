@@ -424,10 +424,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.markdown:
         print(config.markdown_table(), end="")
         return EXIT_OK
-    cfg = config.from_args(args)
-    print(f"config file: {cfg.config_file or '(none)'}")
-    for name, value, source in config.describe(cfg):
-        print(f"{name} = {value}    ({source})")
+    print(config.effective_toml(config.from_args(args)), end="")
     return EXIT_OK
 
 

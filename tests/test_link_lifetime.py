@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -15,6 +16,8 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from ghostroll.appliance.idle_facts import read_idle_facts
 from ghostroll.config import Config
@@ -145,10 +148,14 @@ def test_same_short_link_works_after_resign_and_dies_on_unshare(
     assert open_in_browser(browser, first.url)[0] in (403, 404)
 
 
-def test_past_link_days_the_link_is_not_resigned(tmp_path: Path,
-                                                 s3_bucket: S3Bucket) -> None:
+def test_past_link_days_the_link_is_not_resigned(
+        tmp_path: Path, s3_bucket: S3Bucket, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="ghostroll")  # as the CLI sets it
     cfg = short_link_config(tmp_path, s3_bucket)
     layout = published(tmp_path, with_expiry(cfg, 2))
+    session_log = layout.log.read_text()  # every phase, not only the card's
+    for phase in ("card phase complete", "processing session", f"{layout.id} published"):
+        assert phase in session_log, phase
     data = json.loads((layout.derived / "link.json").read_text())
     data["ends"] = (datetime.now(UTC) + timedelta(seconds=1)).isoformat()
     (layout.derived / "link.json").write_text(json.dumps(data))

@@ -34,6 +34,7 @@ from ghostroll.config import Config
 from ghostroll.errors import PublishError
 from ghostroll.gallery.model import Gallery, GalleryItem, Progress
 from ghostroll.gallery.render import progress_document, render_index, render_loading
+from ghostroll.logs import session_log_handler
 from ghostroll.process import load_gallery
 from ghostroll.publish import links, short_memo
 from ghostroll.publish.clock import clock_verdict, server_date, system_clock_synchronized
@@ -353,7 +354,7 @@ def drain(cfg: Config, db: Database, client: Any, on_event: EventFn | None = Non
             if session is None or session.state not in (dbm.PROCESSED, dbm.PUBLISHED):
                 continue
             try:
-                publish_session(cfg, db, client, session, on_event)
+                _publish_logged(cfg, db, client, session, on_event)
                 result.published.append(session_id)
             except Offline as exc:
                 db.set_publish_state(session_id, dbm.RETRY, error=str(exc))
@@ -370,6 +371,30 @@ def drain(cfg: Config, db: Database, client: Any, on_event: EventFn | None = Non
         if not only and result.waiting is None:
             resign_links(cfg, db, client, result)
     return result
+
+
+def _publish_logged(cfg: Config, db: Database, client: Any, session: SessionRow,
+                    on_event: EventFn | None) -> ShareLink:
+    """publish_session, its lines also in the session's ghostroll.log (when writable)."""
+    target = logging.getLogger("ghostroll")
+    try:
+        handler: logging.Handler | None = session_log_handler(
+            SessionLayout(session.path).log, level=logging.INFO)
+        target.addHandler(handler)
+    except OSError:
+        handler = None
+    try:
+        return publish_session(cfg, db, client, session, on_event)
+    except Offline as exc:
+        log.warning("publishing session %s waits: %s", session.id, exc)
+        raise
+    except (PublishError, OSError, ValueError) as exc:
+        log.error("publishing session %s failed: %s", session.id, exc)
+        raise
+    finally:
+        if handler is not None:
+            target.removeHandler(handler)
+            handler.close()
 
 
 def resign_links(cfg: Config, db: Database, client: Any, result: DrainResult) -> None:
