@@ -132,6 +132,12 @@ KEYS: tuple[Key, ...] = (
     _k("s3", "short_links", str, "auto",
        "Short QR-friendly link page under L/ (needs a bucket policy; auto: use it if present).",
        choices=("auto", "on", "off")),
+    _k("s3", "short_link_bucket", str, "",
+       "A second, public-read bucket holding only the short-link pages, for providers "
+       "without bucket policies (R2, B2); same endpoint and keys. Empty: L/ in s3_bucket."),
+    _k("s3", "short_link_base_url", str, "",
+       "Public URL of short_link_bucket when the S3 endpoint does not serve it "
+       "(R2: https://pub-<id>.r2.dev); empty: the endpoint's own URL."),
     _k("s3", "clock_trusted", bool, False,
        "Treat the system clock as correct without checking (tests, VMs)."),
     # [appliance]
@@ -210,6 +216,8 @@ class S3Config:
     multipart_threshold_mb: int
     upload_originals: bool
     short_links: str
+    short_link_bucket: str
+    short_link_base_url: str
     clock_trusted: bool
 
     @property
@@ -425,7 +433,12 @@ def _check_cross_keys(values: dict[str, Any], sources: dict[str, str]) -> None:
         raise ConfigError("s3_access_key_id and s3_secret_access_key must be set together "
                           f"(from {sources['s3_access_key_id']} / "
                           f"{sources['s3_secret_access_key']})")
+    if values["short_link_bucket"] and values["short_link_bucket"] == values["s3_bucket"]:
+        raise ConfigError(f"short_link_bucket (from {sources['short_link_bucket']}) must be "
+                          "another bucket than s3_bucket: it is public, the photos' is not")
     for name, problem in (("s3_bucket", bucket_name_problem),
+                          ("short_link_bucket", bucket_name_problem),
+                          ("short_link_base_url", endpoint_problem),
                           ("s3_endpoint_url", endpoint_problem),
                           ("s3_region", region_problem),
                           ("s3_prefix_root", prefix_problem)):

@@ -227,3 +227,13 @@ def test_ghostroll_config_prints_a_config_file_that_loads_back(tmp_path: Path) -
     again = config.load(config_file=path, env={})
     assert again.images.share_zip is False and again.card.poll_seconds == 3.0
     assert again.s3.s3_bucket == "photos" and again.storage == cfg.storage
+
+
+def test_the_short_link_bucket_must_be_another_bucket() -> None:
+    with pytest.raises(ConfigError, match=r"short_link_bucket .* must be another bucket"):
+        config.load(config_file=None, env={}, flags={"s3_bucket": "photos",
+                                                    "short_link_bucket": "photos"})
+    with pytest.raises(ConfigError, match="short_link_base_url"):
+        config.load(config_file=None, env={}, flags={"s3_bucket": "photos",
+                                                    "short_link_bucket": "links",
+                                                    "short_link_base_url": "pub.r2.dev"})

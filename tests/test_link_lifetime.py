@@ -197,3 +197,53 @@ def test_when_a_link_is_resigned() -> None:
         "works until 2026-07-01 12:00 UTC (re-signed while online)")
     assert link_status(link(timedelta(days=5), None, short=False), NOW) == (
         "works until 2026-06-06 12:00 UTC")
+
+
+def test_short_links_from_a_second_public_bucket(tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    from ghostroll.commands import doctor
+
+    public = f"{s3_bucket.name}-links"
+    s3_bucket.server.create_bucket(public)
+    s3_bucket.client.put_bucket_policy(Bucket=public, Policy=json.dumps({
+        "Version": "2012-10-17", "Statement": [{
+            "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": f"arn:aws:s3:::{public}/*"}]}))
+    cfg = make_config(tmp_path, clock_trusted=True, short_link_bucket=public,
+                      **s3_bucket.config_flags())  # short_links = "auto", no policy on s3_bucket
+    checks = {c.name: c for c in doctor.check_s3(cfg)}
+    assert checks["short-link bucket"].status == "ok", checks["short-link bucket"]
+    assert "short links" not in checks
+    layout = published(tmp_path, cfg)
+    link = publisher.read_link(layout)
+    assert link is not None and link.short_key and f"/{public}/L/" in link.url
+    status, page = unsigned_get(link.url)
+    assert status == 200 and b"http-equiv" in page
+    assert unsigned_get(link.index_url)[0] == 200
+    listing = s3_bucket.client.list_objects_v2(Bucket=public)
+    assert [o["Key"] for o in listing["Contents"]] == [link.short_key]  # only the page
+    assert not s3_bucket.keys("L/")
+    assert unsigned_get(s3_bucket.url(publisher.prefix_for(cfg, layout.id) + "index.html"))[0] \
+        in (401, 403)  # the photos' bucket stays private
+    with Database(cfg.storage.db_path) as db:
+        session = db.session(layout.id)
+        assert session is not None
+        from ghostroll.publish.unshare import unshare
+        unshare(cfg, db, make_client(cfg.s3), session)
+    assert unsigned_get(link.url)[0] in (403, 404)
+    assert "Contents" not in s3_bucket.client.list_objects_v2(Bucket=public)
+
+    private = f"{s3_bucket.name}-closed"
+    s3_bucket.server.create_bucket(private)
+    closed = make_config(tmp_path, clock_trusted=True, short_link_bucket=private,
+                         **s3_bucket.config_flags())
+    check = {c.name: c for c in doctor.check_s3(closed)}["short-link bucket"]
+    assert check.status == "fail" and "not public-read" in check.detail
+
+
+def test_a_public_base_url_is_written_for_the_qr() -> None:
+    token = "MZXW6YTBOI3DEMJQGQ2TSNJQGE"
+    r2 = links.based_url("https://pub-0a1b2c.r2.dev/", links.short_link_key(token))
+    assert r2.url == f"HTTPS://PUB-0A1B2C.R2.DEV/L/{token}" and r2.alphanumeric
+    mixed = links.based_url("https://links.example.com/photos", links.short_link_key(token))
+    assert mixed.url == f"https://links.example.com/photos/L/{token}"
+    assert not mixed.alphanumeric and mixed.note

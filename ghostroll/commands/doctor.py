@@ -185,14 +185,18 @@ def check_s3(cfg: Config) -> Iterator[Check]:
                         "remove those statements: only L/* may be public")
         has_short = policy is not None and links.grants_short_links(policy, bucket)
         short_memo.remember(cfg.storage.db_path, cfg.s3, has_short, datetime.now(UTC))
-        yield Check("short links", OK if has_short else WARN,
-                    "the L/ policy is present: QR-friendly short links" if has_short else
-                    "no L/ policy: links are full presigned URLs (too long for a 2.13\" QR)",
-                    "`ghostroll setup` shows and applies the policy (docs/publishing.md; "
-                    "R2 and B2 have no bucket policies)",
-                    blocking=False)
+        if not cfg.s3.short_link_bucket:
+            yield Check("short links", OK if has_short else WARN,
+                        "the L/ policy is present: QR-friendly short links" if has_short else
+                        "no L/ policy: links are full presigned URLs (too long for a 2.13\" QR)",
+                        "`ghostroll setup` shows and applies the policy (docs/publishing.md); "
+                        "R2 and B2 have no bucket policies: set short_link_bucket",
+                        blocking=False)
     except GhostRollError as exc:
-        yield Check("short links", WARN, f"policy not readable: {exc}", blocking=False)
+        if not cfg.s3.short_link_bucket:
+            yield Check("short links", WARN, f"policy not readable: {exc}", blocking=False)
+    if cfg.s3.short_link_bucket:
+        yield from check_short_link_bucket(cfg, client)
     synced = system_clock_synchronized()
     verdict = clock_verdict(trusted=cfg.s3.clock_trusted, synchronized=synced,
                             server_date=server_date(client, bucket), now=datetime.now(UTC))
@@ -236,6 +240,40 @@ def bucket_failure(exc: BaseException, bucket: str,
                 ENDPOINT_KEYS)
     return (f"{bucket} at {endpoint}: {exc}", "check s3_endpoint_url and s3_region",
             ENDPOINT_KEYS)
+
+
+def check_short_link_bucket(cfg: Config, client: Any) -> Iterator[Check]:
+    """The short_link_bucket takes a page and serves it to anyone at the short link's
+    URL (as a phone follows the QR)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ghostroll.publish import links
+
+    bucket = cfg.s3.short_link_bucket
+    token = links.new_token()
+    key = links.short_link_key(token)
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=b"ghostroll doctor",
+                          ContentType="text/plain")
+        url = links.short_link_url(client, bucket, token, cfg.s3.short_link_base_url).url
+        status = http_status(url)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        yield Check("short-link bucket", FAIL, f"{bucket}: a test page could not be "
+                    f"written or read: {exc}", "create the bucket; the keys need "
+                    "s3:PutObject and s3:DeleteObject on it", keys=("short_link_bucket",))
+        return
+    finally:
+        with contextlib.suppress(BotoCoreError, ClientError):
+            client.delete_object(Bucket=bucket, Key=key)
+    if status == 200:
+        yield Check("short-link bucket", OK, f"{bucket}: a test page is public at {url}: "
+                    "QR-friendly short links", blocking=False)
+    else:
+        yield Check("short-link bucket", FAIL, f"{bucket}: the test page at {url} "
+                    f"answered {status}, not 200: the bucket is not public-read",
+                    "make short_link_bucket public in the provider's console (R2: allow "
+                    "its r2.dev URL and set short_link_base_url to it; B2: bucket type "
+                    "public)", keys=("short_link_bucket", "short_link_base_url"))
 
 
 def check_transport(cfg: Config) -> Iterator[Check]:

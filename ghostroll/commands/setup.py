@@ -139,8 +139,9 @@ def offer_bucket_rules(cfg: config.Config, ask_yes: Callable[[str], str] | None,
         return
     client, bucket = make_client(cfg.s3), cfg.s3.s3_bucket
     try:
-        policy = links.read_bucket_policy(client, bucket)
-        if policy is None or not links.grants_short_links(policy, bucket):
+        policy = None if cfg.s3.short_link_bucket else links.read_bucket_policy(client, bucket)
+        if not cfg.s3.short_link_bucket and (
+                policy is None or not links.grants_short_links(policy, bucket)):
             wanted = bucket_rules.policy_with_short_links(policy, bucket)
             out(f"Short links (a QR that scans on the 2.13\" panel) need this policy on "
                 f"bucket {bucket}: it makes L/* public and nothing else "
@@ -161,5 +162,6 @@ def offer_bucket_rules(cfg: config.Config, ask_yes: Callable[[str], str] | None,
                 bucket_rules.apply_lifecycle(client, bucket, wanted_rules)
                 out("setup: lifecycle rules applied")
     except PublishError as exc:
-        out(f"setup: {exc}. Some providers have no bucket policies (R2, B2): links stay "
-            "full presigned URLs there (docs/publishing.md). The config is saved.")
+        out(f"setup: {exc}. Some providers have no bucket policies (R2, B2): there, set "
+            "short_link_bucket to a second, public-read bucket for the short-link pages, "
+            "or links stay full presigned URLs (docs/publishing.md). The config is saved.")

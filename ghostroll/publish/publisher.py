@@ -87,6 +87,11 @@ def prefix_for(cfg: Config, session_id: str) -> str:
     return f"{cfg.s3.s3_prefix_root}{session_id}/"
 
 
+def page_bucket(cfg: Config) -> str:
+    """Where short-link pages go: the public short_link_bucket, else L/ in s3_bucket."""
+    return cfg.s3.short_link_bucket or cfg.s3.s3_bucket
+
+
 # ---------------------------------------------------------------- the link
 
 
@@ -121,13 +126,17 @@ def make_link(cfg: Config, client: Any, session_id: str, use_short: bool,
     if not use_short:
         return ShareLink(index_url, index_url, expires)
     token = token or links.new_token()
-    short = links.short_link_url(client, cfg.s3.s3_bucket, token)
+    short = links.short_link_url(client, page_bucket(cfg), token,
+                                 cfg.s3.short_link_base_url)
     return ShareLink(short.url, index_url, expires, links.short_link_key(token), ends)
 
 
 def wants_short_links(cfg: Config, client: Any) -> bool:
     """`auto` asks the bucket whether its policy serves L/ (remembered for a while next
-    to the database, see short_memo.py); unknown while offline."""
+    to the database, see short_memo.py); unknown while offline. A short_link_bucket is
+    public by the provider's setting: nothing to ask."""
+    if cfg.s3.short_link_bucket and cfg.s3.short_links != "off":
+        return True
     if cfg.s3.short_links != "auto":
         return cfg.s3.short_links == "on"
     now = datetime.now(UTC)
@@ -236,13 +245,17 @@ class _Sender:
             return self.layout.originals / key.removeprefix("originals/")
         return self.layout.derived / key
 
-    def send(self, files: list[tuple[str, Path]], at_root: bool = False) -> UploadReport:
+    def send(self, files: list[tuple[str, Path]], at_root: bool = False,
+             bucket: str | None = None) -> UploadReport:
         """Upload (key, file) pairs; keys are under the session's prefix unless
-        `at_root` (the short-link page lives at L/<token> for the whole bucket)."""
+        `at_root` (the short-link page lives at L/<token> for the whole bucket), into
+        s3_bucket unless `bucket` names another one."""
         prefix = "" if at_root else self.prefix
         tasks = [UploadTask.for_file(prefix + key, path) for key, path in files]
+        ledger = self.ledger if bucket in (None, self.cfg.s3.s3_bucket) else \
+            self.db.upload_ledger(self.cfg.s3.endpoint_id, bucket)
         report = upload_all(
-            self.client, self.cfg.s3.s3_bucket, tasks, self.ledger,
+            self.client, bucket or self.cfg.s3.s3_bucket, tasks, ledger,
             workers=self.cfg.s3.upload_workers,
             multipart_threshold_bytes=self.cfg.s3.multipart_threshold_mb << 20)
         if report.failed:
@@ -252,10 +265,11 @@ class _Sender:
             raise PublishError(f"upload failed: {report.summary()}")
         return report
 
-    def text(self, key: str, content: str, at_root: bool = False) -> None:
+    def text(self, key: str, content: str, at_root: bool = False,
+             bucket: str | None = None) -> None:
         path = self.tmp / key.replace("/", "_")
         path.write_text(content, encoding="utf-8")
-        self.send([(key, path)], at_root)
+        self.send([(key, path)], at_root, bucket)
 
 
 def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
@@ -270,7 +284,8 @@ def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
     total = len(photos)
     progress_url = sender.resolve("progress.json")
     if link.short_key:
-        sender.text(link.short_key, links.short_link_page(link.index_url), at_root=True)
+        sender.text(link.short_key, links.short_link_page(link.index_url), at_root=True,
+                    bucket=page_bucket(cfg))
     if sender.ledger.uploaded_sha(sender.prefix + "index.html") is None:
         sender.text("progress.json", json.dumps(progress_document(0, total, False)))
         sender.text("index.html", render_loading(gallery.title, progress_url, link.expires))

@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ghostroll.config import Config
 from ghostroll.errors import PublishError
 from ghostroll.publish.lock import publish_lock
-from ghostroll.publish.publisher import prefix_for, read_link
+from ghostroll.publish.publisher import page_bucket, prefix_for, read_link
 from ghostroll.storage import db as dbm
 from ghostroll.storage.db import Database, SessionRow
 from ghostroll.storage.session import SessionLayout
@@ -44,14 +44,17 @@ def unshare(cfg: Config, db: Database, client: Any, session: SessionRow,
     prefix = prefix_for(cfg, session.id)
     bucket = cfg.s3.s3_bucket
     with publish_lock(cfg.storage.db_path, wait=True):
-        keys = [link.short_key] if link and link.short_key else []
+        page = [link.short_key] if link and link.short_key else []
         try:
-            keys += _bucket_keys(client, bucket, prefix) if delete_assets else [
+            for key in page:
+                client.delete_object(Bucket=page_bucket(cfg), Key=key)
+            keys = _bucket_keys(client, bucket, prefix) if delete_assets else [
                 prefix + "index.html", prefix + "progress.json"]
             for key in keys:
                 client.delete_object(Bucket=bucket, Key=key)
         except (BotoCoreError, ClientError) as exc:
             raise PublishError(f"cannot unshare {session.id}: bucket {bucket}: {exc}") from exc
+        db.upload_ledger(cfg.s3.endpoint_id, page_bucket(cfg)).forget(page)
         ledger = db.upload_ledger(cfg.s3.endpoint_id, bucket)
         ledger.forget(keys + ([k for k, _, _ in ledger.keys(prefix)] if delete_assets else []))
         for path in (layout.derived / "link.json", layout.share_txt, layout.share_qr):
@@ -61,4 +64,4 @@ def unshare(cfg: Config, db: Database, client: Any, session: SessionRow,
         db.set_publish_state(session.id, dbm.UNSHARED_Q)
         if session.state == dbm.PUBLISHED:
             db.set_session_state(session.id, dbm.PROCESSED)
-    return Unshared(session.id, keys, link.url if link else None)
+    return Unshared(session.id, page + keys, link.url if link else None)
