@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     publish.set_defaults(handler=cmd_publish)
 
     reshare = commands.add_parser(
-        "reshare", help="new links for a published session (after 7 days ran out)")
+        "reshare", help="a new link for a published session (once its link ended)")
     reshare.add_argument("session", help="id, number or unique id prefix")
     config.add_flags(reshare, hidden=["appliance"])
     reshare.set_defaults(handler=cmd_reshare)

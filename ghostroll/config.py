@@ -406,7 +406,7 @@ def load(
         if flags.get(key.name) is not None:
             raw, source = flags[key.name], f"flag {key.flag}"
         if typed.get(key.name) is not None:
-            raw, source = typed[key.name], "as typed"
+            raw, source = typed[key.name], "the setup prompt"
         values[key.name] = _parse(key, raw, source)
         sources[key.name] = source
 

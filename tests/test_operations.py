@@ -121,7 +121,7 @@ def test_setup_saves_only_a_working_bucket(tmp_path: Path, s3_bucket: S3Bucket) 
         "s3_access_key_id", "s3_secret_access_key", "Apply", "Apply"]
     text = "\n".join(lines)
     assert "refused these credentials" in text and "(flag --s3-bucket)" not in text
-    assert "(as typed)" in text
+    assert "(the setup prompt)" in text
     assert f'"Resource": "arn:aws:s3:::{s3_bucket.name}/L/*"' in text
     saved = tomllib.loads(target.read_text())
     assert saved["s3"]["s3_bucket"] == s3_bucket.name
@@ -185,3 +185,28 @@ def test_setup_refuses_an_unusable_bucket_name_without_saving(tmp_path: Path) ->
                      out=lines.append) == 2
     assert not target.exists()
     assert "not saved" in lines[-1] and "s3_bucket = 'a/b'" in lines[-1]
+
+
+def test_setup_reasks_only_an_endpoint_without_scheme(tmp_path: Path,
+                                                      s3_bucket: S3Bucket) -> None:
+    flags = s3_bucket.config_flags()
+    endpoint = flags.pop("s3_endpoint_url")
+    keep = {k: flags[k] for k in ("s3_bucket", "s3_region", "s3_addressing_style",
+                                  "s3_access_key_id", "s3_secret_access_key")}
+    keep["clock_trusted"] = "true"
+    answers = iter([endpoint.removeprefix("http://"), "on", endpoint, "n", "n"])
+    asked: list[str] = []
+
+    def prompt(question: str) -> str:
+        asked.append(question.split(" ")[0].rstrip(":"))
+        return next(answers)
+
+    lines: list[str] = []
+    target = tmp_path / "config.toml"
+    assert run_setup(keep, system=False, interactive=True, path=target, prompt=prompt,
+                     secret=lambda q: "", out=lines.append) == 0
+    assert asked == ["s3_endpoint_url", "short_links", "s3_endpoint_url", "Apply", "Apply"]
+    refused = next(line for line in lines if "not saved" in line)
+    assert "s3_endpoint_url = " in refused and "from the setup prompt" in refused
+    assert "expected an http:// or https:// URL" in refused and "report this" not in refused
+    assert tomllib.loads(target.read_text())["s3"]["s3_endpoint_url"] == endpoint
