@@ -247,3 +247,36 @@ def test_a_public_base_url_is_written_for_the_qr() -> None:
     mixed = links.based_url("https://links.example.com/photos", links.short_link_key(token))
     assert mixed.url == f"https://links.example.com/photos/L/{token}"
     assert not mixed.alphanumeric and mixed.note
+
+
+def test_the_idle_appliance_runs_background_work_to_resign_links(tmp_path: Path) -> None:
+    import threading
+
+    from ghostroll.appliance.service import RESIGN_CHECK_S, Devices, Service
+    from ghostroll.devices.kits import load_kit
+
+    marker = tmp_path / "work-runs"
+    now = [0.0]
+    cfg = make_config(tmp_path, runtime_dir=tmp_path / "run")
+    service = Service(cfg, load_kit("waveshare-2in13-v4"), Devices(
+        panel_submit=lambda *a: None, eject=lambda d: None, shutdown=lambda: None),
+        clock=lambda: now[0],
+        work_cmd=[sys.executable, "-c", f"open({str(marker)!r}, 'a').write('run\\n')"])
+
+    def runs() -> int:
+        return len(marker.read_text().splitlines()) if marker.exists() else 0
+
+    def later() -> None:  # the first run (at start) is over: six hours pass
+        now[0] = RESIGN_CHECK_S + 1
+
+    timers = [threading.Timer(2.0, later),
+              threading.Timer(60.0, service.stopping.set)]  # never hang the suite
+    for timer in timers:
+        timer.daemon = True
+        timer.start()
+    try:
+        service.run(until=lambda m: runs() >= 2)
+    finally:
+        for timer in timers:
+            timer.cancel()
+    assert runs() == 2  # at start, then once the check interval had passed
