@@ -61,10 +61,6 @@ class ShareLink:
     # it was first made); a presigned link dies with its signature.
     ends: datetime | None = None
 
-    @property
-    def final_end(self) -> datetime:
-        return self.ends or self.expires
-
 
 @dataclass(frozen=True)
 class PublishEvent:
