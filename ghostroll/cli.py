@@ -323,6 +323,12 @@ def cmd_work(args: argparse.Namespace) -> int:
     return run_work(cfg, link_only=args.link)
 
 
+def _require_bucket(cfg: config.Config) -> None:
+    if not cfg.s3.enabled:
+        raise ConfigError("no bucket configured: set s3_bucket (GHOSTROLL_S3_BUCKET, "
+                          "--s3-bucket or [s3] s3_bucket in the config file)")
+
+
 def _session_arg(db: Database, ref: str | None, command: str) -> str:
     from ghostroll.commands.sessions import resolve
 
@@ -334,9 +340,7 @@ def cmd_publish(args: argparse.Namespace, fresh_link: bool = False) -> int:
 
     cfg = config.from_args(args)
     setup_logging(cfg)
-    if not cfg.s3.enabled:
-        raise ConfigError("no bucket configured: set s3_bucket (GHOSTROLL_S3_BUCKET, "
-                          "--s3-bucket or [s3] s3_bucket in the config file)")
+    _require_bucket(cfg)
     with Database(cfg.storage.db_path) as db:
         only = _session_arg(db, args.session, args.command) if args.session else None
         for done in process_pending(cfg, db, sys.stdout):
@@ -384,9 +388,7 @@ def cmd_unshare(args: argparse.Namespace) -> int:
 
     cfg = config.from_args(args)
     setup_logging(cfg)
-    if not cfg.s3.enabled:
-        raise ConfigError("no bucket configured: set s3_bucket (GHOSTROLL_S3_BUCKET, "
-                          "--s3-bucket or [s3] s3_bucket in the config file)")
+    _require_bucket(cfg)
     with Database(cfg.storage.db_path) as db:
         session = db.session(_session_arg(db, args.session, args.command))
         assert session is not None
