@@ -46,6 +46,14 @@ USAGE = {
 }
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help texts start further right, so a long `--setting-name VALUE` keeps its help on
+    the same line."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=40)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ghostroll", description="Camera card in, private share link out.")
@@ -182,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     cfg.set_defaults(handler=cmd_config)
     for name, sub in commands.choices.items():
         sub.usage = f"%(prog)s {USAGE[name]}".rstrip()
+        sub.formatter_class = _HelpFormatter
     return parser
 
 

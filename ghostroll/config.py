@@ -554,6 +554,14 @@ def _is_ip(text: str) -> bool:
 # ---------------------------------------------------------------- CLI
 
 
+def short_meaning(meaning: str) -> str:
+    """The first clause of a key's meaning, for `--help` (the whole row is in
+    docs/configuration.md and `ghostroll config --markdown`)."""
+    cut = min((i for i in (meaning.find(" ("), meaning.find("; ")) if i > 0),
+              default=len(meaning))
+    return meaning[:cut].rstrip(".")
+
+
 SECTION_TITLES = {
     "card": "card settings", "storage": "storage settings", "images": "image settings",
     "s3": "bucket and link settings", "appliance": "appliance settings (the service on "
@@ -582,8 +590,9 @@ def add_flags(parser: argparse.ArgumentParser, sections: Sequence[str] | None = 
                 SECTION_TITLES[key.section], note)
         group = groups[key.section]
         (group or parser).add_argument(
-            key.flag, dest=f"cfg_{key.name}", default=None, metavar="VALUE",
-            help=argparse.SUPPRESS if group is None else key.meaning)
+            key.flag, dest=f"cfg_{key.name}", default=None,
+            metavar="|".join(key.choices) if key.choices else "VALUE",
+            help=argparse.SUPPRESS if group is None else short_meaning(key.meaning))
     if any(g is None for g in groups.values()):
         names = ", ".join(SECTION_TITLES[s].split(" (")[0] for s, g in groups.items()
                           if g is None)

@@ -32,13 +32,15 @@ def test_a_missing_argument_prints_the_commands_usage_only(
 
 
 def test_run_help_groups_settings_and_leaves_the_appliance_out(
-        capsys: pytest.CaptureFixture[str]) -> None:
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
     code, out, _ = run_cli(capsys, "run", "--help")
     assert code == 0
     assert "bucket and link settings:" in out and "image settings:" in out
     assert "--button-pin" not in out and "--panel-full-every" not in out
     assert "appliance settings: accepted too, not shown" in out.replace("\n", " ")
-    assert len(out.splitlines()) < 100
+    assert len(out.splitlines()) <= 80  # 156 before: every setting, ungrouped
+    assert "  --short-links auto|on|off             Short QR-friendly link page" in out
     code, out, _ = run_cli(capsys, "service", "--help")
     assert "appliance settings (the service on the Pi" in out and "--button-pin" in out
     args = cli.build_parser().parse_args(["run", "card", "--kit", "waveshare-2in9-v2"])
