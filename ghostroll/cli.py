@@ -25,6 +25,35 @@ from ghostroll.job import run_job
 from ghostroll.memory import return_freed_memory
 from ghostroll.storage.db import Database
 
+# One line per command: an error (a missing argument) prints this, not every setting.
+USAGE = {
+    "run": "PATH [--no-publish] [--volume-id ID] [--volume-label LABEL] [settings]",
+    "card-worker": "--device DEV PATH [settings]",
+    "watch": "[--once] [settings]",
+    "sessions": "[list | show SESSION | retry SESSION] [--no-qr] [settings]",
+    "publish": "[SESSION] [settings]",
+    "reshare": "SESSION [settings]",
+    "unshare": "SESSION [--delete] [settings]",
+    "work": "[--link SESSION] [settings]",
+    "service": "[settings]",
+    "simulate": "--card DIR --frames DIR [--press KIND@SECONDS] [settings]",
+    "firstboot": "[--source FILE] [--admin USER]",
+    "doctor": "[--json] [settings]",
+    "verify": "[--read-data] [--repair] [--local] [--session SESSION] [--json] [settings]",
+    "status": "[--json] [settings]",
+    "setup": "[--system] [--yes] [--apply-bucket-rules] [bucket settings]",
+    "demo": "[--dir DIR] [--photos N] [--serve]",
+    "config": "[--markdown] [settings]",
+}
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help texts start further right, so a long `--setting-name VALUE` keeps its help on
+    the same line."""
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=40)
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -38,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--volume-label", help="card label to show (default: from the card)")
     run.add_argument("--no-publish", action="store_true",
                      help="ingest and make the gallery, but do not upload now")
-    config.add_flags(run)
+    config.add_flags(run, hidden=["appliance"])
     run.set_defaults(handler=cmd_run)
 
     worker = commands.add_parser(
@@ -53,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch = commands.add_parser(
         "watch", help="wait for a card labelled like sd_label, ingest it once, repeat")
     watch.add_argument("--once", action="store_true", help="stop after the first card")
-    config.add_flags(watch)
+    config.add_flags(watch, hidden=["appliance"])
     watch.set_defaults(handler=cmd_watch)
 
     sessions = commands.add_parser(
@@ -61,20 +90,28 @@ def build_parser() -> argparse.ArgumentParser:
     sessions.add_argument("action", nargs="?", choices=["list", "show", "retry"], default="list")
     sessions.add_argument("session", nargs="?", help="id, number or unique id prefix")
     sessions.add_argument("--no-qr", action="store_true", help="do not draw the link's QR")
-    config.add_flags(sessions)
+    config.add_flags(sessions, hidden=["appliance"])
     sessions.set_defaults(handler=cmd_sessions)
 
     publish = commands.add_parser(
         "publish", help="publish the queue, or one session (queued again if needed)")
     publish.add_argument("session", nargs="?", help="id, number or unique id prefix")
-    config.add_flags(publish)
+    config.add_flags(publish, hidden=["appliance"])
     publish.set_defaults(handler=cmd_publish)
 
     reshare = commands.add_parser(
-        "reshare", help="new links for a published session (after 7 days ran out)")
+        "reshare", help="a new link for a published session (once its link ended)")
     reshare.add_argument("session", help="id, number or unique id prefix")
-    config.add_flags(reshare)
+    config.add_flags(reshare, hidden=["appliance"])
     reshare.set_defaults(handler=cmd_reshare)
+
+    unshare = commands.add_parser(
+        "unshare", help="revoke a session's link now (the page it opens is deleted)")
+    unshare.add_argument("session", help="id, number or unique id prefix")
+    unshare.add_argument("--delete", action="store_true",
+                         help="also delete its photos and zip from the bucket")
+    config.add_flags(unshare, hidden=["appliance"])
+    unshare.set_defaults(handler=cmd_unshare)
 
     work = commands.add_parser("work", help="process and publish what is pending "
                                "(the service runs this; JSON lines on stdout)")
@@ -121,18 +158,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--session", metavar="ID", help="only this session (id, number or "
                         "unique id prefix)")
     verify.add_argument("--json", action="store_true", help="machine-readable output")
-    config.add_flags(verify)
+    config.add_flags(verify, hidden=["appliance"])
     verify.set_defaults(handler=cmd_verify)
 
     status = commands.add_parser("status", help="what the running appliance shows")
     status.add_argument("--json", action="store_true", help="the status.json document")
-    config.add_flags(status)
+    config.add_flags(status, hidden=["appliance"])
     status.set_defaults(handler=cmd_status)
 
     setup = commands.add_parser("setup", help="write the config file after checking the bucket")
     setup.add_argument("--system", action="store_true",
                        help="the appliance's /etc/ghostroll/config.toml (root)")
     setup.add_argument("--yes", action="store_true", help="no questions: flags only")
+    setup.add_argument("--apply-bucket-rules", action="store_true",
+                       help="apply the short-link policy and lifecycle rule without asking")
     # --config names the file to write (default: the user's or, with --system, /etc's)
     config.add_flags(setup, sections=["s3"])
     setup.set_defaults(handler=cmd_setup)
@@ -150,6 +189,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print the reference table of every key (docs/configuration.md)")
     config.add_flags(cfg)
     cfg.set_defaults(handler=cmd_config)
+    for name, sub in commands.choices.items():
+        sub.usage = f"%(prog)s {USAGE[name]}".rstrip()
+        sub.formatter_class = _HelpFormatter
     return parser
 
 
@@ -274,7 +316,8 @@ def cmd_setup(args: argparse.Namespace) -> int:
     flags = {k.name: getattr(args, f"cfg_{k.name}") for k in config.KEYS
              if getattr(args, f"cfg_{k.name}", None) is not None}
     interactive = not args.yes and sys.stdin.isatty()
-    return run_setup(flags, system=args.system, interactive=interactive, path=args.config)
+    return run_setup(flags, system=args.system, interactive=interactive, path=args.config,
+                     apply_rules=args.apply_bucket_rules)
 
 
 def cmd_firstboot(args: argparse.Namespace) -> int:
@@ -291,13 +334,16 @@ def cmd_work(args: argparse.Namespace) -> int:
     return run_work(cfg, link_only=args.link)
 
 
-def _session_arg(db: Database, ref: str) -> str:
-    from ghostroll.commands.sessions import find
+def _require_bucket(cfg: config.Config) -> None:
+    if not cfg.s3.enabled:
+        raise ConfigError("no bucket configured: set s3_bucket (GHOSTROLL_S3_BUCKET, "
+                          "--s3-bucket or [s3] s3_bucket in the config file)")
 
-    session = find(db, ref)
-    if session is None:
-        raise CardError(f"no session matches {ref!r} (see `ghostroll sessions`)")
-    return session.id
+
+def _session_arg(db: Database, ref: str | None, command: str) -> str:
+    from ghostroll.commands.sessions import resolve
+
+    return resolve(db, ref, command).id
 
 
 def cmd_publish(args: argparse.Namespace, fresh_link: bool = False) -> int:
@@ -305,11 +351,9 @@ def cmd_publish(args: argparse.Namespace, fresh_link: bool = False) -> int:
 
     cfg = config.from_args(args)
     setup_logging(cfg)
-    if not cfg.s3.enabled:
-        raise ConfigError("no bucket configured: set s3_bucket (GHOSTROLL_S3_BUCKET, "
-                          "--s3-bucket or [s3] s3_bucket in the config file)")
+    _require_bucket(cfg)
     with Database(cfg.storage.db_path) as db:
-        only = _session_arg(db, args.session) if args.session else None
+        only = _session_arg(db, args.session, args.command) if args.session else None
         for done in process_pending(cfg, db, sys.stdout):
             if done.stopped or done.set_aside:
                 print(f"ghostroll: {done.stopped or done.set_aside}", file=sys.stderr)
@@ -349,6 +393,24 @@ def cmd_reshare(args: argparse.Namespace) -> int:
     return cmd_publish(args, fresh_link=True)
 
 
+def cmd_unshare(args: argparse.Namespace) -> int:
+    from ghostroll.publish.s3client import make_client
+    from ghostroll.publish.unshare import unshare
+
+    cfg = config.from_args(args)
+    setup_logging(cfg)
+    _require_bucket(cfg)
+    with Database(cfg.storage.db_path) as db:
+        session = db.session(_session_arg(db, args.session, args.command))
+        assert session is not None
+        done = unshare(cfg, db, make_client(cfg.s3), session, delete_assets=args.delete)
+    what = "its gallery page and photos" if args.delete else "its gallery page"
+    print(f"unshared {done.session_id}: {what} deleted ({len(done.deleted)} objects); "
+          f"{done.link or 'its link'} no longer opens.")
+    print(f"`ghostroll publish {done.session_id}` shares it again under a new link.")
+    return ExitCode.OK
+
+
 def cmd_sessions(args: argparse.Namespace) -> int:
     from ghostroll.commands import sessions as sessions_cmd
 
@@ -357,11 +419,7 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         if args.action == "list":
             print("\n".join(sessions_cmd.list_lines(db)))
             return ExitCode.OK
-        session = sessions_cmd.find(db, args.session or "")
-        if session is None:
-            print(f"ghostroll: no session matches {args.session!r} (see `ghostroll sessions`)",
-                  file=sys.stderr)
-            return ExitCode.UNUSABLE
+        session = sessions_cmd.resolve(db, args.session, f"sessions {args.action}")
         if args.action == "retry":
             print(sessions_cmd.retry(db, session))
             return ExitCode.OK
@@ -379,10 +437,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.markdown:
         print(config.markdown_table(), end="")
         return ExitCode.OK
-    cfg = config.from_args(args)
-    print(f"config file: {cfg.config_file or '(none)'}")
-    for name, value, source in config.describe(cfg):
-        print(f"{name} = {value}    ({source})")
+    print(config.effective_toml(config.from_args(args)), end="")
     return ExitCode.OK
 
 

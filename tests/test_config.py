@@ -207,3 +207,33 @@ def test_refusals_never_show_secrets(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         config.load(config_file=path, env={})
     assert "s3cr3t" not in str(caught.value) and "s3_secret_access_key" in str(caught.value)
+
+
+def test_ghostroll_config_prints_a_config_file_that_loads_back(tmp_path: Path) -> None:
+    import tomllib
+
+    cfg = config.load(config_file=None, env={}, flags={
+        "s3_bucket": "photos", "s3_access_key_id": "AKIAEXAMPLE",
+        "s3_secret_access_key": "very-secret", "share_zip": "false", "poll_seconds": "3"})
+    text = config.effective_toml(cfg)
+    assert "very-secret" not in text and "AKIAEXAMPLE" not in text
+    assert "None" not in text and "True" not in text and "False" not in text
+    assert 's3_bucket = "photos"  # flag --s3-bucket' in text
+    assert "share_zip = false  # flag --share-zip" in text
+    assert "# frames_dir: not set  # default" in text
+    path = tmp_path / "printed.toml"
+    path.write_text(text)
+    assert set(tomllib.loads(text)) == set(config.SECTIONS)
+    again = config.load(config_file=path, env={})
+    assert again.images.share_zip is False and again.card.poll_seconds == 3.0
+    assert again.s3.s3_bucket == "photos" and again.storage == cfg.storage
+
+
+def test_the_short_link_bucket_must_be_another_bucket() -> None:
+    with pytest.raises(ConfigError, match=r"short_link_bucket .* must be another bucket"):
+        config.load(config_file=None, env={}, flags={"s3_bucket": "photos",
+                                                    "short_link_bucket": "photos"})
+    with pytest.raises(ConfigError, match="short_link_base_url"):
+        config.load(config_file=None, env={}, flags={"s3_bucket": "photos",
+                                                    "short_link_bucket": "links",
+                                                    "short_link_base_url": "pub.r2.dev"})

@@ -20,7 +20,7 @@ from ghostroll.commands import doctor
 from ghostroll.commands.setup import run_setup
 from ghostroll.commands.status import NotRunning, query
 from ghostroll.devices.kits import load_kit
-from ghostroll.publish.links import short_link_policy
+from ghostroll.publish.links import has_short_link_policy, short_link_policy
 from ghostroll.storage.db import SCHEMA_VERSION
 from tests.support.ingest import make_config
 from tests.support.s3 import S3Bucket
@@ -98,17 +98,59 @@ def test_setup_saves_only_a_working_bucket(tmp_path: Path, s3_bucket: S3Bucket) 
     assert run_setup(wrong, system=False, interactive=False, path=target,
                      out=lines.append) == 1
     assert not target.exists() and "not saved" in lines[-1]
-    answers = iter([s3_bucket.name, "auto"])
-    hidden = iter([s3_bucket.server.access_key, s3_bucket.server.secret_key])
+    # typed: bucket, short_links; then (credentials refused) only the credentials again,
+    # Enter keeping the key id typed before; then yes to the policy and the lifecycle rule
+    answers = iter([s3_bucket.name, "auto", "y", "y"])
+    hidden = iter([s3_bucket.server.access_key, "not-the-secret",
+                   "", s3_bucket.server.secret_key])
+    asked: list[str] = []
+
+    def prompt(question: str) -> str:
+        asked.append(question)
+        return next(answers)
+
+    def secret(question: str) -> str:
+        asked.append(question)
+        return next(hidden)
+
     keep = {k: v for k, v in flags.items() if k in ("s3_endpoint_url", "s3_region",
                                                    "s3_addressing_style", "clock_trusted")}
-    assert run_setup(keep, system=False, interactive=True, path=target,
-                     prompt=lambda q: next(answers),
-                     secret=lambda q: next(hidden), out=lines.append) == 0
+    lines.clear()
+    assert run_setup(keep, system=False, interactive=True, path=target, prompt=prompt,
+                     secret=secret, out=lines.append) == 0
+    assert [q.split(" ")[0].rstrip(":") for q in asked] == [
+        "s3_bucket", "s3_access_key_id", "s3_secret_access_key", "short_links",
+        "s3_access_key_id", "s3_secret_access_key", "Apply", "Apply"]
+    text = "\n".join(lines)
+    assert "refused these credentials" in text and "(flag --s3-bucket)" not in text
+    assert "(the setup prompt)" in text
+    assert f'"Resource": "arn:aws:s3:::{s3_bucket.name}/L/*"' in text
     saved = tomllib.loads(target.read_text())
     assert saved["s3"]["s3_bucket"] == s3_bucket.name
     assert saved["s3"]["s3_secret_access_key"] == s3_bucket.server.secret_key
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert has_short_link_policy(s3_bucket.client, s3_bucket.name)
+    rules = s3_bucket.client.get_bucket_lifecycle_configuration(Bucket=s3_bucket.name)
+    assert {r["ID"] for r in rules["Rules"]} >= {"ghostroll-short-links",
+                                                 "ghostroll-abort-incomplete"}
+
+
+def test_doctor_tells_missing_bucket_from_refused_credentials_from_no_network(
+        tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    def reachable(**flags: str) -> doctor.Check:
+        cfg = make_config(tmp_path, clock_trusted=True,
+                          **dict(s3_bucket.config_flags(), **flags))
+        return by_name(list(doctor.check_s3(cfg)))["bucket reachable"]
+
+    missing = reachable(s3_bucket="no-such-bucket-here")
+    assert "no bucket named no-such-bucket-here" in missing.detail
+    assert "s3_bucket" in missing.keys
+    refused = reachable(s3_secret_access_key="not-the-secret")
+    assert "refused these credentials" in refused.detail
+    assert refused.keys == ("s3_access_key_id", "s3_secret_access_key")
+    offline = reachable(s3_endpoint_url="http://127.0.0.1:9")
+    assert "cannot reach http://127.0.0.1:9" in offline.detail
+    assert "network" in offline.fix and "s3_endpoint_url" in offline.keys
 
 
 def test_status_from_the_running_service(tmp_path: Path) -> None:
@@ -145,3 +187,28 @@ def test_setup_refuses_an_unusable_bucket_name_without_saving(tmp_path: Path) ->
                      out=lines.append) == 2
     assert not target.exists()
     assert "not saved" in lines[-1] and "s3_bucket = 'a/b'" in lines[-1]
+
+
+def test_setup_reasks_only_an_endpoint_without_scheme(tmp_path: Path,
+                                                      s3_bucket: S3Bucket) -> None:
+    flags = s3_bucket.config_flags()
+    endpoint = flags.pop("s3_endpoint_url")
+    keep = {k: flags[k] for k in ("s3_bucket", "s3_region", "s3_addressing_style",
+                                  "s3_access_key_id", "s3_secret_access_key")}
+    keep["clock_trusted"] = "true"
+    answers = iter([endpoint.removeprefix("http://"), "on", endpoint, "n", "n"])
+    asked: list[str] = []
+
+    def prompt(question: str) -> str:
+        asked.append(question.split(" ")[0].rstrip(":"))
+        return next(answers)
+
+    lines: list[str] = []
+    target = tmp_path / "config.toml"
+    assert run_setup(keep, system=False, interactive=True, path=target, prompt=prompt,
+                     secret=lambda q: "", out=lines.append) == 0
+    assert asked == ["s3_endpoint_url", "short_links", "s3_endpoint_url", "Apply", "Apply"]
+    refused = next(line for line in lines if "not saved" in line)
+    assert "s3_endpoint_url = " in refused and "from the setup prompt" in refused
+    assert "expected an http:// or https:// URL" in refused and "report this" not in refused
+    assert tomllib.loads(target.read_text())["s3"]["s3_endpoint_url"] == endpoint

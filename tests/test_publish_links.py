@@ -150,3 +150,29 @@ def test_reshare_to_another_bucket_uploads_everything_there(tmp_path: Path,
     for url in urls:
         assert f"/{other}/" in url, url
         assert unsigned_get(url)[0] == 200, url
+
+
+def test_short_link_answer_is_asked_again_and_refreshed_by_doctor(
+        tmp_path: Path, s3_bucket: S3Bucket) -> None:
+    from ghostroll.commands import doctor
+    from ghostroll.publish import short_memo
+
+    cfg = make_config(tmp_path, clock_trusted=True, short_links="auto",
+                      **s3_bucket.config_flags())
+    client = make_client(cfg.s3)
+    assert publisher.wants_short_links(cfg, client) is False  # no policy yet, remembered
+    s3_bucket.client.put_bucket_policy(
+        Bucket=s3_bucket.name, Policy=json.dumps(links.short_link_policy(s3_bucket.name)))
+    assert publisher.wants_short_links(cfg, client) is False  # within the hour: the memo
+    checks = {c.name: c for c in doctor.check_s3(cfg)}
+    assert checks["short links"].status == "ok"
+    assert publisher.wants_short_links(cfg, client) is True  # doctor refreshed it
+
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    entry = {"answer": False, "checked": (now - timedelta(minutes=59)).isoformat()}
+    assert short_memo.fresh_answer(entry, now) is False
+    assert short_memo.fresh_answer(entry, now + timedelta(minutes=2)) is None
+    entry = {"answer": True, "checked": (now - timedelta(hours=23)).isoformat()}
+    assert short_memo.fresh_answer(entry, now) is True
+    assert short_memo.fresh_answer(entry, now + timedelta(hours=2)) is None
+    assert short_memo.fresh_answer(False, now) is None  # the old forever format

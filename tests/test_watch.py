@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from pathlib import Path
 
@@ -56,6 +57,35 @@ def test_each_insertion_is_handled_once(tmp_path: Path) -> None:
     watch(cfg, lambda c: calls.append(c) or 0, is_mount=lambda p: True, sleep=sleep,
           should_stop=lambda: polls >= 8)
     assert calls == [card, card]
+
+
+def test_a_card_with_another_label_is_said_once_and_star_takes_it(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    media = tmp_path / "media"
+    (media / "EOS_DIGITAL" / "DCIM").mkdir(parents=True)
+    (media / "BACKUP").mkdir()  # no DCIM: not a card, not mentioned
+    cfg = make_config(tmp_path, mount_roots=media, poll_seconds=0.1)
+    polls = 0
+
+    def sleep(_: float) -> None:
+        nonlocal polls
+        polls += 1
+
+    calls: list[Path] = []
+    with caplog.at_level(logging.INFO, logger="ghostroll.watch"):
+        watch(cfg, lambda c: calls.append(c) or 0, is_mount=lambda p: True, sleep=sleep,
+              should_stop=lambda: polls >= 4)
+    assert calls == []
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert skipped == [f"card at {media / 'EOS_DIGITAL'} skipped: its label 'EOS_DIGITAL' "
+                       "is not sd_label 'auto-import' (formatting a card in the camera "
+                       "resets the label): rename the card, or set sd_label = \"*\" to "
+                       "take any card with DCIM/"]
+    assert "BACKUP" not in caplog.text
+    any_card = make_config(tmp_path, mount_roots=media, poll_seconds=0.1, sd_label="*")
+    assert watch(any_card, lambda c: calls.append(c) or 0, once=True,
+                 is_mount=lambda p: True, sleep=sleep) == 0
+    assert calls == [media / "EOS_DIGITAL"]
 
 
 @pytest.mark.root

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ghostroll.commands.verify import idle_line, last_result_path
-from ghostroll.storage.db import VERIFIED, Database
+from ghostroll.publish.lifetime import panel_status
+from ghostroll.publish.publisher import read_link
+from ghostroll.storage.db import PUBLISHED, VERIFIED, Database
+from ghostroll.storage.session import SessionLayout
 
 REFRESH_S = 30.0
 
@@ -51,9 +54,18 @@ def read_idle_facts(db_path: Path) -> IdleFacts:
         if not sessions:
             return IdleFacts(queued)
         problem = problem_text([s.number for s in sessions if s.process_error])
+        shared = [s for s in sessions if s.state == PUBLISHED]
+        if not problem and shared:
+            problem = last_link_text(SessionLayout(shared[-1].path), datetime.now(UTC))
         last = sessions[-1]
         shots = {row["grp"] for row in db.session_files(last.id) if row["status"] == VERIFIED}
     return IdleFacts(queued, last_session_text(last.created_utc, len(shots)), problem)
+
+
+def last_link_text(layout: SessionLayout, now: datetime) -> str:
+    """"link dead until online" / "last link expired" for the last published session."""
+    link = read_link(layout)
+    return panel_status(link, now) if link is not None else ""
 
 
 def problem_text(numbers: list[int]) -> str:

@@ -48,6 +48,7 @@ from ghostroll.storage.session import private_mode, write_json_atomic
 log = logging.getLogger("ghostroll.service")
 TICK_S = 1.0
 RETRY_WORK_S = 30.0
+RESIGN_CHECK_S = 6 * 3600.0  # background work re-signs short links running out (link_days)
 
 
 class Service:
@@ -78,6 +79,7 @@ class Service:
         self._last_state: State | None = None
         self._facts = IdleFacts()
         self._facts_at: float | None = None
+        self._work_started_at = clock()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -102,6 +104,8 @@ class Service:
                 except queue.Empty:
                     item = Event(p.Tick(), self.clock())
                     self._notice_removal()
+                    if self.clock() - self._work_started_at >= RESIGN_CHECK_S:
+                        self.start_work()
                 self.handle(item)
                 while not self.events.empty():
                     self.handle(self.events.get_nowait())
@@ -211,6 +215,7 @@ class Service:
 
     def start_work(self) -> None:
         """Run `ghostroll work` now (or once more after the current run)."""
+        self._work_started_at = self.clock()
         self.work_again.set()
         if self.work_thread is None or not self.work_thread.is_alive():
             self.work_thread = threading.Thread(target=self._work_loop, name="work",

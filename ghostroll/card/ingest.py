@@ -132,6 +132,7 @@ class CardIngest:
         self.counter = ByteCounter()
         self.result = IngestResult(volume=volume)
         self.layout: SessionLayout | None = None
+        self._early_duplicates: list[tuple[str, int, str, str, str]] = []
         self.pending_hashes: set[str] = set()  # committed, verification pending
         self.waiting_duplicates: dict[str, list[tuple[CardFile, str]]] = {}
         self.state = IngestProgress(phase="scanning")
@@ -338,6 +339,9 @@ class CardIngest:
 
     def _duplicate(self, card_file: CardFile, sha256: str, kind: str) -> None:
         session_id = self.result.session.id if self.result.session else None
+        if session_id is None:  # read before the first new file made the session
+            self._early_duplicates.append(
+                (card_file.rel_path, card_file.size, sha256, kind, card_file.group))
         self.db.record_duplicate(
             session_id=session_id, volume_id=self.volume.id, rel_path=card_file.rel_path,
             size=card_file.size, mtime_ns=card_file.mtime_ns, sha256=sha256, kind=kind,
@@ -390,7 +394,8 @@ class CardIngest:
     def _close_session(self, listing: CardListing, known: tuple) -> None:
         session = self.result.session
         assert session is not None and self.layout is not None
-        self.db.record_known(session.id, [
+        # every file the summary counts as already safe, so `sessions` counts it too
+        self.db.record_known(session.id, self._early_duplicates + [
             (card_file.rel_path, card_file.size, row.sha256, row.kind, card_file.group)
             for card_file, row in known])
         if self.result.card_error is None and self.result.disk_full is None:

@@ -1,13 +1,18 @@
 """Showing ingest progress to a person: a live bar on a terminal, plain lines otherwise.
 
 The formatting is pure (`bar_line`, `plain_line`, `summary_lines`); `TerminalProgress`
-only decides when to write (time is injected)."""
+only decides when to write (time is injected). While the bar is on a terminal, log lines
+written to a terminal go above it (the bar is cleared, the line written, the bar drawn
+again). The last line shown is drawn from the "done" report, whose counts are the ones
+the summary prints (new, already safe = read-but-known + recognised without reading)."""
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
-from collections.abc import Callable
-from typing import TextIO
+from collections.abc import Callable, Iterator
+from typing import Any, TextIO
 
 from ghostroll.card.ingest import IngestProgress, IngestResult
 
@@ -74,6 +79,44 @@ def summary_lines(r: IngestResult) -> list[str]:
     return lines
 
 
+def _is_tty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or closed
+        return False
+
+
+def _terminal_log_handlers() -> Iterator[logging.StreamHandler]:  # type: ignore[type-arg]
+    """Handlers writing to a terminal (the root's and ghostroll's; files excluded)."""
+    for logger in (logging.getLogger(), logging.getLogger("ghostroll")):
+        for handler in logger.handlers:
+            if (isinstance(handler, logging.StreamHandler)
+                    and not isinstance(handler, logging.FileHandler)
+                    and _is_tty(handler.stream)):
+                yield handler
+
+
+class _AboveBar:
+    """A log handler's stream while the bar is shown: each write goes above the bar."""
+
+    def __init__(self, stream: TextIO, bar: TerminalProgress) -> None:
+        self.stream, self.bar = stream, bar
+
+    def write(self, text: str) -> int:
+        with self.bar.lock:
+            self.bar.clear_line()
+            written = self.stream.write(text)
+            self.stream.flush()
+            self.bar.redraw()
+        return written
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
 class TerminalProgress:
     """Callable progress sink: redraws a bar on a tty, prints a line every few seconds
     otherwise."""
@@ -85,23 +128,65 @@ class TerminalProgress:
         self.interval = 0.2 if self.tty else interval_s
         self.clock = clock
         self.last = float("-inf")
-        self.finished_shown = False
+        self.shown: IngestProgress | None = None  # the last report shown
+        self.line = ""  # the bar as drawn now ("" when none is)
+        self.lock = threading.RLock()
+        self._moved: list[tuple[logging.StreamHandler, TextIO]] = []  # type: ignore[type-arg]
 
     def __call__(self, p: IngestProgress) -> None:
+        if p.phase == "done":
+            self._finish(p)
+            return
         if p.phase != "copying" or not p.files_to_read:
-            if p.phase == "done" and self.tty:
-                self.out.write("\n")
             return
         now = self.clock()
         finished = p.files_read >= p.files_to_read
-        if finished and self.finished_shown:
+        if finished and self.shown is not None and self.shown.files_read >= p.files_to_read:
             return
         if now - self.last < self.interval and not finished:
             return
         self.last = now
-        self.finished_shown = finished
-        if self.tty:
-            self.out.write("\r" + bar_line(p) + "\x1b[K")
-        else:
-            self.out.write(plain_line(p) + "\n")
-        self.out.flush()
+        self._show(p)
+
+    def _show(self, p: IngestProgress) -> None:
+        with self.lock:
+            self.shown = p
+            if self.tty:
+                if not self._moved:
+                    self._logs_above()
+                self.line = bar_line(p)
+                self.out.write("\r" + self.line + "\x1b[K")
+            else:
+                self.out.write(plain_line(p) + "\n")
+            self.out.flush()
+
+    def _finish(self, p: IngestProgress) -> None:
+        """The last line, from the final counts (verification ends after the last read),
+        unless nothing was shown at all (nothing to read)."""
+        if self.shown is None:
+            return
+        if p != self.shown:
+            self._show(p)
+        with self.lock:
+            if self.tty:
+                self.out.write("\n")
+                self.out.flush()
+                self.line = ""
+            for handler, stream in self._moved:
+                handler.setStream(stream)
+            self._moved = []
+
+    def _logs_above(self) -> None:
+        for handler in _terminal_log_handlers():
+            self._moved.append((handler, handler.stream))
+            handler.setStream(_AboveBar(handler.stream, self))  # type: ignore[arg-type]
+
+    def clear_line(self) -> None:
+        if self.line:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+
+    def redraw(self) -> None:
+        if self.line:
+            self.out.write(self.line)
+            self.out.flush()

@@ -84,13 +84,23 @@ def find_trees(root: Path, name: str) -> list[Path]:
         raise CardError(f"cannot read the card at {root}: {exc.strerror or exc}") from exc
 
 
+def missing_dcim_text(root: Path) -> str:
+    """Why `root` is not a card, with the folder to give instead when `root` is inside
+    one (DCIM itself, or a camera folder like DCIM/100CANON)."""
+    for up in (root, *root.parents):
+        if up.name.upper() == "DCIM" and up.parent != up:
+            return (f"{root} is inside the card's DCIM/ folder: give the card itself, "
+                    f"e.g. ghostroll run {up.parent}")
+    return (f"{root} has no DCIM/ folder: not a camera card "
+            "(cameras store photos under DCIM/)")
+
+
 def scan_card(root: Path) -> CardListing:
     """Everything in the camera trees. No DCIM/ is an error; an empty DCIM/ is not."""
     if not root.is_dir():
         raise CardError(f"{root} is not a mounted card or folder")
     if not find_trees(root, "DCIM"):
-        raise CardError(f"{root} has no DCIM/ folder: not a camera card "
-                        "(cameras store photos under DCIM/)")
+        raise CardError(missing_dcim_text(root))
     listing = CardListing(root=root)
     for top in CAMERA_TREES:
         for tree in find_trees(root, top):

@@ -8,6 +8,7 @@ demo ends (or on Ctrl-C with `--serve`)."""
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import sys
 import time
@@ -26,6 +27,20 @@ def workdir_config(workdir: Path, **flags: object) -> config.Config:
     values.update({k: str(v) for k, v in flags.items()})
     return config.load(config_file=None, env={}, flags=values)
 
+
+
+def serve_lines(flags: dict[str, str]) -> list[str]:
+    """What `--serve` prints: the local S3's endpoint, bucket and keys as the settings a
+    user's own `ghostroll run` takes (a throwaway server on 127.0.0.1: its keys are not
+    secrets worth keeping)."""
+    settings = " \\\n  ".join(f"GHOSTROLL_{name.upper()}={shlex.quote(value)}"
+                              for name, value in flags.items())
+    return ["demo: serving until Ctrl-C. The local S3 (SeaweedFS, 127.0.0.1 only):",
+            f"  endpoint {flags['s3_endpoint_url']}, bucket {flags['s3_bucket']}, "
+            f"access key {flags['s3_access_key_id']}, "
+            f"secret key {flags['s3_secret_access_key']}",
+            "Point your own run at it from another terminal:",
+            f"  env {settings} \\\n  ghostroll run /path/to/card"]
 
 
 def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
@@ -61,7 +76,7 @@ def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
             print(f"demo: share link (short, for the panel's QR; works while the demo's S3 "
                   f"runs):\n{url}")
         if serve:
-            print("demo: serving until Ctrl-C")
+            print("\n".join(serve_lines(s3.config_flags())))
             try:
                 while True:
                     time.sleep(3600)

@@ -33,6 +33,7 @@ class Check:
     detail: str
     fix: str = ""
     blocking: bool = True  # a failure stops ingest or sharing
+    keys: tuple[str, ...] = ()  # the settings to change when it fails (setup re-asks them)
 
 
 def http_status(url: str) -> int:
@@ -127,7 +128,7 @@ def check_s3(cfg: Config) -> Iterator[Check]:
     from botocore.exceptions import BotoCoreError, ClientError
 
     from ghostroll.errors import GhostRollError
-    from ghostroll.publish import links
+    from ghostroll.publish import links, short_memo
     from ghostroll.publish.clock import clock_verdict, server_date, system_clock_synchronized
     from ghostroll.publish.s3client import make_client
 
@@ -143,8 +144,8 @@ def check_s3(cfg: Config) -> Iterator[Check]:
     try:
         client.head_bucket(Bucket=bucket)
     except (BotoCoreError, ClientError) as exc:
-        yield Check("bucket reachable", FAIL, f"{bucket}: {exc}",
-                    "check s3_endpoint_url, s3_region, the network and the credentials")
+        detail, fix, keys = bucket_failure(exc, bucket, client.meta.endpoint_url)
+        yield Check("bucket reachable", FAIL, detail, fix, keys=keys)
         return
     yield Check("bucket reachable", OK, f"{bucket} at {client.meta.endpoint_url}",
                 blocking=False)
@@ -183,18 +184,96 @@ def check_s3(cfg: Config) -> Iterator[Check]:
             yield Check("bucket policy", FAIL, "; ".join(extra),
                         "remove those statements: only L/* may be public")
         has_short = policy is not None and links.grants_short_links(policy, bucket)
-        yield Check("short links", OK if has_short else WARN,
-                    "the L/ policy is present: QR-friendly short links" if has_short else
-                    "no L/ policy: links are full presigned URLs (too long for a 2.13\" QR)",
-                    "apply the policy in docs/publishing.md (not possible on R2/B2)",
-                    blocking=False)
+        short_memo.remember(cfg.storage.db_path, cfg.s3, has_short, datetime.now(UTC))
+        if not cfg.s3.short_link_bucket:
+            yield Check("short links", OK if has_short else WARN,
+                        "the L/ policy is present: QR-friendly short links" if has_short else
+                        "no L/ policy: links are full presigned URLs (too long for a 2.13\" QR)",
+                        "`ghostroll setup` shows and applies the policy (docs/publishing.md); "
+                        "R2 and B2 have no bucket policies: set short_link_bucket",
+                        blocking=False)
     except GhostRollError as exc:
-        yield Check("short links", WARN, f"policy not readable: {exc}", blocking=False)
+        if not cfg.s3.short_link_bucket:
+            yield Check("short links", WARN, f"policy not readable: {exc}", blocking=False)
+    if cfg.s3.short_link_bucket:
+        yield from check_short_link_bucket(cfg, client)
     synced = system_clock_synchronized()
     verdict = clock_verdict(trusted=cfg.s3.clock_trusted, synchronized=synced,
                             server_date=server_date(client, bucket), now=datetime.now(UTC))
     yield Check("clock", OK if verdict.ok else FAIL, verdict.reason,
                 "enable time sync (timedatectl set-ntp true) and check the network")
+
+
+CREDENTIAL_KEYS = ("s3_access_key_id", "s3_secret_access_key")
+ENDPOINT_KEYS = ("s3_endpoint_url", "s3_region")
+_DENIED = ("403", "AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+           "InvalidToken", "ExpiredToken", "Forbidden")
+_MISSING = ("404", "NoSuchBucket", "NotFound")
+
+
+def bucket_failure(exc: BaseException, bucket: str,
+                   endpoint: str) -> tuple[str, str, tuple[str, ...]]:
+    """(what is wrong, the fix, the settings to change) for a failed HEAD of the bucket
+    (pure): a missing bucket (404), refused credentials (403), an endpoint that does not
+    answer (no network, or a wrong endpoint/region), anything else as S3 said it."""
+    from botocore import exceptions as bex
+
+    if isinstance(exc, bex.ClientError):
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        status = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        if code in _MISSING or status == "404":
+            return (f"no bucket named {bucket} at {endpoint} (404)",
+                    "check s3_bucket (create the bucket first), and s3_region/s3_endpoint_url "
+                    "if it lives elsewhere", ("s3_bucket", *ENDPOINT_KEYS))
+        if code in _DENIED or status == "403":
+            return (f"{endpoint} refused these credentials for bucket {bucket} (403 {code})",
+                    "check s3_access_key_id and s3_secret_access_key, and that the key may "
+                    "use this bucket", CREDENTIAL_KEYS)
+        return (f"{bucket} at {endpoint}: S3 answered {status} {code}",
+                "check s3_endpoint_url and s3_region", ENDPOINT_KEYS)
+    if isinstance(exc, bex.NoCredentialsError | bex.PartialCredentialsError):
+        return ("no usable credentials", "set s3_access_key_id and s3_secret_access_key",
+                CREDENTIAL_KEYS)
+    if isinstance(exc, bex.ConnectionError | bex.HTTPClientError):
+        return (f"cannot reach {endpoint}: no network, or a wrong endpoint ({exc})",
+                "check the network (ping, DNS), then s3_endpoint_url and s3_region",
+                ENDPOINT_KEYS)
+    return (f"{bucket} at {endpoint}: {exc}", "check s3_endpoint_url and s3_region",
+            ENDPOINT_KEYS)
+
+
+def check_short_link_bucket(cfg: Config, client: Any) -> Iterator[Check]:
+    """The short_link_bucket takes a page and serves it to anyone at the short link's
+    URL (as a phone follows the QR)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from ghostroll.publish import links
+
+    bucket = cfg.s3.short_link_bucket
+    token = links.new_token()
+    key = links.short_link_key(token)
+    try:
+        client.put_object(Bucket=bucket, Key=key, Body=b"ghostroll doctor",
+                          ContentType="text/plain")
+        url = links.short_link_url(client, bucket, token, cfg.s3.short_link_base_url).url
+        status = http_status(url)
+    except (BotoCoreError, ClientError, OSError) as exc:
+        yield Check("short-link bucket", FAIL, f"{bucket}: a test page could not be "
+                    f"written or read: {exc}", "create the bucket; the keys need "
+                    "s3:PutObject and s3:DeleteObject on it", keys=("short_link_bucket",))
+        return
+    finally:
+        with contextlib.suppress(BotoCoreError, ClientError):
+            client.delete_object(Bucket=bucket, Key=key)
+    if status == 200:
+        yield Check("short-link bucket", OK, f"{bucket}: a test page is public at {url}: "
+                    "QR-friendly short links", blocking=False)
+    else:
+        yield Check("short-link bucket", FAIL, f"{bucket}: the test page at {url} "
+                    f"answered {status}, not 200: the bucket is not public-read",
+                    "make short_link_bucket public in the provider's console (R2: allow "
+                    "its r2.dev URL and set short_link_base_url to it; B2: bucket type "
+                    "public)", keys=("short_link_bucket", "short_link_base_url"))
 
 
 def check_transport(cfg: Config) -> Iterator[Check]:

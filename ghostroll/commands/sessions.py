@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
+from ghostroll.errors import CardError
+from ghostroll.publish.lifetime import link_status
+from ghostroll.publish.publisher import read_link
 from ghostroll.publish.qr import terminal_text
-from ghostroll.storage.db import COPIED, Database, SessionRow
+from ghostroll.storage.db import COPIED, UNSHARED_Q, Database, SessionRow
 from ghostroll.storage.session import SessionLayout
 
 
@@ -28,8 +32,9 @@ def list_lines(db: Database) -> list[str]:
         link = "local only"
         if entry is not None:
             link = entry["state"]
-            if entry["url_expires_utc"]:
-                link += f", expires {entry['url_expires_utc'][:16].replace('T', ' ')}"
+            saved = read_link(SessionLayout(s.path))
+            if saved is not None and entry["state"] != UNSHARED_Q:
+                link += f", {link_status(saved, datetime.now(UTC))}"
         state = "set aside" if s.process_error else s.state
         lines.append(f"{s.number:>4}  {s.id:<32} {s.created_utc[:19].replace('T', ' ')}  "
                      f"{counts['verified']:>5} {counts['duplicate']:>5} {counts['failed']:>4}"
@@ -59,15 +64,37 @@ def retry(db: Database, session: SessionRow) -> str:
             "`ghostroll publish` or the appliance")
 
 
-def find(db: Database, ref: str) -> SessionRow | None:
-    """By id, by number, or by a unique id prefix."""
+def matches(db: Database, ref: str) -> list[SessionRow]:
+    """By number, by id, else every session whose id starts with `ref`."""
     if ref.isdigit():
-        return next((s for s in db.sessions() if s.number == int(ref)), None)
+        return [s for s in db.sessions() if s.number == int(ref)]
     exact = db.session(ref)
     if exact is not None:
-        return exact
-    matches = [s for s in db.sessions() if s.id.startswith(ref)]
-    return matches[0] if len(matches) == 1 else None
+        return [exact]
+    return [s for s in db.sessions() if ref and s.id.startswith(ref)]
+
+
+def find(db: Database, ref: str) -> SessionRow | None:
+    """By id, by number, or by a unique id prefix."""
+    found = matches(db, ref)
+    return found[0] if len(found) == 1 else None
+
+
+def resolve(db: Database, ref: str | None, command: str) -> SessionRow:
+    """The one session `ref` names; CardError saying what to type otherwise (no
+    reference, nothing matches, or a prefix of several: they are listed)."""
+    if not ref:
+        raise CardError(f"`ghostroll {command}` needs a session: its number, id or the "
+                        "start of its id (`ghostroll sessions` lists them)")
+    found = matches(db, ref)
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        raise CardError(f"no session matches {ref!r} (`ghostroll sessions` lists them)")
+    listed = "\n".join(f"  #{s.number}  {s.id}" for s in found[:10])
+    more = f"\n  … and {len(found) - 10} more" if len(found) > 10 else ""
+    raise CardError(f"{ref!r} matches {len(found)} sessions; give the number or more of "
+                    f"the id:\n{listed}{more}")
 
 
 def show_lines(db: Database, session: SessionRow, qr: bool = True) -> list[str]:
@@ -85,7 +112,14 @@ def show_lines(db: Database, session: SessionRow, qr: bool = True) -> list[str]:
     if session.process_error:
         lines.append(f"problem   {set_aside_text(session)}")
     url = layout.share_txt.read_text().strip() if layout.share_txt.exists() else None
-    lines.append(f"link      {url or '(none yet: local only or not published)'}")
+    entry = db.publish_entry(session.id)
+    if entry is not None and entry["state"] == UNSHARED_Q:
+        lines.append("link      (unshared: `ghostroll publish` shares it again, new link)")
+    else:
+        lines.append(f"link      {url or '(none yet: local only or not published)'}")
+    saved = read_link(layout)
+    if url and saved is not None:
+        lines.append(f"          {link_status(saved, datetime.now(UTC))}")
     if url and qr:
         lines.append(terminal_text(url))
     errors = [(r["rel_path"], r["error"]) for r in db.session_files(session.id) if r["error"]]

@@ -3,7 +3,9 @@ for the card to go away.
 
 It only lists folders and reads the card; it never writes to it (the original wrote a
 probe file on every poll). Quiet when idle: a line when a card appears, when its job
-ends and when it is removed, nothing per poll."""
+ends and when it is removed, nothing per poll. A mounted card with DCIM/ whose label is
+not `sd_label` (formatting in the camera resets the label) is not ingested, but said
+once per insertion, with the way out: `sd_label = "*"` takes any card with DCIM/."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ghostroll.config import Config
@@ -33,29 +36,56 @@ def mount_roots(spec: str, env: dict[str, str] | None = None) -> list[Path]:
     return roots
 
 
+ANY_LABEL = "*"
+
+
 def matches_label(name: str, label: str) -> bool:
-    """`auto-import`, and macOS's `auto-import 1` for a second volume of the same name."""
-    if name == label:
+    """`auto-import`, and macOS's `auto-import 1` for a second volume of the same name;
+    `*` matches every name."""
+    if name == label or label == ANY_LABEL:
         return True
     head, _, tail = name.rpartition(" ")
     return head == label and tail.isdigit()
 
 
-def find_cards(roots: Iterable[Path], label: str,
-               is_mount: Callable[[str], bool] = os.path.ismount) -> list[Path]:
-    """Mounted volumes named like `label` that hold a DCIM/ folder."""
-    found = []
+@dataclass(frozen=True)
+class Skipped:
+    path: Path
+    reason: str
+
+
+def skip_reason(name: str, label: str) -> str:
+    return (f"its label {name!r} is not sd_label {label!r} (formatting a card in the "
+            f"camera resets the label): rename the card, or set sd_label = \"{ANY_LABEL}\" "
+            "to take any card with DCIM/")
+
+
+def survey(roots: Iterable[Path], label: str,
+           is_mount: Callable[[str], bool] = os.path.ismount
+           ) -> tuple[list[Path], list[Skipped]]:
+    """Mounted volumes holding a DCIM/ folder: those named like `label`, and the others
+    with why they are skipped."""
+    found, skipped = [], []
     for root in roots:
         try:
             entries = sorted(os.scandir(root), key=lambda e: e.name)
         except OSError:
             continue
         for entry in entries:
-            if not matches_label(entry.name, label) or not is_mount(entry.path):
+            if not is_mount(entry.path) or not any(
+                    os.path.isdir(os.path.join(entry.path, d)) for d in ("DCIM", "dcim")):
                 continue
-            if any(os.path.isdir(os.path.join(entry.path, d)) for d in ("DCIM", "dcim")):
+            if matches_label(entry.name, label):
                 found.append(Path(entry.path))
-    return found
+            else:
+                skipped.append(Skipped(Path(entry.path), skip_reason(entry.name, label)))
+    return found, skipped
+
+
+def find_cards(roots: Iterable[Path], label: str,
+               is_mount: Callable[[str], bool] = os.path.ismount) -> list[Path]:
+    """Mounted volumes named like `label` that hold a DCIM/ folder."""
+    return survey(roots, label, is_mount)[0]
 
 
 def watch(cfg: Config, handle: Callable[[Path], int], *, once: bool = False,
@@ -68,8 +98,14 @@ def watch(cfg: Config, handle: Callable[[Path], int], *, once: bool = False,
     log.info("watching %s for a card labelled %r", ", ".join(map(str, roots)),
              cfg.card.sd_label)
     handled: set[Path] = set()
+    told: set[Path] = set()  # skipped cards already reported (once per insertion)
     while not should_stop():
-        present = set(find_cards(roots, cfg.card.sd_label, is_mount))
+        cards, skipped = survey(roots, cfg.card.sd_label, is_mount)
+        present = set(cards)
+        for card in skipped:
+            if card.path not in told:
+                log.warning("card at %s skipped: %s", card.path, card.reason)
+        told = {card.path for card in skipped}
         for gone in sorted(handled - present):
             log.info("card at %s removed; waiting for the next one", gone)
         handled &= present

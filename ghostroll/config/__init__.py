@@ -18,8 +18,8 @@ below are re-exported because most callers only need `config.load` and friends.
 """
 
 from ghostroll.config.docs import describe, markdown_table
-from ghostroll.config.files import read_toml, to_toml
-from ghostroll.config.flags import add_flags, from_args
+from ghostroll.config.files import effective_toml, read_toml, to_toml, toml_value
+from ghostroll.config.flags import SECTION_TITLES, add_flags, from_args, short_meaning
 from ghostroll.config.keys import KEYS, KEYS_BY_NAME, Key, default_process_workers
 from ghostroll.config.layers import SYSTEM_CONFIG, USER_CONFIG, default_config_file, load
 from ghostroll.config.s3names import (
@@ -41,10 +41,35 @@ from ghostroll.config.sections import (
 )
 
 __all__ = [
-    "KEYS", "KEYS_BY_NAME", "SECTIONS", "SYSTEM_CONFIG", "USER_CONFIG", "ApplianceConfig",
-    "CardConfig", "Config", "ImagesConfig", "Key", "LoggingConfig", "S3Config",
-    "StorageConfig", "add_flags", "bucket_name_problem", "default_config_file",
-    "default_process_workers", "describe", "endpoint_problem", "from_args",
-    "is_loopback_host", "load", "markdown_table", "prefix_problem", "read_toml",
-    "region_problem", "to_toml",
+    "KEYS",
+    "KEYS_BY_NAME",
+    "SECTIONS",
+    "SECTION_TITLES",
+    "SYSTEM_CONFIG",
+    "USER_CONFIG",
+    "ApplianceConfig",
+    "CardConfig",
+    "Config",
+    "ImagesConfig",
+    "Key",
+    "LoggingConfig",
+    "S3Config",
+    "StorageConfig",
+    "add_flags",
+    "bucket_name_problem",
+    "default_config_file",
+    "default_process_workers",
+    "describe",
+    "effective_toml",
+    "endpoint_problem",
+    "from_args",
+    "is_loopback_host",
+    "load",
+    "markdown_table",
+    "prefix_problem",
+    "read_toml",
+    "region_problem",
+    "short_meaning",
+    "to_toml",
+    "toml_value",
 ]

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ghostroll.config.keys import KEYS_BY_NAME
-from ghostroll.config.sections import SECTIONS
+from ghostroll.config.keys import KEYS, KEYS_BY_NAME
+from ghostroll.config.sections import SECTIONS, Config
 from ghostroll.errors import ConfigError
 
 
@@ -33,6 +33,36 @@ def read_toml(path: Path) -> dict[str, dict[str, Any]]:
     return data
 
 
+def toml_value(value: Any) -> str:
+    """One value as TOML: booleans and numbers bare, everything else a quoted string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def effective_toml(config: Config) -> str:
+    """The effective configuration as a config file, each value's source in a comment;
+    secrets and unset paths are comments, never values."""
+    out = [f"# config file: {config.config_file or '(none)'}"]
+    section = ""
+    for key in KEYS:
+        if key.section != section:
+            section = key.section
+            out += ["", f"[{section}]"]
+        value = getattr(getattr(config, key.section), key.name)
+        source = config.sources.get(key.name, "default")
+        if key.secret:
+            out.append(f"# {key.name}: {'set' if value else 'not set'} (never shown)  "
+                       f"# {source}")
+        elif value is None:
+            out.append(f"# {key.name}: not set  # {source}")
+        else:
+            out.append(f"{key.name} = {toml_value(value)}  # {source}")
+    return "\n".join(out) + "\n"
+
+
 def to_toml(sections: Mapping[str, Mapping[str, Any]]) -> str:
     """Settings as a config file (sections of strings, numbers and booleans)."""
     out = []
@@ -41,12 +71,6 @@ def to_toml(sections: Mapping[str, Mapping[str, Any]]) -> str:
             raise ConfigError(f"unexpected top-level key {section!r}: settings go in sections")
         out.append(f"[{section}]")
         for key, value in table.items():
-            if isinstance(value, bool):
-                text = "true" if value else "false"
-            elif isinstance(value, int | float):
-                text = str(value)
-            else:
-                text = '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-            out.append(f"{key} = {text}")
+            out.append(f"{key} = {toml_value(value)}")
         out.append("")
     return "\n".join(out)

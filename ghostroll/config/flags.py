@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from ghostroll.config.handoff import OVERRIDES_FLAG, read_overrides
 from ghostroll.config.keys import KEYS
@@ -17,8 +18,25 @@ from ghostroll.config.sections import Config
 log = logging.getLogger("ghostroll.config")
 
 
-def add_flags(parser: argparse.ArgumentParser, sections: Sequence[str] | None = None) -> None:
-    """Add one `--flag` per key (all sections, or the ones named) to a parser.
+def short_meaning(meaning: str) -> str:
+    """The first clause of a key's meaning, for `--help` (the whole row is in
+    docs/configuration.md and `ghostroll config --markdown`)."""
+    cut = min((i for i in (meaning.find(" ("), meaning.find("; ")) if i > 0),
+              default=len(meaning))
+    return meaning[:cut].rstrip(".")
+
+
+SECTION_TITLES = {
+    "card": "card settings", "storage": "storage settings", "images": "image settings",
+    "s3": "bucket and link settings", "appliance": "appliance settings (the service on "
+    "the Pi: panel, button, battery)", "logging": "logging settings"}
+
+
+def add_flags(parser: argparse.ArgumentParser, sections: Sequence[str] | None = None,
+              hidden: Sequence[str] = ()) -> None:
+    """Add one `--flag` per key (all sections, or the ones named) to a parser, one
+    argument group per section. Sections in `hidden` are accepted but left out of
+    `--help` (a command that does not use them), named in a last line instead.
 
     Defaults are None so an unset flag never hides the environment or the file."""
     parser.add_argument("--config", type=Path, default=None,
@@ -26,12 +44,27 @@ def add_flags(parser: argparse.ArgumentParser, sections: Sequence[str] | None = 
                              f"{USER_CONFIG}, {SYSTEM_CONFIG})")
     parser.add_argument(OVERRIDES_FLAG, dest="overrides_stdin", action="store_true",
                         help=argparse.SUPPRESS)  # set by a parent process (handoff.py)
-    group = parser.add_argument_group("settings (see docs/configuration.md)")
+    groups: dict[str, Any] = {}
     for key in KEYS:
         if sections is not None and key.section not in sections:
             continue
-        group.add_argument(key.flag, dest=f"cfg_{key.name}", default=None, metavar="VALUE",
-                           help=f"{key.meaning} [{key.env}]")
+        if key.section not in groups:
+            note = None if groups else ("each setting is also GHOSTROLL_<NAME> in the "
+                                        "environment, or <name> under its [section] in "
+                                        "the config file (docs/configuration.md)")
+            groups[key.section] = None if key.section in hidden else parser.add_argument_group(
+                SECTION_TITLES[key.section], note)
+        group = groups[key.section]
+        (group or parser).add_argument(
+            key.flag, dest=f"cfg_{key.name}", default=None,
+            metavar="|".join(key.choices) if key.choices else "VALUE",
+            help=argparse.SUPPRESS if group is None else short_meaning(key.meaning))
+    if any(g is None for g in groups.values()):
+        names = ", ".join(SECTION_TITLES[s].split(" (")[0] for s, g in groups.items()
+                          if g is None)
+        parser.epilog = ((parser.epilog + "\n") if parser.epilog else "") + (
+            f"{names}: accepted too, not shown (`ghostroll config --markdown` lists every "
+            "setting)")
 
 
 def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> Config:

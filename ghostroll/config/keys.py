@@ -53,7 +53,8 @@ def _k(section: str, name: str, typ: type, default: Any, meaning: str, **kw: Any
 KEYS: tuple[Key, ...] = (
     # [card]
     _k("card", "sd_label", str, "auto-import",
-       "Volume label of cards to ingest (`ghostroll watch`; macOS may add ` 1`)."),
+       "Volume label of cards to ingest (`ghostroll watch`; macOS may add ` 1`); "
+       "`*`: any card with DCIM/."),
     _k("card", "mount_roots", str, "/Volumes,/media/$USER,/run/media/$USER,/mnt",
        "Comma-separated folders `ghostroll watch` polls for a mounted card."),
     _k("card", "poll_seconds", float, 2.0, "How often `ghostroll watch` looks for a card.",
@@ -94,6 +95,9 @@ KEYS: tuple[Key, ...] = (
     _k("s3", "s3_secret_access_key", str, "", "Secret key (never logged).", secret=True),
     _k("s3", "presign_expiry_seconds", int, 604800,
        "Share link lifetime, seconds (SigV4 maximum: 7 days).", minimum=60, maximum=604800),
+    _k("s3", "link_days", int, 30,
+       "With short links: days the same link keeps working (re-signed while online; "
+       "without short links the cap is 7 days).", minimum=1, maximum=3650),
     _k("s3", "upload_workers", int, 4, "Parallel uploads.", minimum=1, maximum=32),
     _k("s3", "presign_workers", int, 8,
        "From the original GhostRoll: accepted, and ignored with a warning when set "
@@ -105,6 +109,12 @@ KEYS: tuple[Key, ...] = (
     _k("s3", "short_links", str, "auto",
        "Short QR-friendly link page under L/ (needs a bucket policy; auto: use it if present).",
        choices=("auto", "on", "off")),
+    _k("s3", "short_link_bucket", str, "",
+       "A second, public-read bucket holding only the short-link pages, for providers "
+       "without bucket policies (R2, B2); same endpoint and keys. Empty: L/ in s3_bucket."),
+    _k("s3", "short_link_base_url", str, "",
+       "Public URL of short_link_bucket when the S3 endpoint does not serve it "
+       "(R2: https://pub-<id>.r2.dev); empty: the endpoint's own URL."),
     _k("s3", "clock_trusted", bool, False,
        "Treat the system clock as correct without checking (tests, VMs)."),
     # [appliance]

@@ -41,10 +41,13 @@ def load(
     config_file: Path | None = None,
     env: Mapping[str, str] | None = None,
     flags: Mapping[str, Any] | None = None,
+    typed: Mapping[str, Any] | None = None,
 ) -> Config:
-    """Build the Config from all sources. `flags` maps key names to CLI values."""
+    """Build the Config from all sources. `flags` maps key names to CLI values, `typed`
+    to answers typed into `ghostroll setup` (as strong as flags, named as typed)."""
     env = os.environ if env is None else env
     flags = flags or {}
+    typed = typed or {}
     path = config_file if config_file is not None else default_config_file(env)
     file_data = read_toml(path) if path is not None else {}
 
@@ -58,6 +61,8 @@ def load(
             raw, source = env[key.env], f"env {key.env}"
         if flags.get(key.name) is not None:
             raw, source = flags[key.name], f"flag {key.flag}"
+        if typed.get(key.name) is not None:
+            raw, source = typed[key.name], "the setup prompt"
         values[key.name] = _parse(key, raw, source)
         sources[key.name] = source
 
@@ -84,7 +89,12 @@ def _check_cross_keys(values: dict[str, Any], sources: dict[str, str]) -> None:
         raise ConfigError("s3_access_key_id and s3_secret_access_key must be set together "
                           f"(from {sources['s3_access_key_id']} / "
                           f"{sources['s3_secret_access_key']})")
+    if values["short_link_bucket"] and values["short_link_bucket"] == values["s3_bucket"]:
+        raise ConfigError(f"short_link_bucket (from {sources['short_link_bucket']}) must be "
+                          "another bucket than s3_bucket: it is public, the photos' is not")
     for name, problem in (("s3_bucket", bucket_name_problem),
+                          ("short_link_bucket", bucket_name_problem),
+                          ("short_link_base_url", endpoint_problem),
                           ("s3_endpoint_url", endpoint_problem),
                           ("s3_region", region_problem),
                           ("s3_prefix_root", prefix_problem)):

@@ -43,11 +43,14 @@ class S3Config:
     s3_access_key_id: str = field(repr=False)
     s3_secret_access_key: str = field(repr=False)
     presign_expiry_seconds: int
+    link_days: int
     upload_workers: int
     presign_workers: int
     multipart_threshold_mb: int
     upload_originals: bool
     short_links: str
+    short_link_bucket: str
+    short_link_base_url: str
     clock_trusted: bool
 
     @property

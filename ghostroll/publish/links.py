@@ -115,10 +115,26 @@ def qr_friendly_url(object_url: str, bucket: str, key: str) -> ShortLinkUrl:
         "s3_addressing_style = \"virtual\" if the endpoint supports it"))
 
 
-def short_link_url(client: Any, bucket: str, token: str) -> ShortLinkUrl:
+def based_url(base_url: str, key: str) -> ShortLinkUrl:
+    """`key` under a public base URL (a bucket's own public domain, e.g. R2's r2.dev),
+    written for a QR (pure): scheme and host upper-cased; the whole URL is alphanumeric
+    mode when the base's path is upper case too."""
+    parts = urlsplit(base_url.rstrip("/") + "/" + key)
+    url = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+    upper = urlunsplit((parts.scheme.upper(), parts.netloc.upper(), parts.path, "", ""))
+    if parts.path == parts.path.upper() and set(upper) <= _QR_ALNUM:
+        return ShortLinkUrl(upper, True)
+    return ShortLinkUrl(url, False, "the base URL's path has lower-case or other "
+                        "characters outside QR alphanumeric mode")
+
+
+def short_link_url(client: Any, bucket: str, token: str, base_url: str = "") -> ShortLinkUrl:
     """The public URL of `L/<token>` as the client addresses it (endpoint, region and
-    addressing style included), upper-cased when virtual-host style allows it."""
+    addressing style included), upper-cased when virtual-host style allows it; under
+    `base_url` instead when the bucket is served elsewhere (see based_url)."""
     key = short_link_key(token)
+    if base_url:
+        return based_url(base_url, key)
     signed = client.generate_presigned_url(
         "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=60)
     result = qr_friendly_url(signed, bucket, key)

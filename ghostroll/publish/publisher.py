@@ -22,7 +22,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -34,9 +34,11 @@ from ghostroll.config import Config
 from ghostroll.errors import PublishError
 from ghostroll.gallery.model import Gallery, GalleryItem, Progress
 from ghostroll.gallery.render import progress_document, render_index, render_loading
+from ghostroll.logs import session_log_handler
 from ghostroll.process import load_gallery
-from ghostroll.publish import links
+from ghostroll.publish import links, short_memo
 from ghostroll.publish.clock import clock_verdict, server_date, system_clock_synchronized
+from ghostroll.publish.lifetime import resign_due
 from ghostroll.publish.lock import publish_lock
 from ghostroll.publish.qr import write_png
 from ghostroll.publish.upload import UploadReport, UploadTask, upload_all
@@ -55,6 +57,9 @@ class ShareLink:
     index_url: str  # presigned URL of the session's index.html
     expires: datetime
     short_key: str | None = None  # L/<token>, when a short link is used
+    # When the link dies for good: a short link is re-signed until then (link_days after
+    # it was first made); a presigned link dies with its signature.
+    ends: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,11 @@ def prefix_for(cfg: Config, session_id: str) -> str:
     return f"{cfg.s3.s3_prefix_root}{session_id}/"
 
 
+def page_bucket(cfg: Config) -> str:
+    """Where short-link pages go: the public short_link_bucket, else L/ in s3_bucket."""
+    return cfg.s3.short_link_bucket or cfg.s3.s3_bucket
+
+
 # ---------------------------------------------------------------- the link
 
 
@@ -96,39 +106,44 @@ def check_clock(cfg: Config, client: Any) -> None:
 
 
 def make_link(cfg: Config, client: Any, session_id: str, use_short: bool,
-              token: str | None = None) -> ShareLink:
+              token: str | None = None, ends: datetime | None = None) -> ShareLink:
     """Sign the gallery link locally; no network needed. `token` keeps the short link
-    of an earlier link (its page is rewritten to point at the new signature)."""
+    of an earlier link (its page is rewritten to point at the new signature) and `ends`
+    its end; a new short link ends `link_days` from now. A signature never outlives the
+    link's end."""
+    now = datetime.now(UTC)
     expiry = cfg.s3.presign_expiry_seconds
+    if use_short:
+        ends = ends or now + timedelta(days=cfg.s3.link_days)
+        expiry = max(1, min(expiry, int((ends - now).total_seconds())))
     index_url = links.presign_get(client, cfg.s3.s3_bucket,
                                   prefix_for(cfg, session_id) + "index.html", expiry)
-    expires = datetime.now(UTC) + timedelta(seconds=expiry)
+    expires = now + timedelta(seconds=expiry)
     if not use_short:
         return ShareLink(index_url, index_url, expires)
     token = token or links.new_token()
-    short = links.short_link_url(client, cfg.s3.s3_bucket, token)
-    return ShareLink(short.url, index_url, expires, links.short_link_key(token))
+    short = links.short_link_url(client, page_bucket(cfg), token,
+                                 cfg.s3.short_link_base_url)
+    return ShareLink(short.url, index_url, expires, links.short_link_key(token), ends)
 
 
 def wants_short_links(cfg: Config, client: Any) -> bool:
-    """`auto` asks the bucket whether its policy serves L/ (remembered next to the
-    database, so a later link needs no round trip); unknown while offline."""
+    """`auto` asks the bucket whether its policy serves L/ (remembered for a while next
+    to the database, see short_memo.py); unknown while offline. A short_link_bucket is
+    public by the provider's setting: nothing to ask."""
+    if cfg.s3.short_link_bucket and cfg.s3.short_links != "off":
+        return True
     if cfg.s3.short_links != "auto":
         return cfg.s3.short_links == "on"
-    memo = cfg.storage.db_path.with_name(cfg.storage.db_path.name + ".short-links")
-    key = f"{cfg.s3.s3_endpoint_url}|{cfg.s3.s3_bucket}"
-    try:
-        known = json.loads(memo.read_text())
-        if key in known:
-            return bool(known[key])
-    except (OSError, ValueError):
-        known = {}
+    now = datetime.now(UTC)
+    known = short_memo.recall(cfg.storage.db_path, cfg.s3, now)
+    if known is not None:
+        return known
     try:
         answer = links.has_short_link_policy(client, cfg.s3.s3_bucket)
     except (PublishError, BotoCoreError, ClientError, OSError) as exc:
         raise Offline(f"cannot ask the bucket for its short-link policy: {exc}") from exc
-    known[key] = answer
-    write_text_atomic(memo, json.dumps(known) + "\n")
+    short_memo.remember(cfg.storage.db_path, cfg.s3, answer, now)
     return answer
 
 
@@ -138,7 +153,8 @@ def save_link(db: Database, layout: SessionLayout, session_id: str, link: ShareL
     write_png(link.url, layout.share_qr, mode=mode)
     write_text_atomic(layout.derived / "link.json", json.dumps({
         "url": link.url, "index_url": link.index_url, "expires": link.expires.isoformat(),
-        "short_key": link.short_key}) + "\n", mode)
+        "short_key": link.short_key, "ends": link.ends.isoformat() if link.ends else None,
+    }) + "\n", mode)
     if db.publish_entry(session_id) is None:
         db.enqueue_publish(session_id)
     db.set_publish_link(session_id, link.url, link.expires.isoformat())
@@ -148,8 +164,10 @@ def read_link(layout: SessionLayout) -> ShareLink | None:
     """The session's saved link, whatever its age; None when there is none."""
     try:
         data = json.loads((layout.derived / "link.json").read_text(encoding="utf-8"))
+        ends = data.get("ends")
         return ShareLink(data["url"], data["index_url"],
-                         datetime.fromisoformat(data["expires"]), data.get("short_key"))
+                         datetime.fromisoformat(data["expires"]), data.get("short_key"),
+                         datetime.fromisoformat(ends) if ends else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -172,23 +190,29 @@ def load_link(layout: SessionLayout, expiry_s: int) -> ShareLink | None:
 
 
 def ensure_link(cfg: Config, db: Database, client: Any, session: SessionRow,
-                fresh: bool = False) -> ShareLink:
+                fresh: bool = False, resign: bool = False) -> ShareLink:
     """The session's link, made once: the service's early signer and the publisher may
-    both get here first, so the check and the creation hold a lock on the session."""
+    both get here first, so the check and the creation hold a lock on the session.
+    `resign`: a new signature for the same short link even when the old one is good."""
     layout = SessionLayout(session.path)
     layout.derived.mkdir(parents=True, exist_ok=True)
     fd = os.open(layout.derived / ".link.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         existing = None if fresh else read_link(layout)
-        if existing is not None and still_good(existing, cfg.s3.presign_expiry_seconds):
+        if (existing is not None and not resign
+                and still_good(existing, cfg.s3.presign_expiry_seconds)):
             return existing
-        # Renewing keeps the short link: the QR already shown (on the panel during the
-        # copy, or sent on) keeps working, its page now pointing at the new signature.
-        # Only `fresh` (reshare) hands out a new one.
+        # Renewing keeps the short link until its end (link_days): the QR already shown
+        # (on the panel during the copy, or sent on) keeps working, its page now pointing
+        # at the new signature. `fresh` (reshare), or a link past its end, gets a new one.
+        # A link saved before link_days existed has no end: it starts counting now.
+        keep = (existing is not None and existing.short_key is not None
+                and (existing.ends is None or existing.ends > datetime.now(UTC)))
         token = existing.short_key.removeprefix(links.SHORT_LINK_PREFIX) \
-            if existing is not None and existing.short_key else None
-        link = make_link(cfg, client, session.id, wants_short_links(cfg, client), token)
+            if keep and existing and existing.short_key else None
+        link = make_link(cfg, client, session.id, wants_short_links(cfg, client), token,
+                         existing.ends if keep and existing else None)
         save_link(db, layout, session.id, link)
         return link
     finally:
@@ -217,13 +241,17 @@ class _Sender:
             return self.layout.originals / key.removeprefix("originals/")
         return self.layout.derived / key
 
-    def send(self, files: list[tuple[str, Path]], at_root: bool = False) -> UploadReport:
+    def send(self, files: list[tuple[str, Path]], at_root: bool = False,
+             bucket: str | None = None) -> UploadReport:
         """Upload (key, file) pairs; keys are under the session's prefix unless
-        `at_root` (the short-link page lives at L/<token> for the whole bucket)."""
+        `at_root` (the short-link page lives at L/<token> for the whole bucket), into
+        s3_bucket unless `bucket` names another one."""
         prefix = "" if at_root else self.prefix
         tasks = [UploadTask.for_file(prefix + key, path) for key, path in files]
+        ledger = self.ledger if bucket in (None, self.cfg.s3.s3_bucket) else \
+            self.db.upload_ledger(self.cfg.s3.endpoint_id, bucket)
         report = upload_all(
-            self.client, self.cfg.s3.s3_bucket, tasks, self.ledger,
+            self.client, bucket or self.cfg.s3.s3_bucket, tasks, ledger,
             workers=self.cfg.s3.upload_workers,
             multipart_threshold_bytes=self.cfg.s3.multipart_threshold_mb << 20)
         if report.failed:
@@ -233,10 +261,11 @@ class _Sender:
             raise PublishError(f"upload failed: {report.summary()}")
         return report
 
-    def text(self, key: str, content: str, at_root: bool = False) -> None:
+    def text(self, key: str, content: str, at_root: bool = False,
+             bucket: str | None = None) -> None:
         path = self.tmp / key.replace("/", "_")
         path.write_text(content, encoding="utf-8")
-        self.send([(key, path)], at_root)
+        self.send([(key, path)], at_root, bucket)
 
 
 def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
@@ -251,7 +280,8 @@ def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
     total = len(photos)
     progress_url = sender.resolve("progress.json")
     if link.short_key:
-        sender.text(link.short_key, links.short_link_page(link.index_url), at_root=True)
+        sender.text(link.short_key, links.short_link_page(link.index_url), at_root=True,
+                    bucket=page_bucket(cfg))
     if sender.ledger.uploaded_sha(sender.prefix + "index.html") is None:
         sender.text("progress.json", json.dumps(progress_document(0, total, False)))
         sender.text("index.html", render_loading(gallery.title, progress_url, link.expires))
@@ -307,6 +337,7 @@ class DrainResult:
     published: list[str]
     waiting: str | None = None  # why the rest waits (offline, clock)
     failed: dict[str, str] | None = None
+    resigned: list[str] = field(default_factory=list)  # links kept alive (link_days)
 
 
 def queue_processed(db: Database) -> None:
@@ -334,7 +365,7 @@ def drain(cfg: Config, db: Database, client: Any, on_event: EventFn | None = Non
             if session is None or session.state not in (dbm.PROCESSED, dbm.PUBLISHED):
                 continue
             try:
-                publish_session(cfg, db, client, session, on_event)
+                _publish_logged(cfg, db, client, session, on_event)
                 result.published.append(session_id)
             except Offline as exc:
                 db.set_publish_state(session_id, dbm.RETRY, error=str(exc))
@@ -348,5 +379,57 @@ def drain(cfg: Config, db: Database, client: Any, on_event: EventFn | None = Non
                 result.failed[session_id] = str(exc)
                 if on_event:
                     on_event(PublishEvent(session_id, "failed", message=str(exc)))
+        if not only and result.waiting is None:
+            resign_links(cfg, db, client, result)
     return result
+
+
+def _publish_logged(cfg: Config, db: Database, client: Any, session: SessionRow,
+                    on_event: EventFn | None) -> ShareLink:
+    """publish_session, its lines also in the session's ghostroll.log (when writable)."""
+    target = logging.getLogger("ghostroll")
+    try:
+        handler: logging.Handler | None = session_log_handler(
+            SessionLayout(session.path).log, level=logging.INFO)
+        target.addHandler(handler)
+    except OSError:
+        handler = None
+    try:
+        return publish_session(cfg, db, client, session, on_event)
+    except Offline as exc:
+        log.warning("publishing session %s waits: %s", session.id, exc)
+        raise
+    except (PublishError, OSError, ValueError) as exc:
+        log.error("publishing session %s failed: %s", session.id, exc)
+        raise
+    finally:
+        if handler is not None:
+            target.removeHandler(handler)
+            handler.close()
+
+
+def resign_links(cfg: Config, db: Database, client: Any, result: DrainResult) -> None:
+    """Re-sign the short links of published sessions whose signature is running out
+    (lifetime.resign_due): the same short link then points at a fresh gallery page."""
+    now = datetime.now(UTC)
+    due = [s for s in db.sessions() if s.state == dbm.PUBLISHED
+           and (link := read_link(SessionLayout(s.path))) is not None
+           and resign_due(link, cfg.s3.presign_expiry_seconds, now)]
+    if due:
+        try:
+            check_clock(cfg, client)
+        except Offline as exc:
+            result.waiting = str(exc)
+            return
+    for session in due:
+        try:
+            ensure_link(cfg, db, client, session, resign=True)
+            publish_session(cfg, db, client, session)
+            result.resigned.append(session.id)
+        except Offline as exc:
+            result.waiting = str(exc)
+            return
+        except (PublishError, OSError, ValueError) as exc:
+            assert result.failed is not None
+            result.failed[session.id] = f"re-signing its link: {exc}"
 

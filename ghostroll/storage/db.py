@@ -59,6 +59,7 @@ from ghostroll.storage.rows import (  # noqa: F401 - re-exported
     PUBLISHED_Q,
     QUEUED,
     RETRY,
+    UNSHARED_Q,
     VERIFIED,
     CopyRow,
     SeenRow,

@@ -11,6 +11,7 @@ from pathlib import Path
 COPYING, COPIED, PROCESSED, PUBLISHED = "copying", "copied", "processed", "published"
 # publish_queue states
 QUEUED, RETRY, PUBLISHED_Q = "queued", "retry", "published"
+UNSHARED_Q = "unshared"  # its link revoked: not published again unless asked
 # session_files statuses
 VERIFIED, DUPLICATE, FAILED = "verified", "duplicate", "failed"
 # copies: where a content is kept, and what became of that copy
