@@ -16,10 +16,9 @@ import functools
 import io
 import logging
 import os
-import resource
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image, ImageCms
@@ -27,6 +26,7 @@ from PIL import Image, ImageCms
 from ghostroll import faults
 from ghostroll.card.media import Kind
 from ghostroll.config import ImagesConfig
+from ghostroll.derive import video
 from ghostroll.derive.metadata import PhotoMeta, meta_from_exif
 from ghostroll.derive.shared_metadata import shared_exif
 from ghostroll.derive.sources import NotAPicture, open_picture, upright
@@ -63,6 +63,8 @@ class DeriveResult:
     error: str | None = None  # the file could not be made into a picture
     note: str | None = None  # made nothing, by design (e.g. RAW preview too small)
     duration_s: float | None = None  # videos
+    video: Path | None = None  # the shared copy of a video (no metadata)
+    video_codec: str = ""
 
 
 def environmental(exc: BaseException) -> bool:
@@ -183,10 +185,16 @@ def save_jpeg(image: Image.Image, path: Path, quality: int, exif: bytes | None =
 
 
 def _video(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
-    """A poster tile: the camera's THM if there is one, else a frame from ffmpeg when it
-    is installed (never required); the duration from ffprobe when installed."""
-    duration = video_duration(job.source)
-    meta = meta_from_exif(None, _mtime(job.source))
+    """A poster tile: the camera's THM if there is one, else a frame from ffmpeg; the
+    duration from ffprobe; and, up to `share_video_max_mb`, the shared copy (a remux
+    without metadata, see derive/video.py). Without ffmpeg the clip stays on the device."""
+    info = video.probe(job.source)
+    recorded = video.captured(info)
+    meta = (PhotoMeta(captured=recorded, captured_source="video-creation") if recorded
+            else meta_from_exif(None, _mtime(job.source)))
+    shared, note = _share_video(job, images, info)
+    result = DeriveResult(job, meta=meta, duration_s=info.duration_s, video=shared,
+                          video_codec=info.codec, note=note)
     frame_file = job.poster
     made = None
     edge = images.thumb_max_long_edge
@@ -197,10 +205,10 @@ def _video(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
              "-i", str(job.source), "-frames:v", "1", "-map_metadata", "-1",
              "-vf", f"scale={edge}:{edge}:force_original_aspect_ratio=decrease",
              str(frame_file)],
-            capture_output=True, timeout=60, preexec_fn=_helper_limits)
+            capture_output=True, timeout=60, preexec_fn=video.helper_limits)
     try:
         if frame_file is None or not frame_file.exists():
-            return DeriveResult(job, meta=meta, duration_s=duration)
+            return result
         # a THM is a JPEG from the camera, but it gets the same memory bound as any file
         frame = open_picture(frame_file, Kind.JPEG, edge, images.decode_budget_mb << 20)
         thumb = to_srgb(upright(frame.image, frame.orientation))
@@ -209,33 +217,30 @@ def _video(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
     except (OSError, ValueError, SyntaxError) as exc:
         if environmental(exc):
             raise
-        return DeriveResult(job, meta=meta, duration_s=duration)
+        return result
     finally:
         if made is not None:
             made.unlink(missing_ok=True)
-    return DeriveResult(job, thumb=job.thumb, width=thumb.width, height=thumb.height,
-                        meta=meta, duration_s=duration)
+    return replace(result, thumb=job.thumb, width=thumb.width, height=thumb.height)
 
 
-def video_duration(path: Path) -> float | None:
-    if shutil.which("ffprobe") is None:
-        return None
-    done = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
-         "default=noprint_wrappers=1:nokey=1", str(path)],
-        capture_output=True, text=True, timeout=30, preexec_fn=_helper_limits)
+def _share_video(job: DeriveJob, images: ImagesConfig,
+                 info: video.VideoInfo) -> tuple[Path | None, str | None]:
+    """(the shared copy, or None and why not)."""
+    limit = images.share_video_max_mb
+    size = job.source.stat().st_size
+    if limit == 0:
+        return None, None  # sharing videos is switched off
+    if size > limit * 1_000_000:
+        return None, (f"video not shared: {size / 1e6:.0f} MB is over share_video_max_mb "
+                      f"({limit}); the original is kept")
+    if not video.has_ffmpeg():
+        return None, "video not shared: ffmpeg is not installed; the original is kept"
+    dest = job.share.with_suffix("." + video.share_extension(job.source))
     try:
-        return round(float(done.stdout.strip()), 2)
-    except ValueError:
-        return None
-
-
-HELPER_ADDRESS_SPACE = 1 << 30  # ffmpeg/ffprobe: 1 GiB of address space, one thread
-
-
-def _helper_limits() -> None:
-    """In the child before exec: an external helper cannot take the device's memory."""
-    resource.setrlimit(resource.RLIMIT_AS, (HELPER_ADDRESS_SPACE, HELPER_ADDRESS_SPACE))
+        return video.remux(job.source, dest, info.creation_time), None
+    except video.RemuxFailed as exc:
+        return None, f"{exc}; the original is kept"
 
 
 def _mtime(path: Path) -> float | None:

@@ -18,7 +18,7 @@ class GalleryItem:
     name: str  # the original file name, shown as text
     kind: str  # "photo" | "video"
     thumb: str | None
-    share: str | None
+    share: str | None  # photos: the share JPEG; videos: the copy without metadata
     original: str | None = None  # videos: the original for download
     width: int = 0  # share image (or poster) size
     height: int = 0
@@ -26,6 +26,7 @@ class GalleryItem:
     camera: str = ""
     size_bytes: int = 0
     duration_s: float | None = None
+    playable: bool = False  # a shared video browsers play inline (H.264 in MP4/MOV)
 
     @property
     def caption(self) -> str:
@@ -54,10 +55,20 @@ class Gallery:
     zip_key: str | None = None
     expires: datetime | None = None
     progress: Progress | None = None
+    empty_note: str | None = None  # why nothing is shown (e.g. RAWs without previews)
 
     @property
     def photos(self) -> tuple[GalleryItem, ...]:
         return tuple(i for i in self.items if i.kind == "photo" and i.share)
+
+    @property
+    def videos(self) -> tuple[GalleryItem, ...]:
+        return tuple(i for i in self.items if i.kind == "video")
+
+    @property
+    def viewable(self) -> tuple[GalleryItem, ...]:
+        """What the lightbox steps through: photos and videos that play inline."""
+        return tuple(i for i in self.items if i.share and (i.kind == "photo" or i.playable))
 
 
 def sort_items(items: Iterable[GalleryItem]) -> tuple[GalleryItem, ...]:
