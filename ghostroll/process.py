@@ -271,6 +271,7 @@ def _item(shot: Shot, outcome: DeriveResult, stored: dict[str, str]) -> gm.Galle
         height=outcome.height,
         captured=meta.captured if meta else None,
         camera=meta.camera if meta else "",
+        captured_from=meta.captured_source if meta else "",
         size_bytes=outcome.video.stat().st_size if outcome.video else shot.source.size,
         duration_s=outcome.duration_s,
         playable=outcome.video is not None and plays_inline(ext, outcome.video_codec),
@@ -306,7 +307,7 @@ def _title(layout: SessionLayout, session: SessionRow, items: list[gm.GalleryIte
     if given:
         return given
     created = date.fromisoformat(session.created_utc[:10])
-    return album_title(session.volume_label, (i.captured for i in items), created)
+    return album_title(session.volume_label, gm.capture_dates(items), created)
 
 
 def _empty_note(shots: list[Shot], derived: list[DeriveResult]) -> str:

@@ -28,6 +28,7 @@ from ghostroll.storage.db import Database
 from tests.support.browser import artifact
 from tests.support.ingest import make_config
 from tests.support.s3 import S3Bucket, unsigned_get
+from tests.support.shared_files import assert_only_kept_exif
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -78,9 +79,12 @@ def test_publish_is_private_presigned_and_metadata_free(tmp_path: Path,
         url = links.presign_get(client, s3_bucket.name, key, 600)
         status, body = unsigned_get(url)
         assert status == 200
-        if key.endswith(".jpg"):
+        if key.endswith(".jpg") and "/thumbs/" in key:
             assert not jpeg_metadata_segments(body)
             assert not Image.open(BytesIO(body)).getexif()
+        elif key.endswith(".jpg"):  # share images keep the capture time, nothing else
+            assert jpeg_metadata_segments(body) == [0xE1]
+            assert_only_kept_exif(body, key)
     share = (session.path / "share.txt").read_text().strip()
     assert unsigned_get(share)[0] == 200
     qr = Image.open(session.path / "share-qr.png").convert("L")

@@ -27,6 +27,7 @@ class GalleryItem:
     size_bytes: int = 0
     duration_s: float | None = None
     playable: bool = False  # a shared video browsers play inline (H.264 in MP4/MOV)
+    captured_from: str = ""  # PhotoMeta.captured_source: exif-original, file-mtime...
 
     @property
     def caption(self) -> str:
@@ -69,6 +70,14 @@ class Gallery:
     def viewable(self) -> tuple[GalleryItem, ...]:
         """What the lightbox steps through: photos and videos that play inline."""
         return tuple(i for i in self.items if i.share and (i.kind == "photo" or i.playable))
+
+
+def capture_dates(items: Iterable[GalleryItem]) -> list[datetime]:
+    """The capture times that name an album: those the camera recorded in the file, or
+    the files' times when no file holds one."""
+    dated = [i for i in items if i.captured is not None]
+    recorded = [i for i in dated if i.captured_from not in ("file-mtime", "")]
+    return [i.captured for i in (recorded or dated) if i.captured is not None]
 
 
 def sort_items(items: Iterable[GalleryItem]) -> tuple[GalleryItem, ...]:

@@ -16,7 +16,7 @@ from html import escape
 from importlib import resources
 from urllib.parse import quote
 
-from ghostroll.gallery.model import Gallery, GalleryItem, Progress
+from ghostroll.gallery.model import Gallery, GalleryItem, Progress, capture_dates
 from ghostroll.gallery.title import summary
 
 Resolver = Callable[[str], str]
@@ -72,7 +72,7 @@ def gallery_preview(gallery: Gallery, resolve: Resolver) -> Preview:
     thumb = next((i.thumb for i in gallery.items if i.thumb), None)
     return Preview(gallery.title,
                    summary(len(gallery.photos), len(gallery.videos),
-                           (i.captured for i in gallery.items)),
+                           capture_dates(gallery.items)),
                    resolve(thumb) if thumb else None)
 
 
