@@ -192,6 +192,51 @@ def test_numbering_gaps() -> None:
     assert numbering_gaps(["IMG_0001.JPG", "MVI_0002.MOV", "IMG_0003.JPG"]) == []
     assert numbering_gaps(["IMG_0001.JPG", "IMG_0003.JPG"]) == ["IMG_0002 missing (1 file)"]
     assert numbering_gaps(["a.jpg"]) == []
+    # phone names are timestamps, not counters
+    phone = ["PXL_20231101_151117049.jpg", "PXL_20231101_151201512.jpg", "20231101_151117.jpg",
+             "20231102_090000.jpg", "IMG_20231101_151117.jpg", "IMG_20231103_101010.jpg"]
+    assert numbering_gaps(phone) == []
+    # a hole of thousands is renamed files or another folder's run, not lost files
+    assert numbering_gaps(["DSC_0001.JPG", "DSC_7935.JPG"]) == []
+
+
+def test_every_picture_format_a_camera_writes(tmp_path: Path) -> None:
+    """WebP, GIF, BMP, PNG and JPEG XL are pictures (shown, or listed with a reason)."""
+    images = make_config(tmp_path).images
+    picture = Image.new("RGB", (900, 600), (30, 120, 200))
+    for ext, fmt in (("webp", "WEBP"), ("gif", "GIF"), ("bmp", "BMP"), ("png", "PNG"),
+                     ("jxl", "JXL")):
+        src = tmp_path / f"IMG_0001.{ext.upper()}"
+        picture.save(src, fmt)
+        assert classify(src.name, src.read_bytes()[:HEAD_BYTES]) == Kind.PICTURE
+        result = derive_one(job_for(src, tmp_path / ext), images)
+        assert result.error is None and result.share is not None, (ext, result.error)
+        with Image.open(result.share) as share:
+            red, green, blue = share.convert("RGB").getpixel((450, 300))
+        assert abs(red - 30) < 12 and abs(green - 120) < 12 and abs(blue - 200) < 12, ext
+    webp = tmp_path / "IMG_0001.WEBP"
+    assert classify("noext", webp.read_bytes()[:HEAD_BYTES]) == Kind.PICTURE
+
+
+def test_sixteen_bit_tiff_is_scaled_not_clipped(tmp_path: Path) -> None:
+    band = Image.new("I;16", (640, 480), 1000)  # a 12-bit sensor band: all values > 255
+    band.paste(Image.new("I;16", (320, 480), 4000), (320, 0))
+    src = tmp_path / "IMG_0001_1.TIF"
+    band.save(src, "TIFF")
+    result = derive_one(job_for(src, tmp_path / "out"), make_config(tmp_path).images)
+    assert result.error is None and result.share is not None
+    with Image.open(result.share) as share:
+        dark, bright = (share.convert("L").getpixel((x, 240)) for x in (100, 540))
+    assert bright > 240 and 50 < dark < 80  # 1000/4000 of the range, not white
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_huge_baseline_jpeg_is_shown_from_a_draft(tmp_path: Path) -> None:
+    src = tmp_path / "PANO_0001.JPG"
+    Image.new("L", (20480, 13700), 128).save(src, "JPEG", quality=50)  # 280 MP
+    result = derive_one(job_for(src, tmp_path / "out"), make_config(tmp_path).images)
+    assert result.error is None and result.note is None
+    assert (result.width, result.height) == (2048, 1370)
 
 
 def test_budget_runs_an_oversized_job_alone() -> None:

@@ -1,8 +1,9 @@
 """From card files to shots: what the gallery shows for each group. Pure.
 
 A group is the files of one shot (same folder, same stem). Rules:
-- a group with a JPEG, HEIC or TIFF: that is the picture; RAW, Live Photo video and
-  sidecars of the group are listed as its originals (RAW+JPEG: the JPEG is the picture);
+- a group with a JPEG, HEIC, TIFF or other picture (WebP, GIF, BMP, PNG, JPEG XL): that
+  is the picture; RAW, Live Photo video and sidecars of the group are listed as its
+  originals (RAW+JPEG: the JPEG is the picture);
 - RAW alone: the picture comes from the RAW's embedded preview;
 - a video: a video tile; a THM sidecar of the same group (a JPEG made by the camera)
   is its poster;
@@ -18,7 +19,7 @@ from pathlib import PurePosixPath
 
 from ghostroll.card.media import Kind
 
-PICTURE_KINDS = (Kind.JPEG, Kind.HEIC, Kind.TIFF)
+PICTURE_KINDS = (Kind.JPEG, Kind.HEIC, Kind.TIFF, Kind.PICTURE)
 
 
 @dataclass(frozen=True)
