@@ -75,6 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(reshare)
     reshare.set_defaults(handler=cmd_reshare)
 
+    rename = commands.add_parser(
+        "rename", help="name an album; its gallery is rewritten and published again")
+    rename.add_argument("session", help="id, number or unique id prefix")
+    rename.add_argument("name", help="the album's name, e.g. \"Smith wedding\"")
+    config.add_flags(rename)
+    rename.set_defaults(handler=cmd_rename)
+
     work = commands.add_parser("work", help="process and publish what is pending "
                                "(the service runs this; JSON lines on stdout)")
     work.add_argument("--link", metavar="SESSION", help="only sign this session's link")
@@ -345,6 +352,25 @@ def _renew_link(cfg: config.Config, db: Database, session_id: str) -> None:
 
 def cmd_reshare(args: argparse.Namespace) -> int:
     return cmd_publish(args, fresh_link=True)
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    from ghostroll.commands.rename import rename
+
+    cfg = config.from_args(args)
+    with Database(cfg.storage.db_path) as db:
+        session = db.session(_session_arg(db, args.session))
+        assert session is not None
+        try:
+            print(rename(db, session, args.name))
+        except ValueError as exc:
+            print(f"ghostroll: {exc}", file=sys.stderr)
+            return EXIT_UNUSABLE
+        queued = db.publish_entry(session.id) is not None and cfg.s3.enabled
+    if queued:
+        args.session = session.id
+        return cmd_publish(args)
+    return EXIT_OK
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,3 +139,17 @@ def test_recipient_on_a_phone(tmp_path: Path, s3_bucket: S3Bucket,
         assert kept[0x9011] == "+01:00" and kept[0x9003].startswith("2024:06:1")
     assert b"NIKON D750" not in archive.read("DSC_0001.jpg")
     assert errors == []
+
+    # `ghostroll rename` names the album: the same link now shows the new name
+    flags = {"base_dir": str(cfg.storage.base_dir), "db_path": str(cfg.storage.db_path),
+             "clock_trusted": "true", **s3_bucket.config_flags()}
+    args = [a for k, v in flags.items() for a in (f"--{k.replace('_', '-')}", v)]
+    renamed = subprocess.run(
+        [sys.executable, "-m", "ghostroll", "rename", "1", "Anna & Ben", *args],
+        capture_output=True, text=True, env={"HOME": str(tmp_path), "PATH": os.environ["PATH"]})
+    assert renamed.returncode == 0, renamed.stderr
+    assert "renamed 'Anna & Ben'" in renamed.stdout
+    assert "<title>Anna &amp; Ben</title>" in unsigned_get(link)[1].decode()
+    page.goto(link)
+    page.wait_for_selector("ul.grid li")
+    assert page.title() == "Anna & Ben" and page.inner_text("h1") == "Anna & Ben"
