@@ -228,6 +228,7 @@ def _check_space(cfg: Config, layout: SessionLayout, shots: list[Shot]) -> None:
     pictures = sum(1 for s in shots if s.kind == "photo")
     limit = cfg.images.share_video_max_mb * 1_000_000
     videos = sum(s.source.size for s in shots if s.kind == "video" and s.source.size <= limit)
+    videos += sum(s.motion.size for s in shots if s.motion and s.motion.size <= limit)
     needed = derivative_bytes(pictures, cfg.images) + videos
     free = shutil.disk_usage(layout.root).free
     if free < needed:
@@ -247,6 +248,7 @@ def _job(layout: SessionLayout, shot: Shot, stored: dict[str, str]) -> DeriveJob
         share=layout.share_dir / f"{shot.id}.jpg",
         thumb=layout.thumbs_dir / f"{shot.id}.jpg",
         poster=original(shot.poster) if shot.poster else None,
+        motion=original(shot.motion) if shot.motion else None,
     )
 
 
@@ -256,15 +258,16 @@ def _item(shot: Shot, outcome: DeriveResult, stored: dict[str, str]) -> gm.Galle
         return None  # listed as a problem; the original is kept
     meta = outcome.meta
     share = f"share/{shot.id}.jpg" if has_images and shot.kind == "photo" else None
-    if outcome.video is not None:
-        share = f"share/{outcome.video.name}"
+    clip = f"share/{outcome.video.name}" if outcome.video is not None else None
     ext = outcome.video.suffix.lstrip(".") if outcome.video is not None else ""
+    plays = clip is not None and plays_inline(ext, outcome.video_codec)
+    is_video = shot.kind == "video"
     return gm.GalleryItem(
         id=shot.id,
         name=shot.name,
         kind=shot.kind,
         thumb=f"thumbs/{shot.id}.jpg" if outcome.thumb is not None else None,
-        share=share,
+        share=clip if is_video else share,
         original=("originals/" + stored.get(shot.source.rel_path, shot.source.rel_path)
                   if shot.kind == "video" else None),
         width=outcome.width,
@@ -272,9 +275,11 @@ def _item(shot: Shot, outcome: DeriveResult, stored: dict[str, str]) -> gm.Galle
         captured=meta.captured if meta else None,
         camera=meta.camera if meta else "",
         captured_from=meta.captured_source if meta else "",
-        size_bytes=outcome.video.stat().st_size if outcome.video else shot.source.size,
+        size_bytes=(outcome.video.stat().st_size if outcome.video and is_video
+                    else shot.source.size),
         duration_s=outcome.duration_s,
-        playable=outcome.video is not None and plays_inline(ext, outcome.video_codec),
+        playable=plays and is_video,
+        motion=clip if plays and not is_video else None,
     )
 
 

@@ -20,9 +20,11 @@ import pytest
 
 from ghostroll.devtools.synthetic import TIFF_HEADER, PhotoSpec, make_blob, make_jpeg
 from ghostroll.job import run_job
+from ghostroll.process import process_session
 from ghostroll.publish.links import short_link_policy
+from ghostroll.storage.db import Database
 from tests.support.browser import artifact
-from tests.support.ingest import make_config
+from tests.support.ingest import ingest, make_config
 from tests.support.s3 import S3Bucket, unsigned_get
 from tests.support.shared_files import assert_only_kept_exif
 
@@ -153,3 +155,43 @@ def test_recipient_on_a_phone(tmp_path: Path, s3_bucket: S3Bucket,
     page.goto(link)
     page.wait_for_selector("ul.grid li")
     assert page.title() == "Anna & Ben" and page.inner_text("h1") == "Anna & Ben"
+
+
+def test_live_and_motion_photos_play_their_clip(tmp_path: Path, browser,
+                                                serve) -> None:  # type: ignore[no-untyped-def]
+    """An iPhone Live Photo (IMG_0001.JPG + IMG_0001.MOV) and a Pixel motion photo (a JPEG
+    with its MP4 appended) are photos whose clip plays from the lightbox."""
+    dcim = tmp_path / "card" / "DCIM" / "100APPLE"
+    make_jpeg(dcim / "IMG_0001.JPG", PhotoSpec(taken=datetime(2024, 6, 12, 10, 0)))
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "3", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", "-metadata", f"location={LOCATION}", "-f", "mov",
+           str(dcim / "IMG_0001.MOV"))
+    still = make_jpeg(tmp_path / "still.jpg", PhotoSpec(taken=datetime(2024, 6, 12, 11, 0)))
+    clip = tmp_path / "clip.mp4"
+    ffmpeg("-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-t", "2", "-c:v", "libx264",
+           "-pix_fmt", "yuv420p", "-metadata", f"location={LOCATION}", str(clip))
+    (dcim / "PXL_20240612_110000123.MP.jpg").write_bytes(still.read_bytes() + clip.read_bytes())
+    cfg = make_config(tmp_path)
+    result = ingest(tmp_path / "card", cfg)
+    assert result.session is not None
+    with Database(cfg.storage.db_path) as db:
+        processed = process_session(cfg, db, result.session)
+    assert processed.problems == [] and processed.made == 2 and processed.videos == 0
+    items = json.loads((result.session.path / "derived" / "gallery.json").read_text())["items"]
+    assert [i["motion"] is not None for i in items] == [True, True]
+    for item in items:
+        shared = (result.session.path / "derived" / item["motion"]).read_bytes()
+        assert LOCATION.encode() not in shared and b"ftyp" in shared[:16]
+
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(serve(result.session.path) + "/index.html")
+    assert page.locator(".tile .live").count() == 2
+    for n in range(2):
+        page.locator("a[data-index]").nth(n).click()
+        page.locator("#lb-live").click()
+        page.wait_for_function("document.getElementById('lb-video').currentTime > 0.3",
+                               timeout=20000)
+        page.keyboard.press("Escape")
+    assert errors == []

@@ -50,6 +50,7 @@ class DeriveJob:
     share: Path
     thumb: Path
     poster: Path | None = None  # videos: a camera-made poster (THM), used before ffmpeg
+    motion: Path | None = None  # photos: a Live Photo's clip
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class DeriveResult:
     error: str | None = None  # the file could not be made into a picture
     note: str | None = None  # made nothing, by design (e.g. RAW preview too small)
     duration_s: float | None = None  # videos
-    video: Path | None = None  # the shared copy of a video (no metadata)
+    video: Path | None = None  # the shared copy of a video, or of a photo's motion clip
     video_codec: str = ""
 
 
@@ -140,7 +141,30 @@ def _picture(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
     faults.fault("derive")
     save_jpeg(share, job.share, images.share_quality, shared_exif(opened.exif))
     save_jpeg(thumb, job.thumb, images.thumb_quality)
-    return DeriveResult(job, job.share, job.thumb, share.width, share.height, meta)
+    clip, codec, note = _motion_clip(job, images)
+    return DeriveResult(job, job.share, job.thumb, share.width, share.height, meta,
+                        note=note, video=clip, video_codec=codec)
+
+
+def _motion_clip(job: DeriveJob, images: ImagesConfig) -> tuple[Path | None, str, str | None]:
+    """A Live Photo's clip, or the one a motion photo (Pixel, Samsung) carries after its
+    JPEG, shared like a video: (copy, codec, why not)."""
+    source, skip = job.motion, 0
+    if source is None and job.kind == Kind.JPEG:
+        skip = video.embedded_video_offset(job.source) or 0
+        source = job.source if skip else None
+    if source is None or images.share_video_max_mb == 0:
+        return None, "", None
+    if source.stat().st_size - skip > images.share_video_max_mb * 1_000_000:
+        return None, "", "motion clip not shared: over share_video_max_mb"
+    if not video.has_ffmpeg():
+        return None, "", "motion clip not shared: ffmpeg is not installed"
+    info = video.probe(source, skip)
+    dest = job.share.with_name(f"{job.share.stem}.motion.mp4")
+    try:
+        return video.remux(source, dest, info.creation_time, skip), info.codec, None
+    except video.RemuxFailed as exc:
+        return None, "", f"motion clip not shared: {exc}"
 
 
 def to_srgb(image: Image.Image) -> Image.Image:

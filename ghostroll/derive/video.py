@@ -45,18 +45,24 @@ def has_ffmpeg() -> bool:
     return shutil.which("ffmpeg") is not None and shutil.which("ffprobe") is not None
 
 
-def probe(path: Path) -> VideoInfo:
-    """Duration, codec and creation time; an empty VideoInfo without ffprobe or for a
-    file it cannot read."""
+def probe(path: Path, skip: int = 0) -> VideoInfo:
+    """Duration, codec and creation time (of the clip starting `skip` bytes in); an
+    empty VideoInfo without ffprobe or for a file it cannot read."""
     if shutil.which("ffprobe") is None:
         return VideoInfo()
     done = subprocess.run(
         ["ffprobe", "-v", "error", "-threads", "1", "-show_entries",
          "format=duration:format_tags=creation_time,com.apple.quicktime.creationdate"
          ":stream=codec_type,codec_name",
-         "-of", "json", str(path)],
+         "-of", "json", ffmpeg_input(path, skip)],
         capture_output=True, text=True, timeout=PROBE_TIMEOUT_S, preexec_fn=helper_limits)
     return parse_probe(done.stdout)
+
+
+def ffmpeg_input(path: Path, skip: int = 0) -> str:
+    """The file, or the part of it from `skip` on (ffmpeg's subfile protocol: its
+    -skip_initial_bytes still probes the format from the start, finding the JPEG)."""
+    return f"subfile,,start,{skip},end,0,,:{path}" if skip else str(path)
 
 
 def parse_probe(text: str) -> VideoInfo:
@@ -105,11 +111,13 @@ def plays_inline(ext: str, codec: str) -> bool:
     return ext in INLINE_CONTAINERS and codec in INLINE_CODECS
 
 
-def remux_command(source: Path, dest: Path, creation_time: str | None) -> list[str]:
-    """The ffmpeg command for the shared copy. Pure."""
+def remux_command(source: Path, dest: Path, creation_time: str | None,
+                  skip: int = 0) -> list[str]:
+    """The ffmpeg command for the shared copy (of the clip `skip` bytes into `source`: a
+    motion photo's). Pure."""
     command = [
         "ffmpeg", "-nostdin", "-loglevel", "error", "-threads", "1", "-y",
-        "-i", str(source),
+        "-i", ffmpeg_input(source, skip),
         "-map", "0:v", "-map", "0:a?", "-c", "copy", "-dn", "-sn", "-map_chapters", "-1",
         "-map_metadata", "-1", "-map_metadata:s:v", "-1", "-map_metadata:s:a", "-1",
         # no encoder tag, no clock: the same clip gives the same bytes (idempotent uploads)
@@ -117,7 +125,7 @@ def remux_command(source: Path, dest: Path, creation_time: str | None) -> list[s
     ]
     if creation_time:
         command += ["-metadata", f"creation_time={creation_time}"]
-    if share_extension(source) in MP4_FAMILY:
+    if share_extension(dest) in MP4_FAMILY:
         command += ["-movflags", "+faststart"]
     return [*command, str(dest)]
 
@@ -126,13 +134,14 @@ class RemuxFailed(ValueError):
     """ffmpeg could not copy this clip (a damaged or unusual file)."""
 
 
-def remux(source: Path, dest: Path, creation_time: str | None) -> Path:
+def remux(source: Path, dest: Path, creation_time: str | None, skip: int = 0) -> Path:
     """The shared copy at `dest`, written to a temp file then renamed; raises RemuxFailed
     for the file's own problem, OSError when our disk fails."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     temp = dest.with_name(f".{dest.stem}.tmp{dest.suffix}")
     try:
-        done = subprocess.run(remux_command(source, temp, creation_time), capture_output=True,
+        done = subprocess.run(remux_command(source, temp, creation_time, skip),
+                              capture_output=True,
                               text=True, timeout=REMUX_TIMEOUT_S, preexec_fn=helper_limits)
         if done.returncode != 0 or not temp.exists() or temp.stat().st_size == 0:
             last = (done.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
@@ -144,3 +153,26 @@ def remux(source: Path, dest: Path, creation_time: str | None) -> Path:
     finally:
         temp.unlink(missing_ok=True)
     return dest
+
+
+EMBEDDED_BRANDS = (b"mp41", b"mp42", b"isom", b"iso2", b"avc1", b"qt  ", b"MSNV")
+
+
+def embedded_video_offset(path: Path, chunk: int = 1 << 20) -> int | None:
+    """Where the MP4 of a motion photo (Google/Samsung: a JPEG with the clip appended)
+    starts, or None: the first ISO-BMFF `ftyp` box with a video brand after the start."""
+    overlap = 16
+    with path.open("rb") as f:
+        base, tail = 0, b""
+        while block := f.read(chunk):
+            data = tail + block
+            start = 0
+            while (at := data.find(b"ftyp", start)) != -1:
+                start = at + 1
+                box = base - len(tail) + at - 4
+                size = int.from_bytes(data[at - 4:at], "big") if at >= 4 else 0
+                if box > 0 and 8 <= size <= 256 and data[at + 4:at + 8] in EMBEDDED_BRANDS:
+                    return box
+            tail = data[-overlap:]
+            base += len(block)
+    return None

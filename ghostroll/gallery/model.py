@@ -28,6 +28,7 @@ class GalleryItem:
     duration_s: float | None = None
     playable: bool = False  # a shared video browsers play inline (H.264 in MP4/MOV)
     captured_from: str = ""  # PhotoMeta.captured_source: exif-original, file-mtime...
+    motion: str | None = None  # photos: a Live Photo's (or motion photo's) playable clip
 
     @property
     def caption(self) -> str:

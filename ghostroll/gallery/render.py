@@ -149,11 +149,12 @@ def _tile(index: int, item: GalleryItem, resolve: Resolver) -> str:
     label = escape(f"{item.name}{', ' + item.caption if item.caption else ''}")
     thumb, share = resolve(item.thumb or ""), resolve(item.share or "")
     srcset = f"{escape(thumb)} 512w, {escape(share)} 2048w"
+    live = '<span class="live" aria-hidden="true">LIVE</span>' if item.motion else ""
     return (f'<li class="tile"><a href="{escape(share)}" data-index="{index}" '
             f'id="t-{escape(item.id)}" aria-label="Open {label}">'
             f'<img src="{escape(thumb)}" srcset="{srcset}" sizes="{SIZES}" '
             f'width="{item.width}" height="{item.height}" loading="lazy" decoding="async" '
-            f'alt="{label}"></a><span class="cap">{caption or name}</span></li>')
+            f'alt="{label}">{live}</a><span class="cap">{caption or name}</span></li>')
 
 
 def _empty(gallery: Gallery) -> str:
@@ -172,6 +173,8 @@ def _viewer_entry(item: GalleryItem, resolve: Resolver) -> dict[str, object]:
     if item.kind == "video":
         entry["video"] = entry["share"]
         entry["poster"] = resolve(item.thumb) if item.thumb else ""
+    if item.motion:
+        entry["motion"] = resolve(item.motion)
     return entry
 
 
@@ -224,6 +227,7 @@ _LIGHTBOX = """<dialog id="lightbox" aria-label="Photo viewer">
 <figcaption id="lb-cap"></figcaption></figure>
 <div class="lb-bar">
 <button type="button" id="lb-prev" aria-label="Previous photo">‹</button>
+<button type="button" id="lb-live" aria-label="Play the Live Photo" hidden>▶ Live</button>
 <a id="lb-dl" class="button" download aria-label="Download this photo">Download</a>
 <button type="button" id="lb-next" aria-label="Next photo">›</button>
 <button type="button" id="lb-close" aria-label="Close">✕</button>

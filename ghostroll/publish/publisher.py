@@ -271,7 +271,7 @@ def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
         batch = photos[start:start + step]
         files = []
         for item in batch:
-            for key in (item.thumb, item.share):
+            for key in (item.thumb, item.share, item.motion):
                 if key:
                     files.append((key, sender.local(key)))
         sender.send(files)

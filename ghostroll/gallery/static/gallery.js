@@ -14,6 +14,21 @@
     photos.push(p);
   });
   var vid = document.getElementById("lb-video");
+  var live = document.getElementById("lb-live");
+  if (live) {
+    live.onclick = function () {  // a Live Photo: its clip over the still, then back
+      var p = photos[current];
+      document.getElementById("lb-img").hidden = true;
+      vid.hidden = false;
+      vid.poster = p.share;
+      vid.src = p.motion;
+      vid.play();
+    };
+    vid.addEventListener("ended", function () {
+      var p = photos[current];
+      if (p && !p.video) { stopVideo(); document.getElementById("lb-img").hidden = false; }
+    });
+  }
 
   function stopVideo() {
     if (!vid || vid.hidden) return;
@@ -42,6 +57,7 @@
       img.alt = p.name;
     }
     document.getElementById("lb-cap").textContent = p.caption ? p.name + " · " + p.caption : p.name;
+    live.hidden = !(p.motion && canPlay);
     var dl = document.getElementById("lb-dl");
     dl.href = p.share;
     dl.setAttribute("download", p.dl || p.name);
