@@ -255,3 +255,25 @@ def test_budget_runs_an_oversized_job_alone() -> None:
     assert started.wait(5)
     worker.join()
     assert budget.used == 500
+
+
+def test_adobe_rgb_marked_only_in_exif_is_converted(tmp_path: Path) -> None:
+    """ColorSpace uncalibrated + interop index R03, no ICC (as Nikon and Canon write
+    Adobe RGB): converted to sRGB, with values as colord's AdobeRGB1998.icc gives them."""
+    picture = Image.new("RGB", (800, 400), (200, 100, 100))
+    picture.paste(Image.new("RGB", (400, 400), (100, 180, 100)), (400, 0))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA001] = 0xFFFF
+    exif.get_ifd(0x8769)[0xA005] = {0x0001: "R03"}  # the interoperability IFD
+    marked, plain = tmp_path / "DSC_0001.JPG", tmp_path / "DSC_0002.JPG"
+    picture.save(marked, "JPEG", quality=98, subsampling=0, exif=exif.tobytes())
+    picture.save(plain, "JPEG", quality=98, subsampling=0)
+    images = make_config(tmp_path).images
+    for src, expected in ((marked, ((227, 100, 100), (0, 181, 94))),
+                          (plain, ((200, 100, 100), (100, 180, 100)))):
+        result = derive_one(job_for(src, tmp_path / src.stem), images)
+        assert result.share is not None
+        with Image.open(result.share) as share:
+            got = (share.getpixel((100, 200)), share.getpixel((600, 200)))
+        for pixel, want in zip(got, expected, strict=True):
+            assert all(abs(a - b) <= 4 for a, b in zip(pixel, want, strict=True)), (src, got)
