@@ -122,7 +122,7 @@ def test_browser_sees_loading_then_progress_then_the_final_gallery(
         db.enqueue_publish(sid)
         from ghostroll.publish.publisher import publish_session
         publish_session(cfg, db, client, db.session(sid), look, chunk=3)  # type: ignore[arg-type]
-    assert "Preparing your photos" in seen["loading"]
+    assert "Preparing your photos… 0 of 10 ready." in seen["loading"]
     assert "Uploading: 3 of 10 ready" in seen["progress"] and seen["tiles"] == "3"
     page.wait_for_function("!document.querySelector('.banner')", timeout=20000)
     page.wait_for_load_state("networkidle")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from ghostroll.devtools.synthetic import TIFF_HEADER, PhotoSpec, make_blob, make_jpeg
 from ghostroll.job import run_job
@@ -195,3 +196,44 @@ def test_live_and_motion_photos_play_their_clip(tmp_path: Path, browser,
                                timeout=20000)
         page.keyboard.press("Escape")
     assert errors == []
+
+
+def test_a_card_of_raws_without_previews_says_what_was_kept(tmp_path: Path) -> None:
+    dcim = tmp_path / "card" / "DCIM" / "100NIKON"
+    for n in (1, 2, 3):
+        make_blob(dcim / f"DSC_000{n}.NEF", 1 << 20, seed=n, header=TIFF_HEADER)
+    cfg = make_config(tmp_path)
+    result = ingest(tmp_path / "card", cfg)
+    assert result.session is not None
+    with Database(cfg.storage.db_path) as db:
+        processed = process_session(cfg, db, result.session)
+    assert processed.made == 0 and len(processed.problems) == 3
+    page = (result.session.path / "index.html").read_text()
+    assert "0 photos" in page
+    assert "3 files (RAW) kept safely on the device, but none has a preview large enough" \
+        in page
+
+
+@pytest.mark.filterwarnings("ignore:Using JPEG reconstruction")
+def test_every_picture_file_is_shown_or_listed_with_its_reason(tmp_path: Path) -> None:
+    dcim = tmp_path / "card" / "DCIM" / "100CAMERA"
+    dcim.mkdir(parents=True)
+    picture = make_jpeg(tmp_path / "p.jpg", PhotoSpec(width=640, height=480))
+    with Image.open(picture) as image:
+        for ext, fmt in (("WEBP", "WEBP"), ("GIF", "GIF"), ("BMP", "BMP"), ("PNG", "PNG"),
+                         ("JXL", "JXL"), ("TIF", "TIFF")):
+            image.save(dcim / f"IMG_0001.{ext}", fmt)
+    shutil.copy(picture, dcim / "IMG_0002.JPG")
+    (dcim / "IMG_0003.JPG").write_bytes(picture.read_bytes()[:3000])  # truncated
+    (dcim / "IMG_0004.GIF").write_bytes(b"GIF89a broken")
+    cfg = make_config(tmp_path)
+    result = ingest(tmp_path / "card", cfg)
+    assert result.session is not None
+    with Database(cfg.storage.db_path) as db:
+        processed = process_session(cfg, db, result.session)
+    gallery = json.loads((result.session.path / "derived" / "gallery.json").read_text())
+    shown = {i["name"] for i in gallery["items"]}
+    listed = {p.split(": ", 1)[0].rsplit("/", 1)[-1] for p in processed.problems}
+    files = {p.name for p in dcim.iterdir()}
+    assert shown | listed == files and not shown & listed, (shown, listed)
+    assert listed == {"IMG_0003.JPG", "IMG_0004.GIF"}, processed.problems
