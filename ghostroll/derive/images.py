@@ -163,6 +163,8 @@ def _motion_clip(job: DeriveJob, images: ImagesConfig) -> tuple[Path | None, str
     if not video.has_ffmpeg():
         return None, "", "motion clip not shared: ffmpeg is not installed"
     info = video.probe(source, skip)
+    if info.codec not in video.INLINE_CODECS:
+        return None, "", None  # e.g. HEVC: browsers would not play it; the still is enough
     dest = job.share.with_name(f"{job.share.stem}.motion.mp4")
     try:
         return video.remux(source, dest, info.creation_time, skip), info.codec, None
