@@ -153,7 +153,7 @@ def _motion_clip(job: DeriveJob, images: ImagesConfig) -> tuple[Path | None, str
     """A Live Photo's clip, or the one a motion photo (Pixel, Samsung) carries after its
     JPEG, shared like a video: (copy, codec, why not)."""
     source, skip = job.motion, 0
-    if source is None and job.kind == Kind.JPEG:
+    if source is None and job.kind in (Kind.JPEG, Kind.HEIC):  # Samsung: HEIC + MP4 too
         skip = video.embedded_video_offset(job.source) or 0
         source = job.source if skip else None
     if source is None or images.share_video_max_mb == 0:
