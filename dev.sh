@@ -17,7 +17,7 @@ cd "$(dirname "$0")"
 VENV=.venv
 DEMO_APT=(python3-venv fonts-dejavu-core)
 TEST_APT=(python3-venv fonts-dejavu-core dosfstools exfatprogs mtools fusefat exfat-fuse
-          chromium libsystemd-dev pkg-config shellcheck systemd udev)
+          chromium libsystemd-dev pkg-config shellcheck systemd udev ffmpeg)
 VM_APT=(qemu-system-x86 debootstrap fdisk e2fsprogs)  # the VM system test (-m vm)
 VM_ARM64_APT=(qemu-system-arm qemu-user-static debootstrap fdisk e2fsprogs)  # -m vm_arm64
 

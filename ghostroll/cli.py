@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(unshare, hidden=["appliance"])
     unshare.set_defaults(handler=cmd_unshare)
 
+    rename = commands.add_parser(
+        "rename", help="name an album; its gallery is rewritten and published again")
+    rename.add_argument("session", help="id, number or unique id prefix")
+    rename.add_argument("name", help="the album's name, e.g. \"Smith wedding\"")
+    config.add_flags(rename, hidden=["appliance"])
+    rename.set_defaults(handler=cmd_rename)
+
     work = commands.add_parser("work", help="process and publish what is pending "
                                "(the service runs this; JSON lines on stdout)")
     work.add_argument("--link", metavar="SESSION", help="only sign this session's link")
@@ -408,6 +415,24 @@ def cmd_unshare(args: argparse.Namespace) -> int:
     print(f"unshared {done.session_id}: {what} deleted ({len(done.deleted)} objects); "
           f"{done.link or 'its link'} no longer opens.")
     print(f"`ghostroll publish {done.session_id}` shares it again under a new link.")
+    return ExitCode.OK
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    from ghostroll.commands.rename import rename
+
+    cfg = config.from_args(args)
+    with Database(cfg.storage.db_path) as db:
+        session = db.session(_session_arg(db, args.session, args.command))
+        assert session is not None
+        try:
+            print(rename(db, session, args.name))
+        except ValueError as exc:
+            print(f"ghostroll: {exc}", file=sys.stderr)
+            return ExitCode.UNUSABLE
+        queued = db.publish_entry(session.id) is not None and cfg.s3.enabled
+    if queued:
+        args.session = session.id
+        return cmd_publish(args)
     return ExitCode.OK
 
 

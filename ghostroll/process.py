@@ -23,16 +23,20 @@ import shutil
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path, PurePosixPath
 
+from ghostroll.card.media import Kind
 from ghostroll.config import Config, ImagesConfig
 from ghostroll.derive import DeriveJob, DeriveResult, derive_many, numbering_gaps
 from ghostroll.derive.images import describe, environmental
+from ghostroll.derive.video import plays_inline
 from ghostroll.errors import DatabaseError, DiskFullError, ProcessingStopped
 from ghostroll.gallery import model as gm
 from ghostroll.gallery.render import local_resolver, render_index
 from ghostroll.gallery.shots import CardEntry, Shot, plan_shots
-from ghostroll.gallery.ziparchive import write_share_zip
+from ghostroll.gallery.title import album_title
+from ghostroll.gallery.ziparchive import ZipEntry, entry_names, write_share_zip
 from ghostroll.logs import session_log
 from ghostroll.storage import db as dbm
 from ghostroll.storage.db import Database, SessionRow
@@ -41,6 +45,7 @@ from ghostroll.storage.session import SessionLayout, write_json_atomic, write_te
 
 log = logging.getLogger("ghostroll.process")
 GALLERY_JSON = "gallery.json"  # the model, for publishing later
+ALBUM_NAME = "album-name.txt"  # in the session folder: the name given by `ghostroll rename`
 
 
 @dataclass
@@ -206,16 +211,12 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
     result.info = _gaps(shots)
     zip_key = None
     if cfg.images.share_zip and any(i.share for i in items):
-        files = [(layout.derived / i.share, f"{Path(i.name).stem}-{i.id}.jpg")
-                 for i in items if i.share]
-        write_share_zip(files, layout.derived / "share.zip")
+        write_share_zip(_zip_entries(layout, items), layout.derived / "share.zip")
         zip_key = "share.zip"
-    result.gallery = gm.Gallery(title=_title(session), session_id=session.id,
-                                items=gm.sort_items(items), zip_key=zip_key)
-    write_text_atomic(layout.index, render_index(result.gallery, local_resolver()))
-    write_json_atomic(layout.derived / GALLERY_JSON, {
-        "title": result.gallery.title, "zip_key": zip_key,
-        "items": gm.items_to_json(result.gallery.items)})
+    result.gallery = gm.Gallery(title=_title(layout, session, items), session_id=session.id,
+                                items=gm.sort_items(items), zip_key=zip_key,
+                                empty_note=None if items else _empty_note(shots, derived))
+    save_gallery(layout, result.gallery)
     _annotate_manifest(layout, shots, derived)
     db.set_session_state(session.id, dbm.PROCESSED)
     log.info("session %s processed: %d photos, %d videos, %d problems", session.id,
@@ -225,7 +226,10 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
 
 def _check_space(cfg: Config, layout: SessionLayout, shots: list[Shot]) -> None:
     pictures = sum(1 for s in shots if s.kind == "photo")
-    needed = derivative_bytes(pictures, cfg.images)
+    limit = cfg.images.share_video_max_mb * 1_000_000
+    videos = sum(s.source.size for s in shots if s.kind == "video" and s.source.size <= limit)
+    videos += sum(s.motion.size for s in shots if s.motion and s.motion.size <= limit)
+    needed = derivative_bytes(pictures, cfg.images) + videos
     free = shutil.disk_usage(layout.root).free
     if free < needed:
         raise ProcessingStopped(
@@ -244,6 +248,7 @@ def _job(layout: SessionLayout, shot: Shot, stored: dict[str, str]) -> DeriveJob
         share=layout.share_dir / f"{shot.id}.jpg",
         thumb=layout.thumbs_dir / f"{shot.id}.jpg",
         poster=original(shot.poster) if shot.poster else None,
+        motion=original(shot.motion) if shot.motion else None,
     )
 
 
@@ -252,21 +257,38 @@ def _item(shot: Shot, outcome: DeriveResult, stored: dict[str, str]) -> gm.Galle
     if shot.kind == "photo" and not has_images:
         return None  # listed as a problem; the original is kept
     meta = outcome.meta
+    share = f"share/{shot.id}.jpg" if has_images and shot.kind == "photo" else None
+    clip = f"share/{outcome.video.name}" if outcome.video is not None else None
+    ext = outcome.video.suffix.lstrip(".") if outcome.video is not None else ""
+    plays = clip is not None and plays_inline(ext, outcome.video_codec)
+    is_video = shot.kind == "video"
     return gm.GalleryItem(
         id=shot.id,
         name=shot.name,
         kind=shot.kind,
-        thumb=f"thumbs/{shot.id}.jpg" if has_images else None,
-        share=f"share/{shot.id}.jpg" if has_images and shot.kind == "photo" else None,
+        thumb=f"thumbs/{shot.id}.jpg" if outcome.thumb is not None else None,
+        share=clip if is_video else share,
         original=("originals/" + stored.get(shot.source.rel_path, shot.source.rel_path)
                   if shot.kind == "video" else None),
         width=outcome.width,
         height=outcome.height,
         captured=meta.captured if meta else None,
         camera=meta.camera if meta else "",
-        size_bytes=shot.source.size,
+        captured_from=meta.captured_source if meta else "",
+        size_bytes=(outcome.video.stat().st_size if outcome.video and is_video
+                    else shot.source.size),
         duration_s=outcome.duration_s,
+        playable=plays and is_video,
+        motion=clip if plays and not is_video else None,
     )
+
+
+def _zip_entries(layout: SessionLayout, items: list[gm.GalleryItem]) -> list[ZipEntry]:
+    """Share images under their card names, dated as the camera dated them."""
+    photos = [i for i in gm.sort_items(items) if i.kind == "photo" and i.share]
+    names = entry_names([i.name for i in photos])
+    return [ZipEntry(layout.derived / str(i.share), name, i.captured)
+            for i, name in zip(photos, names, strict=True)]
 
 
 def _gaps(shots: list[Shot]) -> list[str]:
@@ -280,8 +302,39 @@ def _gaps(shots: list[Shot]) -> list[str]:
     return lines
 
 
-def _title(session: SessionRow) -> str:
-    return f"{session.volume_label or 'Photos'} · {session.created_utc[:10]}"
+def _title(layout: SessionLayout, session: SessionRow, items: list[gm.GalleryItem]) -> str:
+    """The name given with `ghostroll rename`, else one from the card label and the
+    capture dates (see gallery/title.py)."""
+    try:
+        given = (layout.root / ALBUM_NAME).read_text(encoding="utf-8").strip()
+    except OSError:
+        given = ""
+    if given:
+        return given
+    created = date.fromisoformat(session.created_utc[:10])
+    return album_title(session.volume_label, gm.capture_dates(items), created)
+
+
+def _empty_note(shots: list[Shot], derived: list[DeriveResult]) -> str:
+    """Why a gallery shows nothing, said to the person who opens it."""
+    if not shots:
+        return "This card held nothing to show: no photos or videos were found."
+    raws = sum(1 for s in shots if s.source.kind == Kind.RAW)
+    kept = f"{len(shots)} file{'s' if len(shots) != 1 else ''}"
+    if raws == len(shots):
+        return (f"{kept} (RAW) kept safely on the device, but none has a preview large "
+                "enough to show here; open the originals with a RAW editor.")
+    reasons = sorted({d.error or d.note or "" for d in derived} - {""})
+    why = f": {reasons[0]}" if len(reasons) == 1 else ""
+    return f"{kept} kept safely on the device; none could be shown here{why}."
+
+
+def save_gallery(layout: SessionLayout, gallery: gm.Gallery) -> None:
+    """The local page and derived/gallery.json (which publishing renders from)."""
+    write_text_atomic(layout.index, render_index(gallery, local_resolver()))
+    write_json_atomic(layout.derived / GALLERY_JSON, {
+        "title": gallery.title, "zip_key": gallery.zip_key, "empty_note": gallery.empty_note,
+        "items": gm.items_to_json(gallery.items)})
 
 
 def _annotate_manifest(layout: SessionLayout, shots: list[Shot],
@@ -307,4 +360,5 @@ def load_gallery(layout: SessionLayout, session_id: str) -> gm.Gallery:
     """The gallery model a processed session saved (raises OSError/ValueError if absent)."""
     data = json.loads((layout.derived / GALLERY_JSON).read_text(encoding="utf-8"))
     return gm.Gallery(title=data["title"], session_id=session_id,
-                      items=gm.items_from_json(data["items"]), zip_key=data.get("zip_key"))
+                      items=gm.items_from_json(data["items"]), zip_key=data.get("zip_key"),
+                      empty_note=data.get("empty_note"))

@@ -17,6 +17,7 @@ from ghostroll.derive.pool import Budget
 from ghostroll.devtools.synthetic import PhotoSpec, make_jpeg
 from tests.support.ingest import make_config
 from tests.support.samples import manifest, require_samples
+from tests.support.shared_files import assert_no_metadata, assert_only_kept_exif
 
 EXPECT_NOTE = {"gopro_hero7black_GOPR8508.GPR", "kodak_dc120_P003911.KDC",
                "stripped_canon_eos350d.cr2", "stripped_nikon_d70.nef",
@@ -25,7 +26,6 @@ EXPECT_ERROR = {"truncated_sony_e5823.jpg"}
 # a 10-bit 12 MP HEIF decodes at ~160 MB (libheif works at 16 bits) and its 1616 px
 # thumbnail item does not decode: over what one job may hold on a 512 MB Pi
 EXPECT_TOO_LARGE = {"sony_ilce7sm3_cat.hif", "sony_ilce7cm2_rotated_right_top.HIF"}
-METADATA_MARKERS = (b"Exif\x00\x00", b"http://ns.adobe.com/xap", b"ICC_PROFILE", b"GPS")
 
 
 def job_for(src: Path, out: Path, kind: str | None = None) -> DeriveJob:
@@ -35,14 +35,16 @@ def job_for(src: Path, out: Path, kind: str | None = None) -> DeriveJob:
 
 
 def assert_clean_jpeg(path: Path, long_edge: int) -> Image.Image:
+    """Share images keep only the capture time; thumbnails nothing at all."""
     data = path.read_bytes()
-    for marker in METADATA_MARKERS:
-        assert marker not in data, f"{path.name} still carries {marker!r}"
+    if path.parent.name == "thumbs":
+        assert_no_metadata(data, path.name)
+    else:
+        assert_only_kept_exif(data, path.name)
     with Image.open(path) as image:
         image.load()
         assert image.format == "JPEG" and image.mode == "RGB"
         assert max(image.size) <= long_edge
-        assert not image.getexif() and "icc_profile" not in image.info
         return image.copy()
 
 
@@ -142,6 +144,12 @@ def test_gps_and_exif_never_leave(tmp_path: Path) -> None:
     assert result.width == 2048 and result.height == 1365
     assert_clean_jpeg(result.share, 2048)
     assert_clean_jpeg(result.thumb, 512)
+    # the capture time is kept, exactly as the camera wrote it (Google/Apple Photos
+    # import the date from it); make, model, GPS and the rest are gone
+    kept = assert_only_kept_exif(result.share.read_bytes())
+    assert kept == {0x9003: "2026:11:24 10:42:00", 0x9011: "+01:00"}
+    share_bytes = result.share.read_bytes()
+    assert b"GhostRoll" not in share_bytes and b"Synthetic Camera" not in share_bytes
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
@@ -184,6 +192,51 @@ def test_numbering_gaps() -> None:
     assert numbering_gaps(["IMG_0001.JPG", "MVI_0002.MOV", "IMG_0003.JPG"]) == []
     assert numbering_gaps(["IMG_0001.JPG", "IMG_0003.JPG"]) == ["IMG_0002 missing (1 file)"]
     assert numbering_gaps(["a.jpg"]) == []
+    # phone names are timestamps, not counters
+    phone = ["PXL_20231101_151117049.jpg", "PXL_20231101_151201512.jpg", "20231101_151117.jpg",
+             "20231102_090000.jpg", "IMG_20231101_151117.jpg", "IMG_20231103_101010.jpg"]
+    assert numbering_gaps(phone) == []
+    # a hole of thousands is renamed files or another folder's run, not lost files
+    assert numbering_gaps(["DSC_0001.JPG", "DSC_7935.JPG"]) == []
+
+
+def test_every_picture_format_a_camera_writes(tmp_path: Path) -> None:
+    """WebP, GIF, BMP, PNG and JPEG XL are pictures (shown, or listed with a reason)."""
+    images = make_config(tmp_path).images
+    picture = Image.new("RGB", (900, 600), (30, 120, 200))
+    for ext, fmt in (("webp", "WEBP"), ("gif", "GIF"), ("bmp", "BMP"), ("png", "PNG"),
+                     ("jxl", "JXL")):
+        src = tmp_path / f"IMG_0001.{ext.upper()}"
+        picture.save(src, fmt)
+        assert classify(src.name, src.read_bytes()[:HEAD_BYTES]) == Kind.PICTURE
+        result = derive_one(job_for(src, tmp_path / ext), images)
+        assert result.error is None and result.share is not None, (ext, result.error)
+        with Image.open(result.share) as share:
+            red, green, blue = share.convert("RGB").getpixel((450, 300))
+        assert abs(red - 30) < 12 and abs(green - 120) < 12 and abs(blue - 200) < 12, ext
+    webp = tmp_path / "IMG_0001.WEBP"
+    assert classify("noext", webp.read_bytes()[:HEAD_BYTES]) == Kind.PICTURE
+
+
+def test_sixteen_bit_tiff_is_scaled_not_clipped(tmp_path: Path) -> None:
+    band = Image.new("I;16", (640, 480), 1000)  # a 12-bit sensor band: all values > 255
+    band.paste(Image.new("I;16", (320, 480), 4000), (320, 0))
+    src = tmp_path / "IMG_0001_1.TIF"
+    band.save(src, "TIFF")
+    result = derive_one(job_for(src, tmp_path / "out"), make_config(tmp_path).images)
+    assert result.error is None and result.share is not None
+    with Image.open(result.share) as share:
+        dark, bright = (share.convert("L").getpixel((x, 240)) for x in (100, 540))
+    assert bright > 240 and 50 < dark < 80  # 1000/4000 of the range, not white
+
+
+@pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")
+def test_huge_baseline_jpeg_is_shown_from_a_draft(tmp_path: Path) -> None:
+    src = tmp_path / "PANO_0001.JPG"
+    Image.new("L", (20480, 13700), 128).save(src, "JPEG", quality=50)  # 280 MP
+    result = derive_one(job_for(src, tmp_path / "out"), make_config(tmp_path).images)
+    assert result.error is None and result.note is None
+    assert (result.width, result.height) == (2048, 1370)
 
 
 def test_budget_runs_an_oversized_job_alone() -> None:
@@ -202,3 +255,25 @@ def test_budget_runs_an_oversized_job_alone() -> None:
     assert started.wait(5)
     worker.join()
     assert budget.used == 500
+
+
+def test_adobe_rgb_marked_only_in_exif_is_converted(tmp_path: Path) -> None:
+    """ColorSpace uncalibrated + interop index R03, no ICC (as Nikon and Canon write
+    Adobe RGB): converted to sRGB, with values as colord's AdobeRGB1998.icc gives them."""
+    picture = Image.new("RGB", (800, 400), (200, 100, 100))
+    picture.paste(Image.new("RGB", (400, 400), (100, 180, 100)), (400, 0))
+    exif = Image.Exif()
+    exif.get_ifd(0x8769)[0xA001] = 0xFFFF
+    exif.get_ifd(0x8769)[0xA005] = {0x0001: "R03"}  # the interoperability IFD
+    marked, plain = tmp_path / "DSC_0001.JPG", tmp_path / "DSC_0002.JPG"
+    picture.save(marked, "JPEG", quality=98, subsampling=0, exif=exif.tobytes())
+    picture.save(plain, "JPEG", quality=98, subsampling=0)
+    images = make_config(tmp_path).images
+    for src, expected in ((marked, ((227, 100, 100), (0, 181, 94))),
+                          (plain, ((200, 100, 100), (100, 180, 100)))):
+        result = derive_one(job_for(src, tmp_path / src.stem), images)
+        assert result.share is not None
+        with Image.open(result.share) as share:
+            got = (share.getpixel((100, 200)), share.getpixel((600, 200)))
+        for pixel, want in zip(got, expected, strict=True):
+            assert all(abs(a - b) <= 4 for a, b in zip(pixel, want, strict=True)), (src, got)

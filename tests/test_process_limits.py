@@ -19,7 +19,7 @@ import pytest
 from PIL import Image
 
 from ghostroll.devtools.synthetic import PhotoSpec, make_jpeg
-from ghostroll.gallery.ziparchive import write_share_zip
+from ghostroll.gallery.ziparchive import ZipEntry, write_share_zip
 from tests.support import s3 as s3_support
 from tests.support.s3 import S3Bucket
 from tests.support.samples import manifest, require_samples
@@ -195,7 +195,7 @@ def test_share_zip_on_a_full_disk_leaves_no_temp_file(tmp_path: Path, small_disk
     share = tmp_path / "share.jpg"
     share.write_bytes(os.urandom(5 << 20))
     with pytest.raises(OSError) as error:
-        write_share_zip([(share, f"{i}.jpg") for i in range(4)], small_disk / "share.zip")
+        write_share_zip([ZipEntry(share, f"{i}.jpg") for i in range(4)], small_disk / "share.zip")
     assert error.value.errno == 28
     assert list(small_disk.iterdir()) == []
 

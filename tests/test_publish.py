@@ -29,6 +29,7 @@ from ghostroll.storage.db import Database
 from tests.support.browser import artifact
 from tests.support.ingest import make_config
 from tests.support.s3 import S3Bucket, unsigned_get
+from tests.support.shared_files import assert_only_kept_exif
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -79,9 +80,12 @@ def test_publish_is_private_presigned_and_metadata_free(tmp_path: Path,
         url = links.presign_get(client, s3_bucket.name, key, 600)
         status, body = unsigned_get(url)
         assert status == 200
-        if key.endswith(".jpg"):
+        if key.endswith(".jpg") and "/thumbs/" in key:
             assert not jpeg_metadata_segments(body)
             assert not Image.open(BytesIO(body)).getexif()
+        elif key.endswith(".jpg"):  # share images keep the capture time, nothing else
+            assert jpeg_metadata_segments(body) == [0xE1]
+            assert_only_kept_exif(body, key)
     share = (session.path / "share.txt").read_text().strip()
     assert unsigned_get(share)[0] == 200
     qr = Image.open(session.path / "share-qr.png").convert("L")
@@ -119,7 +123,7 @@ def test_browser_sees_loading_then_progress_then_the_final_gallery(
         db.enqueue_publish(sid)
         from ghostroll.publish.publisher import publish_session
         publish_session(cfg, db, client, db.session(sid), look, chunk=3)  # type: ignore[arg-type]
-    assert "Preparing your photos" in seen["loading"]
+    assert "Preparing your photos… 0 of 10 ready." in seen["loading"]
     assert "Uploading: 3 of 10 ready" in seen["progress"] and seen["tiles"] == "3"
     page.wait_for_function("!document.querySelector('.banner')", timeout=20000)
     page.wait_for_load_state("networkidle")

@@ -16,6 +16,7 @@ class Kind(StrEnum):
     JPEG = "jpeg"
     HEIC = "heic"
     TIFF = "tiff"  # camera-written TIFF photos (decoded like JPEG, by Pillow)
+    PICTURE = "picture"  # other still pictures: WebP, GIF, BMP, PNG, JPEG XL (Pillow)
     RAW = "raw"
     VIDEO = "video"
     SIDECAR = "sidecar"
@@ -30,6 +31,7 @@ HEIC_EXTENSIONS = frozenset({"heic", "heif", "hif", "avif"})
 VIDEO_EXTENSIONS = frozenset({"mp4", "mov", "mts", "m2ts", "avi", "m4v", "3gp", "mpg", "insv"})
 TIFF_EXTENSIONS = frozenset({"tif", "tiff"})
 SIDECAR_EXTENSIONS = frozenset({"thm", "xmp", "wav", "aae"})
+PICTURE_EXTENSIONS = frozenset({"webp", "gif", "bmp", "png", "jxl"})
 
 _HEIF_BRANDS = (b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"mif1", b"msf1",
                 b"avif")
@@ -61,6 +63,8 @@ def classify(name: str, head: bytes) -> Kind:
         return Kind.HEIC
     if ext in TIFF_EXTENSIONS:
         return Kind.TIFF
+    if sniffed is Kind.PICTURE or ext in PICTURE_EXTENSIONS:
+        return Kind.PICTURE
     if ext in VIDEO_EXTENSIONS:
         return Kind.VIDEO
     if ext in SIDECAR_EXTENSIONS:
@@ -81,6 +85,10 @@ def _sniff(head: bytes) -> Kind | None:
             return Kind.VIDEO
     if head[:4] == b"RIFF" and head[8:12] == b"AVI ":
         return Kind.VIDEO
+    if (head[:4] == b"RIFF" and head[8:12] == b"WEBP") or head[:6] in (b"GIF87a", b"GIF89a") \
+            or head[:8] == b"\x89PNG\r\n\x1a\n" or head[:2] == b"\xff\x0a" \
+            or head[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+        return Kind.PICTURE
     if head[:4] in (b"FUJI",) or head[:8] == b"FUJIFILM":
         return Kind.RAW
     if head[:4] in (b"IIRO", b"IIRS", b"IIU\x00", b"MMOR") or head[6:14] == b"HEAPCCDR":

@@ -82,6 +82,10 @@ KEYS: tuple[Key, ...] = (
        "Decoded-pixel memory that derivative workers may hold at once, MiB; a file "
        "needing more is listed as too large to preview (keeps a 512 MB Pi under 200 MB).",
        minimum=32, maximum=4096),
+    _k("images", "share_video_max_mb", int, 1024,
+       "Share videos up to this size, MB (a copy without metadata, not re-encoded); "
+       "larger ones stay on the device and show as a poster. 0 shares none.",
+       minimum=0, maximum=1_000_000),
     # [s3]
     _k("s3", "s3_bucket", str, "", "Private bucket to publish to; empty keeps sessions local."),
     _k("s3", "s3_prefix_root", str, "sessions/", "Key prefix for sessions in the bucket."),

@@ -31,6 +31,7 @@ class ImagesConfig:
     share_zip: bool
     process_workers: int
     decode_budget_mb: int
+    share_video_max_mb: int
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,12 @@ import itertools
 import re
 from collections.abc import Iterable
 
-_NUMBER = re.compile(r"(\d{3,5})(?=\.[^.]*$|$)")
+# A camera counter: 3-5 digits ending the stem, not part of a longer run of digits (a phone's
+# `PXL_20231101_151117049`, `20231101_151117`, `IMG_20231101_151117` are timestamps)
+_NUMBER = re.compile(r"(?<!\d)(\d{3,5})(?=\.[^.]*$|$)")
+_TIMESTAMP = re.compile(r"(19|20)\d{6}[_-]?\d{6}")
+# A larger hole is not a lost file: a new folder, renamed files or another camera
+MAX_GAP = 50
 MAX_RANGES = 5
 
 
@@ -19,14 +24,14 @@ def numbering_gaps(names: Iterable[str]) -> list[str]:
     width = 4
     for name in names:
         match = _NUMBER.search(name)
-        if match:
+        if match and not _TIMESTAMP.search(name):
             numbers.setdefault(int(match.group(1)), name[:match.start()])
             width = len(match.group(1))
     ordered = sorted(numbers)
     ranges = []
     missing = 0
     for low, high in itertools.pairwise(ordered):
-        if high - low > 1:
+        if 1 < high - low <= MAX_GAP + 1:
             prefix = numbers[high]
             first, last = low + 1, high - 1
             missing += last - first + 1

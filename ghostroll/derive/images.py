@@ -16,10 +16,9 @@ import functools
 import io
 import logging
 import os
-import resource
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from PIL import Image, ImageCms
@@ -27,6 +26,8 @@ from PIL import Image, ImageCms
 from ghostroll import faults
 from ghostroll.card.media import Kind
 from ghostroll.config import ImagesConfig
+from ghostroll.derive import video
+from ghostroll.derive.adobe_rgb import adobe_rgb_icc, marked_adobe_rgb
 from ghostroll.derive.metadata import PhotoMeta, meta_from_exif
 from ghostroll.derive.shared_metadata import shared_exif
 from ghostroll.derive.sources import NotAPicture, open_picture, upright
@@ -50,6 +51,7 @@ class DeriveJob:
     share: Path
     thumb: Path
     poster: Path | None = None  # videos: a camera-made poster (THM), used before ffmpeg
+    motion: Path | None = None  # photos: a Live Photo's clip
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,8 @@ class DeriveResult:
     error: str | None = None  # the file could not be made into a picture
     note: str | None = None  # made nothing, by design (e.g. RAW preview too small)
     duration_s: float | None = None  # videos
+    video: Path | None = None  # the shared copy of a video, or of a photo's motion clip
+    video_codec: str = ""
 
 
 def environmental(exc: BaseException) -> bool:
@@ -126,6 +130,8 @@ def _picture(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
         # Bicubic with Pillow's area-aware downscaling (thumbnail's default): sharp, no
         # aliasing, and ~30 % cheaper than Lanczos on a Pi (see bench/derive.py).
         share.thumbnail((images.share_max_long_edge,) * 2, RESAMPLE)
+        if "icc_profile" not in share.info and marked_adobe_rgb(opened.exif):
+            share.info["icc_profile"] = adobe_rgb_icc()
         share = to_srgb(upright(share, opened.orientation))
         thumb = share.copy()
         thumb.thumbnail((images.thumb_max_long_edge,) * 2, RESAMPLE)
@@ -138,7 +144,32 @@ def _picture(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
     faults.fault("derive")
     save_jpeg(share, job.share, images.share_quality, shared_exif(opened.exif))
     save_jpeg(thumb, job.thumb, images.thumb_quality)
-    return DeriveResult(job, job.share, job.thumb, share.width, share.height, meta)
+    clip, codec, note = _motion_clip(job, images)
+    return DeriveResult(job, job.share, job.thumb, share.width, share.height, meta,
+                        note=note, video=clip, video_codec=codec)
+
+
+def _motion_clip(job: DeriveJob, images: ImagesConfig) -> tuple[Path | None, str, str | None]:
+    """A Live Photo's clip, or the one a motion photo (Pixel, Samsung) carries after its
+    JPEG, shared like a video: (copy, codec, why not)."""
+    source, skip = job.motion, 0
+    if source is None and job.kind in (Kind.JPEG, Kind.HEIC):  # Samsung: HEIC + MP4 too
+        skip = video.embedded_video_offset(job.source) or 0
+        source = job.source if skip else None
+    if source is None or images.share_video_max_mb == 0:
+        return None, "", None
+    if source.stat().st_size - skip > images.share_video_max_mb * 1_000_000:
+        return None, "", "motion clip not shared: over share_video_max_mb"
+    if not video.has_ffmpeg():
+        return None, "", "motion clip not shared: ffmpeg is not installed"
+    info = video.probe(source, skip)
+    if info.codec not in video.INLINE_CODECS:
+        return None, "", None  # e.g. HEVC: browsers would not play it; the still is enough
+    dest = job.share.with_name(f"{job.share.stem}.motion.mp4")
+    try:
+        return video.remux(source, dest, info.creation_time, skip), info.codec, None
+    except video.RemuxFailed as exc:
+        return None, "", f"motion clip not shared: {exc}"
 
 
 def to_srgb(image: Image.Image) -> Image.Image:
@@ -183,10 +214,16 @@ def save_jpeg(image: Image.Image, path: Path, quality: int, exif: bytes | None =
 
 
 def _video(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
-    """A poster tile: the camera's THM if there is one, else a frame from ffmpeg when it
-    is installed (never required); the duration from ffprobe when installed."""
-    duration = video_duration(job.source)
-    meta = meta_from_exif(None, _mtime(job.source))
+    """A poster tile: the camera's THM if there is one, else a frame from ffmpeg; the
+    duration from ffprobe; and, up to `share_video_max_mb`, the shared copy (a remux
+    without metadata, see derive/video.py). Without ffmpeg the clip stays on the device."""
+    info = video.probe(job.source)
+    recorded = video.captured(info)
+    meta = (PhotoMeta(captured=recorded, captured_source="video-creation") if recorded
+            else meta_from_exif(None, _mtime(job.source)))
+    shared, note = _share_video(job, images, info)
+    result = DeriveResult(job, meta=meta, duration_s=info.duration_s, video=shared,
+                          video_codec=info.codec, note=note)
     frame_file = job.poster
     made = None
     edge = images.thumb_max_long_edge
@@ -197,10 +234,10 @@ def _video(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
              "-i", str(job.source), "-frames:v", "1", "-map_metadata", "-1",
              "-vf", f"scale={edge}:{edge}:force_original_aspect_ratio=decrease",
              str(frame_file)],
-            capture_output=True, timeout=60, preexec_fn=_helper_limits)
+            capture_output=True, timeout=60, preexec_fn=video.helper_limits)
     try:
         if frame_file is None or not frame_file.exists():
-            return DeriveResult(job, meta=meta, duration_s=duration)
+            return result
         # a THM is a JPEG from the camera, but it gets the same memory bound as any file
         frame = open_picture(frame_file, Kind.JPEG, edge, images.decode_budget_mb << 20)
         thumb = to_srgb(upright(frame.image, frame.orientation))
@@ -209,33 +246,30 @@ def _video(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
     except (OSError, ValueError, SyntaxError) as exc:
         if environmental(exc):
             raise
-        return DeriveResult(job, meta=meta, duration_s=duration)
+        return result
     finally:
         if made is not None:
             made.unlink(missing_ok=True)
-    return DeriveResult(job, thumb=job.thumb, width=thumb.width, height=thumb.height,
-                        meta=meta, duration_s=duration)
+    return replace(result, thumb=job.thumb, width=thumb.width, height=thumb.height)
 
 
-def video_duration(path: Path) -> float | None:
-    if shutil.which("ffprobe") is None:
-        return None
-    done = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of",
-         "default=noprint_wrappers=1:nokey=1", str(path)],
-        capture_output=True, text=True, timeout=30, preexec_fn=_helper_limits)
+def _share_video(job: DeriveJob, images: ImagesConfig,
+                 info: video.VideoInfo) -> tuple[Path | None, str | None]:
+    """(the shared copy, or None and why not)."""
+    limit = images.share_video_max_mb
+    size = job.source.stat().st_size
+    if limit == 0:
+        return None, None  # sharing videos is switched off
+    if size > limit * 1_000_000:
+        return None, (f"video not shared: {size / 1e6:.0f} MB is over share_video_max_mb "
+                      f"({limit}); the original is kept")
+    if not video.has_ffmpeg():
+        return None, "video not shared: ffmpeg is not installed; the original is kept"
+    dest = job.share.with_suffix("." + video.share_extension(job.source))
     try:
-        return round(float(done.stdout.strip()), 2)
-    except ValueError:
-        return None
-
-
-HELPER_ADDRESS_SPACE = 1 << 30  # ffmpeg/ffprobe: 1 GiB of address space, one thread
-
-
-def _helper_limits() -> None:
-    """In the child before exec: an external helper cannot take the device's memory."""
-    resource.setrlimit(resource.RLIMIT_AS, (HELPER_ADDRESS_SPACE, HELPER_ADDRESS_SPACE))
+        return video.remux(job.source, dest, info.creation_time), None
+    except video.RemuxFailed as exc:
+        return None, f"{exc}; the original is kept"
 
 
 def _mtime(path: Path) -> float | None:

@@ -25,7 +25,7 @@ _OFFSET = re.compile(r"^([+-])(\d{2}):?(\d{2})$")
 @dataclass(frozen=True)
 class PhotoMeta:
     captured: datetime | None = None  # aware when the camera wrote an offset
-    captured_source: str = "none"  # "exif-original" | "exif-datetime" | "file-mtime" | "none"
+    captured_source: str = "none"  # exif-original, exif-datetime, video-creation, file-mtime, none
     make: str = ""
     model: str = ""
     lens: str = ""

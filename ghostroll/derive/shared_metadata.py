@@ -9,8 +9,11 @@ from __future__ import annotations
 from PIL import Image
 
 EXIF_IFD = 0x8769
-# Tags of the Exif sub-IFD a shared file keeps. Empty: nothing is kept yet.
-KEPT_EXIF_TAGS: frozenset[int] = frozenset()
+DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL = 0x9003, 0x9011
+# Tags of the Exif sub-IFD a shared file keeps: when it was taken, in the camera's own
+# wall-clock time and (when the camera wrote it) its UTC offset. Photo apps import the
+# date from these; nothing else is needed for that.
+KEPT_EXIF_TAGS: frozenset[int] = frozenset({DATETIME_ORIGINAL, OFFSET_TIME_ORIGINAL})
 
 
 def shared_exif(exif: Image.Exif | None) -> bytes | None:

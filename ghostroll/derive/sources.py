@@ -33,6 +33,11 @@ _RAW_FLIP_TO_TRANSPOSE = {3: Image.Transpose.ROTATE_180, 5: Image.Transpose.ROTA
                           6: Image.Transpose.ROTATE_270}
 
 Image.MAX_IMAGE_PIXELS = PIXEL_LIMIT
+try:  # registers JPEG XL with Pillow; without it a .jxl is listed with the reason
+    import pillow_jxl  # noqa: F401
+    JXL_DECODER = True
+except ImportError:
+    JXL_DECODER = False
 # check_pixels() refuses oversized files with a message of ours; Pillow's own warning
 # between 1x and 2x the limit would only repeat it on stderr.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -72,6 +77,8 @@ def check_pixels(width: int, height: int) -> None:
 
 def open_picture(path: Path, kind: str, long_edge: int, limit: int) -> Opened:
     """`limit`: the most bytes this one job may hold while decoding (see `TooLarge`)."""
+    if path.suffix.lower() == ".jxl" and not JXL_DECODER:
+        raise ValueError("JPEG XL cannot be decoded here: pillow-jxl-plugin is not installed")
     if kind == Kind.HEIC:
         return _open_heif(path, long_edge, limit)
     if kind == Kind.RAW:
@@ -103,7 +110,8 @@ def _mb(n: int) -> int:
 
 def _bytes_per_pixel(mode: str) -> int:
     """Pillow's storage: one byte for 8-bit single-band modes, four for the rest."""
-    return 1 if mode in ("1", "L", "P") else 2 if mode.startswith("I;16") else 4
+    # 16 bits: the picture, its 32-bit copy and the 8-bit result (see eight_bit)
+    return 1 if mode in ("1", "L", "P") else 7 if mode.startswith("I;16") else 4
 
 
 JOB_OVERHEAD = 8 << 20  # codec state, plugin code, Python objects of one job
@@ -174,9 +182,9 @@ def _reduce_on_load(image: Image.Image, long_edge: int) -> None:
 def _open_pillow(path: Path, long_edge: int, limit: int) -> Opened:
     image = Image.open(path)
     try:
-        check_pixels(*image.size)
         full = image.size
         _reduce_on_load(image, long_edge)
+        check_pixels(*image.size)  # after a JPEG's draft: a 280 MP JPEG decodes at 1/8
         cost = pillow_cost(image, full, long_edge)
         if cost > limit:
             raise TooLarge(*full, cost)
@@ -185,7 +193,20 @@ def _open_pillow(path: Path, long_edge: int, limit: int) -> Opened:
     except BaseException:
         image.close()
         raise
-    return Opened(image, exif, orientation=int(exif.get(0x0112, 1) or 1))
+    return Opened(eight_bit(image), exif, orientation=int(exif.get(0x0112, 1) or 1))
+
+
+def eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit and float greyscale (a drone's multispectral band, a scanner's TIFF) scaled
+    to 8 bits by its own range: converting directly would clip every value above 255 to
+    white."""
+    if not (image.mode.startswith("I;16") or image.mode in ("I", "F")):
+        return image
+    _low, high = image.getextrema()
+    if high <= 0:
+        return image.convert("L")
+    wide = image if image.mode in ("I", "F") else image.convert("I")
+    return wide.point(lambda v: v * (255 / high)).convert("L")
 
 
 def _heif_primary(heif: object) -> object:

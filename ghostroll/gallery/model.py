@@ -18,7 +18,7 @@ class GalleryItem:
     name: str  # the original file name, shown as text
     kind: str  # "photo" | "video"
     thumb: str | None
-    share: str | None
+    share: str | None  # photos: the share JPEG; videos: the copy without metadata
     original: str | None = None  # videos: the original for download
     width: int = 0  # share image (or poster) size
     height: int = 0
@@ -26,6 +26,9 @@ class GalleryItem:
     camera: str = ""
     size_bytes: int = 0
     duration_s: float | None = None
+    playable: bool = False  # a shared video browsers play inline (H.264 in MP4/MOV)
+    captured_from: str = ""  # PhotoMeta.captured_source: exif-original, file-mtime...
+    motion: str | None = None  # photos: a Live Photo's (or motion photo's) playable clip
 
     @property
     def caption(self) -> str:
@@ -54,10 +57,28 @@ class Gallery:
     zip_key: str | None = None
     expires: datetime | None = None
     progress: Progress | None = None
+    empty_note: str | None = None  # why nothing is shown (e.g. RAWs without previews)
 
     @property
     def photos(self) -> tuple[GalleryItem, ...]:
         return tuple(i for i in self.items if i.kind == "photo" and i.share)
+
+    @property
+    def videos(self) -> tuple[GalleryItem, ...]:
+        return tuple(i for i in self.items if i.kind == "video")
+
+    @property
+    def viewable(self) -> tuple[GalleryItem, ...]:
+        """What the lightbox steps through: photos and videos that play inline."""
+        return tuple(i for i in self.items if i.share and (i.kind == "photo" or i.playable))
+
+
+def capture_dates(items: Iterable[GalleryItem]) -> list[datetime]:
+    """The capture times that name an album: those the camera recorded in the file, or
+    the files' times when no file holds one."""
+    dated = [i for i in items if i.captured is not None]
+    recorded = [i for i in dated if i.captured_from not in ("file-mtime", "")]
+    return [i.captured for i in (recorded or dated) if i.captured is not None]
 
 
 def sort_items(items: Iterable[GalleryItem]) -> tuple[GalleryItem, ...]:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
 from html import escape
 from importlib import resources
 from urllib.parse import quote
 
-from ghostroll.gallery.model import Gallery, GalleryItem, Progress
+from ghostroll.gallery.model import Gallery, GalleryItem, Progress, capture_dates
+from ghostroll.gallery.title import summary
 
 Resolver = Callable[[str], str]
 POLL_SECONDS = 4
@@ -49,13 +51,40 @@ def progress_document(done: int, total: int, finished: bool,
             "updated": (now or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ")}
 
 
-def _page(title: str, body: str, data: dict[str, object]) -> str:
+@dataclass(frozen=True)
+class Preview:
+    """What a messenger shows for the link (Open Graph)."""
+    title: str
+    description: str
+    image: str | None = None  # a (presigned) thumbnail URL
+
+
+def og_tags(preview: Preview) -> str:
+    tags = [("og:type", "website"), ("og:title", preview.title),
+            ("og:description", preview.description)]
+    if preview.image:
+        tags.append(("og:image", preview.image))
+    return "".join(f'<meta property="{name}" content="{escape(value)}">\n'
+                   for name, value in tags)
+
+
+def gallery_preview(gallery: Gallery, resolve: Resolver) -> Preview:
+    thumb = next((i.thumb for i in gallery.items if i.thumb), None)
+    return Preview(gallery.title,
+                   summary(len(gallery.photos), len(gallery.videos),
+                           capture_dates(gallery.items)),
+                   resolve(thumb) if thumb else None)
+
+
+def _page(title: str, body: str, data: dict[str, object],
+          preview: Preview | None = None) -> str:
     return (
         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         "<meta name=\"referrer\" content=\"no-referrer\">\n"
         "<meta name=\"robots\" content=\"noindex\">\n"
         "<link rel=\"icon\" href=\"data:,\">\n"
+        f"{og_tags(preview) if preview else ''}"
         f"<title>{escape(title)}</title>\n<style>\n{_static('gallery.css')}</style>\n"
         f"</head>\n<body>\n{body}\n"
         f"<script type=\"application/json\" id=\"gallery-data\">{script_json(data)}</script>\n"
@@ -76,67 +105,114 @@ def _banner(progress: Progress | None) -> str:
             "ready. This page fills in by itself.</p>")
 
 
-def _tile(index: int, item: GalleryItem, resolve: Resolver) -> str:
+def _video_tile(index: int, item: GalleryItem, resolve: Resolver) -> str:
+    """Plays in the lightbox when shared as H.264 in MP4/MOV (and the browser agrees:
+    the script turns the tile into a download otherwise); other shared clips are a
+    download; a clip not shared is its poster alone."""
     name = escape(item.name)
     caption = escape(item.caption)
     label = escape(f"{item.name}{', ' + item.caption if item.caption else ''}")
+    poster = ""
+    if item.thumb:
+        poster = (f'<img src="{escape(resolve(item.thumb))}" alt="" loading="lazy" '
+                  f'decoding="async" width="{item.width}" height="{item.height}">')
+    download = item.share or item.original
+    symbol = "▶" if item.playable else "⬇" if download else "▶"
+    inner = f'{poster}<span class="play" aria-hidden="true">{symbol}</span>'
+    if item.share and item.playable:
+        body = (f'<a href="{escape(resolve(item.share))}" data-index="{index}" '
+                f'id="t-{escape(item.id)}" download="{escape(_download_name(item))}" '
+                f'aria-label="Play video {label}">{inner}</a>')
+    elif download:
+        body = (f'<a href="{escape(resolve(download))}" '
+                f'download="{escape(_download_name(item))}" '
+                f'aria-label="Download video {label}">{inner}</a>')
+    else:  # not shared: the original stays on the device
+        body = f'<span class="still" role="img" aria-label="Video {label}">{inner}</span>'
+    return (f'<li class="tile video">{body}'
+            f'<span class="cap">{name}<br>{caption}</span></li>')
+
+
+def _download_name(item: GalleryItem) -> str:
+    """The card's name, with the extension of what is downloaded."""
+    key = item.share or item.original or ""
+    ext = key.rsplit(".", 1)[-1] if "." in key else ""
+    stem = item.name.rsplit(".", 1)[0] if "." in item.name else item.name
+    return f"{stem}.{ext}" if ext else item.name
+
+
+def _tile(index: int, item: GalleryItem, resolve: Resolver) -> str:
     if item.kind == "video":
-        poster = ""
-        if item.thumb:
-            poster = (f'<img src="{escape(resolve(item.thumb))}" alt="" loading="lazy" '
-                      f'decoding="async" width="{item.width}" height="{item.height}">')
-        inner = f'{poster}<span class="play" aria-hidden="true">▶</span>'
-        if item.original:
-            body = (f'<a href="{escape(resolve(item.original))}" download="{name}" '
-                    f'aria-label="Download video {label}">{inner}</a>')
-        else:  # not shared: the original stays on the device
-            body = f'<span class="still" role="img" aria-label="Video {label}">{inner}</span>'
-        return (f'<li class="tile video">{body}'
-                f'<span class="cap">{name}<br>{caption}</span></li>')
+        return _video_tile(index, item, resolve)
+    name = escape(item.name)
+    caption = escape(item.caption)
+    label = escape(f"{item.name}{', ' + item.caption if item.caption else ''}")
     thumb, share = resolve(item.thumb or ""), resolve(item.share or "")
     srcset = f"{escape(thumb)} 512w, {escape(share)} 2048w"
+    live = '<span class="live" aria-hidden="true">LIVE</span>' if item.motion else ""
     return (f'<li class="tile"><a href="{escape(share)}" data-index="{index}" '
             f'id="t-{escape(item.id)}" aria-label="Open {label}">'
             f'<img src="{escape(thumb)}" srcset="{srcset}" sizes="{SIZES}" '
             f'width="{item.width}" height="{item.height}" loading="lazy" decoding="async" '
-            f'alt="{label}"></a><span class="cap">{caption or name}</span></li>')
+            f'alt="{label}">{live}</a><span class="cap">{caption or name}</span></li>')
+
+
+def _empty(gallery: Gallery) -> str:
+    """Why a gallery shows nothing, from the processing notes (e.g. RAWs kept without
+    a usable preview)."""
+    if gallery.items or gallery.progress is not None:
+        return ""
+    kept = escape(gallery.empty_note or "Nothing on this card could be shown.")
+    return f'<p class="banner empty" role="status">{kept}</p>'
+
+
+def _viewer_entry(item: GalleryItem, resolve: Resolver) -> dict[str, object]:
+    entry: dict[str, object] = {"id": item.id, "name": item.name, "caption": item.caption,
+                                "share": resolve(item.share or ""), "w": item.width,
+                                "h": item.height, "dl": _download_name(item)}
+    if item.kind == "video":
+        entry["video"] = entry["share"]
+        entry["poster"] = resolve(item.thumb) if item.thumb else ""
+    if item.motion:
+        entry["motion"] = resolve(item.motion)
+    return entry
 
 
 def render_index(gallery: Gallery, resolve: Resolver, progress_url: str | None = None) -> str:
-    photos = gallery.photos
+    viewable = gallery.viewable
     tiles = []
-    photo_index = {item.id: i for i, item in enumerate(photos)}
+    viewer_index = {item.id: i for i, item in enumerate(viewable)}
     for item in gallery.items:
-        tiles.append(_tile(photo_index.get(item.id, -1), item, resolve))
+        tiles.append(_tile(viewer_index.get(item.id, -1), item, resolve))
     zip_link = ""
     if gallery.zip_key:
         zip_link = (f'<a class="button" href="{escape(resolve(gallery.zip_key))}" '
                     f'download="{escape(gallery.session_id)}.zip">Download all</a>')
-    count = f"{len(photos)} photo{'s' if len(photos) != 1 else ''}"
-    videos = len(gallery.items) - len(photos)
-    if videos:
-        count += f", {videos} video{'s' if videos != 1 else ''}"
+    preview = gallery_preview(gallery, resolve)
     body = (
-        f'<header><h1>{escape(gallery.title)}</h1><p class="meta">{count}</p>{zip_link}'
-        f"</header>\n{_banner(gallery.progress)}\n<main>\n"
+        f'<header><h1>{escape(gallery.title)}</h1><p class="meta">'
+        f"{escape(preview.description)}</p>{zip_link}"
+        f"</header>\n{_banner(gallery.progress)}{_empty(gallery)}\n<main>\n"
         f'<ul class="grid">{"".join(tiles)}</ul>\n</main>\n'
         f"<footer>{_expiry(gallery.expires)}</footer>\n{_LIGHTBOX}")
     data = {
-        "photos": [{"id": p.id, "name": p.name, "caption": p.caption,
-                    "share": resolve(p.share or ""), "w": p.width, "h": p.height}
-                   for p in photos],
+        "photos": [_viewer_entry(p, resolve) for p in viewable],
         "progress": _progress_data(gallery.progress, progress_url),
     }
-    return _page(gallery.title, body, data)
+    return _page(gallery.title, body, data, preview)
 
 
-def render_loading(title: str, progress_url: str, expires: datetime | None = None) -> str:
-    """The first page behind the link, before any image is up."""
+def render_loading(title: str, progress_url: str, expires: datetime | None = None,
+                   total: int = 0, preview: Preview | None = None) -> str:
+    """The first page behind the link, before any image is up; the script keeps its
+    count of what is ready current."""
+    ready = (f' <span id="ready">0 of {total} ready.</span>' if total else "")
     body = (f'<header><h1>{escape(title)}</h1></header>\n<main class="loading">'
-            '<p class="banner" role="status">Preparing your photos… This page fills in by '
-            f"itself.</p></main>\n<footer>{_expiry(expires)}</footer>")
+            f'<p class="banner" role="status">Preparing your photos…{ready} This page fills '
+            f"in by itself.</p></main>\n<footer>{_expiry(expires)}</footer>")
     return _page(title, body, {"photos": [], "progress": {
-        "url": progress_url, "done": 0, "finished": False, "every": POLL_SECONDS}})
+        "url": progress_url, "done": 0, "total": total, "finished": False,
+        "every": POLL_SECONDS}}, preview)
 
 
 def _progress_data(progress: Progress | None, url: str | None) -> dict[str, object] | None:
@@ -146,9 +222,12 @@ def _progress_data(progress: Progress | None, url: str | None) -> dict[str, obje
 
 
 _LIGHTBOX = """<dialog id="lightbox" aria-label="Photo viewer">
-<figure><img id="lb-img" alt=""><figcaption id="lb-cap"></figcaption></figure>
+<figure><img id="lb-img" alt="">
+<video id="lb-video" controls playsinline preload="metadata" hidden></video>
+<figcaption id="lb-cap"></figcaption></figure>
 <div class="lb-bar">
 <button type="button" id="lb-prev" aria-label="Previous photo">‹</button>
+<button type="button" id="lb-live" aria-label="Play the Live Photo" hidden>▶ Live</button>
 <a id="lb-dl" class="button" download aria-label="Download this photo">Download</a>
 <button type="button" id="lb-next" aria-label="Next photo">›</button>
 <button type="button" id="lb-close" aria-label="Close">✕</button>

@@ -1,8 +1,9 @@
 """From card files to shots: what the gallery shows for each group. Pure.
 
 A group is the files of one shot (same folder, same stem). Rules:
-- a group with a JPEG, HEIC or TIFF: that is the picture; RAW, Live Photo video and
-  sidecars of the group are listed as its originals (RAW+JPEG: the JPEG is the picture);
+- a group with a JPEG, HEIC, TIFF or other picture (WebP, GIF, BMP, PNG, JPEG XL): that
+  is the picture; RAW, Live Photo video and sidecars of the group are listed as its
+  originals (RAW+JPEG: the JPEG is the picture);
 - RAW alone: the picture comes from the RAW's embedded preview;
 - a video: a video tile; a THM sidecar of the same group (a JPEG made by the camera)
   is its poster;
@@ -18,7 +19,7 @@ from pathlib import PurePosixPath
 
 from ghostroll.card.media import Kind
 
-PICTURE_KINDS = (Kind.JPEG, Kind.HEIC, Kind.TIFF)
+PICTURE_KINDS = (Kind.JPEG, Kind.HEIC, Kind.TIFF, Kind.PICTURE)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class Shot:
     kind: str  # "photo" | "video"
     source: CardEntry  # what derivatives are made from (picture, RAW, or video)
     poster: CardEntry | None = None  # video poster (THM)
+    motion: CardEntry | None = None  # a Live Photo's clip (same folder and stem)
     originals: tuple[CardEntry, ...] = ()  # every card file of the shot
 
     @property
@@ -61,7 +63,8 @@ def plan_shots(entries: Iterable[CardEntry]) -> list[Shot]:
         thm = next((m for m in by_kind.get(Kind.SIDECAR, [])
                     if m.rel_path.lower().endswith(".thm")), None)
         if pictures:
-            shots.append(_shot(group, "photo", pictures[0], None, members, used_ids))
+            shots.append(_shot(group, "photo", pictures[0], None, members, used_ids,
+                               motion=videos[0] if videos else None))
             for extra in pictures[1:]:  # e.g. IMG_1.JPG and IMG_1.HEIC: show both
                 shots.append(_shot(group, "photo", extra, None, (extra,), used_ids))
             continue
@@ -73,13 +76,14 @@ def plan_shots(entries: Iterable[CardEntry]) -> list[Shot]:
 
 
 def _shot(group: str, kind: str, source: CardEntry, poster: CardEntry | None,
-          members: Iterable[CardEntry], used_ids: set[str]) -> Shot:
+          members: Iterable[CardEntry], used_ids: set[str],
+          motion: CardEntry | None = None) -> Shot:
     base = _slug(source.rel_path)
     shot_id, n = base, 2
     while shot_id in used_ids:
         shot_id, n = f"{base}-{n}", n + 1
     used_ids.add(shot_id)
-    return Shot(shot_id, group, kind, source, poster, tuple(members))
+    return Shot(shot_id, group, kind, source, poster, motion, tuple(members))
 
 
 def _slug(rel_path: str) -> str:

@@ -143,8 +143,10 @@ def short_link_url(client: Any, bucket: str, token: str, base_url: str = "") -> 
     return result
 
 
-def short_link_page(target_url: str) -> str:
-    """The HTML stored at `L/<token>`: a meta refresh to `target_url` and a plain link."""
+def short_link_page(target_url: str, title: str = "GhostRoll", head: str = "") -> str:
+    """The HTML stored at `L/<token>`: a meta refresh to `target_url` and a plain link,
+    titled with the album's name; `head` is extra markup for <head> (the link preview's
+    og: tags, already escaped)."""
     if not target_url.startswith(("https://", "http://")):
         raise ValueError(f"short link target must be an http(s) URL, got {target_url[:40]!r}")
     url = html.escape(target_url, quote=True)
@@ -153,7 +155,7 @@ def short_link_page(target_url: str) -> str:
         '<html><head><meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f'<meta http-equiv="refresh" content="0;url={url}">\n'
-        "<title>GhostRoll</title></head>\n"
+        f"{head}<title>{html.escape(title)}</title></head>\n"
         f'<body><p><a href="{url}">Open the gallery</a></p></body></html>\n'
     )
 

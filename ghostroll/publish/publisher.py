@@ -33,7 +33,13 @@ from ghostroll import faults
 from ghostroll.config import Config
 from ghostroll.errors import PublishError
 from ghostroll.gallery.model import Gallery, GalleryItem, Progress
-from ghostroll.gallery.render import progress_document, render_index, render_loading
+from ghostroll.gallery.render import (
+    gallery_preview,
+    og_tags,
+    progress_document,
+    render_index,
+    render_loading,
+)
 from ghostroll.logs import session_log_handler
 from ghostroll.process import load_gallery
 from ghostroll.publish import links, short_memo
@@ -276,15 +282,18 @@ def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
     emit(PublishEvent(session.id, "link", link=link))
     gallery = load_gallery(SessionLayout(session.path), session.id)
     sender = _Sender(cfg, db, client, session)
-    photos = [i for i in gallery.items if i.thumb]
+    photos = [i for i in gallery.items if i.thumb or i.share]
     total = len(photos)
     progress_url = sender.resolve("progress.json")
+    preview = gallery_preview(gallery, sender.resolve)
     if link.short_key:
-        sender.text(link.short_key, links.short_link_page(link.index_url), at_root=True,
+        sender.text(link.short_key, links.short_link_page(link.index_url, gallery.title,
+                                                          og_tags(preview)), at_root=True,
                     bucket=page_bucket(cfg))
     if sender.ledger.uploaded_sha(sender.prefix + "index.html") is None:
         sender.text("progress.json", json.dumps(progress_document(0, total, False)))
-        sender.text("index.html", render_loading(gallery.title, progress_url, link.expires))
+        sender.text("index.html", render_loading(gallery.title, progress_url, link.expires,
+                                                 total, preview))
         emit(PublishEvent(session.id, "loading", 0, total, link=link))
     step = chunk or max(8, total // 10)
     up: set[GalleryItem] = set()
@@ -292,7 +301,7 @@ def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
         batch = photos[start:start + step]
         files = []
         for item in batch:
-            for key in (item.thumb, item.share):
+            for key in (item.thumb, item.share, item.motion):
                 if key:
                     files.append((key, sender.local(key)))
         sender.send(files)
@@ -310,7 +319,7 @@ def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
         extra.append((gallery.zip_key, sender.local(gallery.zip_key)))
     if not cfg.s3.upload_originals:
         # Originals stay on the device unless enabled (camera videos carry GPS too): the
-        # shared page shows video tiles without a download link.
+        # shared page offers a video's copy without metadata, when there is one.
         gallery = replace(gallery, items=tuple(replace(i, original=None)
                                                for i in gallery.items))
     else:
@@ -318,7 +327,8 @@ def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
                   for p in sorted(sender.layout.originals.rglob("*")) if p.is_file()]
     if extra:
         sender.send(extra)
-    final = Gallery(gallery.title, session.id, gallery.items, gallery.zip_key, link.expires)
+    final = Gallery(gallery.title, session.id, gallery.items, gallery.zip_key, link.expires,
+                    empty_note=gallery.empty_note)
     faults.fault("publish.index")
     sender.text("index.html", render_index(final, sender.resolve))
     sender.text("progress.json", json.dumps(progress_document(total, total, True)))

@@ -54,7 +54,7 @@ def disk_copy_problem(copy: CopyRow, size: int | None, error: str | None,
 def missing_derived(items: list[dict[str, Any]], zip_key: str | None,
                     exists: Callable[[str], bool]) -> list[str]:
     """Gallery keys (thumbs/…, share/…, share.zip) of a processed session not on disk."""
-    keys = [item[k] for item in items for k in ("share", "thumb") if item.get(k)]
+    keys = [item[k] for item in items for k in ("share", "thumb", "motion") if item.get(k)]
     if zip_key:
         keys.append(zip_key)
     return [k for k in keys if not exists(k)]
@@ -63,7 +63,7 @@ def missing_derived(items: list[dict[str, Any]], zip_key: str | None,
 def expected_objects(items: list[dict[str, Any]], zip_key: str | None) -> list[str]:
     """Keys (under the session's prefix) that a published session has in its bucket."""
     keys = ["index.html", "progress.json"]
-    keys += [item[k] for item in items for k in ("thumb", "share") if item.get(k)]
+    keys += [item[k] for item in items for k in ("thumb", "share", "motion") if item.get(k)]
     if zip_key:
         keys.append(zip_key)
     return keys
