@@ -19,7 +19,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ghostroll import __version__, config, logs
-from ghostroll.errors import CardError, ConfigError, DatabaseError, DiskFullError, PublishError
+from ghostroll.errors import (
+    ArchiveError,
+    CardError,
+    ConfigError,
+    DatabaseError,
+    DiskFullError,
+    PublishError,
+)
 from ghostroll.job import EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, run_job
 from ghostroll.memory import return_freed_memory
 from ghostroll.storage.db import Database
@@ -160,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ghostroll: configuration error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
-    except (CardError, DatabaseError, DiskFullError, PublishError) as exc:
+    except (ArchiveError, CardError, DatabaseError, DiskFullError, PublishError) as exc:
         print(f"ghostroll: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     except KeyboardInterrupt:

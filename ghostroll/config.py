@@ -156,6 +156,10 @@ KEYS: tuple[Key, ...] = (
        minimum=5, maximum=300),
     _k("appliance", "runtime_dir", Path, "/run/ghostroll",
        "Service socket and live status.json/status.png."),
+    # [archive]
+    _k("archive", "archive_dir", Path, "",
+       "A mounted folder (USB disk) that receives a second verified copy of every original "
+       "(`YYYY/YYYY-MM-DD <album>/`); empty: no archive (one copy, on this device)."),
     # [logging]
     _k("logging", "log_level", str, "INFO", "Log level.",
        choices=("DEBUG", "INFO", "WARNING", "ERROR")),
@@ -235,6 +239,11 @@ class ApplianceConfig:
 
 
 @dataclass(frozen=True)
+class ArchiveConfig:
+    archive_dir: Path | None
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     log_level: str
 
@@ -245,6 +254,7 @@ SECTIONS: dict[str, type] = {
     "images": ImagesConfig,
     "s3": S3Config,
     "appliance": ApplianceConfig,
+    "archive": ArchiveConfig,
     "logging": LoggingConfig,
 }
 
@@ -257,6 +267,7 @@ class Config:
     s3: S3Config
     appliance: ApplianceConfig
     logging: LoggingConfig
+    archive: ArchiveConfig
     # key name -> "default" | "file <path>" | "env GHOSTROLL_X" | "flag --x"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     config_file: Path | None = None

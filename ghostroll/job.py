@@ -21,6 +21,7 @@ from ghostroll.process import ProcessResult
 from ghostroll.storage.db import Database, SessionRow
 
 if TYPE_CHECKING:
+    from ghostroll.archive.receipt import ArchiveOutcome
     from ghostroll.publish.publisher import DrainResult, PublishEvent
 
 # The early link runs inside the card phase: a child of the ingest logger, so its lines
@@ -35,6 +36,7 @@ class JobResult:
     processed: list[ProcessResult] = field(default_factory=list)
     publish: DrainResult | None = None
     publish_note: str = ""
+    archive: ArchiveOutcome | None = None
 
     @property
     def exit_code(self) -> int:
@@ -43,6 +45,8 @@ class JobResult:
         if any(p.stopped or p.set_aside for p in self.processed):
             return EXIT_PARTIAL
         if self.publish is not None and self.publish.failed:
+            return EXIT_PARTIAL
+        if self.archive is not None and self.archive.failed:
             return EXIT_PARTIAL
         if self.publish is not None and self.publish.waiting:
             return EXIT_QUEUED
@@ -71,6 +75,8 @@ class JobResult:
         session = self.ingest.session
         if session is not None and (session.path / "share.txt").exists():
             lines.append(f"share link: {(session.path / 'share.txt').read_text().strip()}")
+        if self.archive is not None:
+            lines.extend(self.archive.lines())
         return lines
 
 
@@ -162,6 +168,9 @@ def run_job(path: Path, cfg: Config, volume_id: str | None = None, label: str | 
         if links is not None:
             links.wait()  # the copy is over: waiting costs it nothing
         job = JobResult(ingest)
+        if cfg.archive.archive_dir is not None:  # the second copy before anything else
+            from ghostroll.archive.receipt import archive_after_card
+            job.archive = archive_after_card(cfg, db, ingest)
         job.processed = process_pending(cfg, db, out)
         if not cfg.s3.enabled:
             job.publish_note = ("sessions stay local: no bucket configured (s3_bucket); "

@@ -1,0 +1,214 @@
+"""The archive disk (`archive_dir`): a second verified copy of every original, made from
+the local copy, in the dated layout, resumable, never doubled; `ghostroll verify` is the
+oracle. The archive lives on another filesystem than the sessions (tmpfs), as a USB disk
+would."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ghostroll.archive import layout
+from ghostroll.card.copier import CHUNK
+from ghostroll.card.scan import scan_card
+from ghostroll.devtools.synthetic import make_blob, make_demo_card
+from ghostroll.storage import db as dbm
+from ghostroll.storage.db import Database, SessionRow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def archive() -> Iterator[Path]:
+    root = Path(tempfile.mkdtemp(prefix="gr-archive-", dir="/dev/shm"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def card(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_demo_card(tmp_path_factory.mktemp("card") / "WEDDING", photos=3)
+    # same name in a second camera folder, other content: both must be archived
+    make_blob(root / "DCIM" / "101GHOST" / "IMG_0001.JPG", 3000, seed=9,
+              header=b"\xff\xd8\xff\xe0")
+    make_blob(root / "DCIM" / "100GHOST" / "BIG_0001.MOV", 3 << 20, seed=5,
+              header=b"\x00\x00\x00\x14ftypqt  \x00\x00\x02\x00qt  ")
+    return root
+
+
+def ghostroll(tmp: Path, *args: str, archive: Path | None = None,
+              fault: str = "") -> subprocess.CompletedProcess[str]:
+    env = {"GHOSTROLL_BASE_DIR": str(tmp / "sessions"),
+           "GHOSTROLL_DB_PATH": str(tmp / "ghostroll.db"),
+           "HOME": str(tmp), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    if archive is not None:
+        env["GHOSTROLL_ARCHIVE_DIR"] = str(archive)
+    if fault:
+        env["GHOSTROLL_FAULT"] = fault
+    return subprocess.run([sys.executable, "-m", "ghostroll", *args], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=180)
+
+
+def run(tmp: Path, card: Path, archive: Path | None, fault: str = "") \
+        -> subprocess.CompletedProcess[str]:
+    return ghostroll(tmp, "run", str(card), "--volume-id", "fat:CAFE-0001",
+                     archive=archive, fault=fault)
+
+
+def archived_files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".")
+                  and p.name not in (layout.SUMS, layout.MANIFEST)
+                  and ".locks" not in p.parts and ".incoming" not in p.parts)
+
+
+def assert_archived_once(card: Path, root: Path) -> None:
+    card_shas = sorted(sha(card / f.rel_path) for f in scan_card(card).files)
+    on_disk = archived_files(root)
+    assert sorted(sha(p) for p in on_disk) == card_shas, "each content exactly once"
+    assert not list((root / ".incoming").glob("*.part"))
+
+
+def test_run_archives_in_the_dated_layout_and_says_safe_to_format(
+        tmp_path: Path, card: Path, archive: Path) -> None:
+    done = run(tmp_path, card, archive)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("2 copies ✓ · safe to format")
+    assert_archived_once(card, archive)
+    with Database(tmp_path / "ghostroll.db") as db:
+        session = db.sessions()[0]
+        copies = db.copies(location=dbm.ARCHIVE_DISK)
+    folder = archive / layout.session_folder(session.created_utc, "WEDDING")
+    assert folder.parent.name == folder.name[:4] and folder.name.endswith(" WEDDING")
+    names = sorted(p.name for p in archived_files(archive))
+    assert "IMG_0001.JPG" in names and "IMG_0001~2.JPG" in names  # two camera folders
+    assert all(p.parent == folder for p in archived_files(archive))
+    assert len(copies) == len(names) and {c.state for c in copies} == {"verified"}
+    assert {c.target for c in copies} == {str(p) for p in archived_files(archive)}
+    # the folder describes itself: sha256sum -c proves it, the manifest names the session
+    check = subprocess.run(["sha256sum", "-c", layout.SUMS], cwd=folder, capture_output=True,
+                           text=True)
+    assert check.returncode == 0 and check.stdout.count(": OK") == len(names)
+    manifest = json.loads((folder / layout.MANIFEST).read_text())
+    assert manifest["session_id"] == session.id and manifest["complete"] is True
+    assert sorted(e["name"] for e in manifest["files"]) == names
+    # a second run copies nothing again and still says two copies
+    again = run(tmp_path, card, archive)
+    assert again.returncode == 0 and "up to date" in again.stdout
+    assert again.stdout.rstrip().endswith("2 copies ✓ · safe to format")
+    assert_archived_once(card, archive)
+    verify = ghostroll(tmp_path, "verify", "--read-data", archive=archive)
+    assert verify.returncode == 0, verify.stdout
+    assert f"{2 * len(names)} copies of {len(names)} contents" in verify.stdout
+
+
+def test_without_an_archive_nothing_changes(tmp_path: Path, card: Path) -> None:
+    done = run(tmp_path, card, None)
+    assert done.returncode == 0
+    assert "copies ✓" not in done.stdout and "copy ·" not in done.stdout
+    assert "archive " not in done.stdout
+    with Database(tmp_path / "ghostroll.db") as db:
+        assert db.copies(location=dbm.ARCHIVE_DISK) == []
+
+
+def test_missing_or_same_disk_archive_is_refused_and_the_card_is_safe_to_remove(
+        tmp_path: Path, card: Path) -> None:
+    missing = run(tmp_path, card, tmp_path / "not-mounted")
+    assert missing.returncode == 1
+    assert "archive disk not found" in missing.stdout and "untouched" in missing.stdout
+    assert missing.stdout.rstrip().endswith("1 copy · safe to remove")
+    same = tmp_path / "same-disk"  # an unmounted mount point sits on the sessions' disk
+    same.mkdir()
+    refused = run(tmp_path, card, same)
+    assert refused.returncode == 1 and "same disk as the sessions" in refused.stdout
+    assert list(same.iterdir()) == []
+    assert "Traceback" not in missing.stderr + refused.stderr
+    assert ghostroll(tmp_path, "verify").returncode == 0
+
+
+@pytest.mark.parametrize("fault", [
+    "archive.record:kill@3",  # copied, renamed and verified, not yet recorded
+    "copy.chunk:kill@{card+2}",  # mid-file in the archive phase, after the card's chunks
+    "archive.file:kill@2",
+])
+def test_killed_archive_resumes_without_doubles(tmp_path: Path, card: Path, archive: Path,
+                                                fault: str) -> None:
+    chunks = sum(-(-f.size // CHUNK) for f in scan_card(card).files)
+    crashed = run(tmp_path, card, archive, fault=fault.replace("{card+2}", str(chunks + 2)))
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    # the local copy is complete and true whatever the archive's state
+    assert ghostroll(tmp_path, "verify", "--read-data", archive=archive).returncode == 0
+    done = run(tmp_path, card, archive)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.rstrip().endswith("2 copies ✓ · safe to format")
+    assert_archived_once(card, archive)
+    verify = ghostroll(tmp_path, "verify", "--read-data", archive=archive)
+    assert verify.returncode == 0, verify.stdout
+
+
+@pytest.mark.root
+def test_full_archive_disk_stops_clearly_and_resumes_on_a_bigger_one(
+        tmp_path: Path, card: Path) -> None:
+    mount = tmp_path / "small-disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)], check=True)
+    try:
+        full = run(tmp_path, card, mount)
+        assert full.returncode == 1, full.stdout + full.stderr
+        assert "archive disk" in full.stdout and "is full" in full.stdout
+        assert full.stdout.rstrip().endswith("1 copy · safe to remove")
+        assert "Traceback" not in full.stderr
+        assert not list((mount / ".incoming").glob("*.part"))
+        assert ghostroll(tmp_path, "verify", "--read-data", archive=mount).returncode == 0
+        subprocess.run(["mount", "-o", "remount,size=16m", str(mount)], check=True)
+        done = run(tmp_path, card, mount)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert_archived_once(card, mount)
+    finally:
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_verify_finds_a_damaged_or_missing_archive_copy(tmp_path: Path, card: Path,
+                                                        archive: Path) -> None:
+    assert run(tmp_path, card, archive).returncode == 0
+    first, second = archived_files(archive)[:2]
+    first.unlink()
+    damaged = bytearray(second.read_bytes())
+    damaged[-1] ^= 0xFF
+    second.write_bytes(bytes(damaged))
+    os.utime(second)
+    report = json.loads(ghostroll(tmp_path, "verify", "--read-data", "--json",
+                                  archive=archive).stdout)
+    kinds = {(p["kind"], p["path"]) for p in report["problems"]}
+    assert ("copy-missing", str(first)) in kinds
+    assert ("copy-damaged", str(second)) in kinds
+
+
+def test_folder_names_and_receipts() -> None:
+    session = SessionRow(3, "shoot-x", Path("/s"), "2026-06-30T23:30:00.000Z", "fat:1",
+                         "Smith/Jones: day*1", "card", "processed", None)
+    album = layout.album_name(session)
+    assert album == "Smith_Jones_ day_1"
+    from datetime import UTC, timedelta, timezone
+    assert str(layout.session_folder(session.created_utc, album, tz=UTC)) == \
+        "2026/2026-06-30 Smith_Jones_ day_1"
+    east = timezone(timedelta(hours=2))
+    assert str(layout.session_folder(session.created_utc, "A", 2, tz=east)) == \
+        "2026/2026-07-01 A (2)"
+    assert layout.sums_text([("b.JPG", "22"), ("a\\b", "11")]) == \
+        "\\11  a\\\\b\n22  b.JPG\n"
+    assert layout.receipt(2) == "2 copies ✓ · safe to format"
+    assert layout.receipt(1) == "1 copy · safe to remove"
