@@ -29,7 +29,7 @@ from ghostroll.errors import (
 )
 from ghostroll.job import EXIT_OK, EXIT_PARTIAL, EXIT_UNUSABLE, run_job
 from ghostroll.memory import return_freed_memory
-from ghostroll.storage.db import Database
+from ghostroll.storage.db import Database, SessionRow
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,9 +64,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sessions = commands.add_parser(
         "sessions", help="list sessions, show one, or retry one whose processing was set aside")
-    sessions.add_argument("action", nargs="?", choices=["list", "show", "retry"], default="list")
+    sessions.add_argument("action", nargs="?", choices=["list", "show", "retry", "delete"],
+                          default="list")
     sessions.add_argument("session", nargs="?", help="id, number or unique id prefix")
     sessions.add_argument("--no-qr", action="store_true", help="do not draw the link's QR")
+    sessions.add_argument("--yes", action="store_true",
+                          help="delete: do not ask (the session's originals are removed)")
     config.add_flags(sessions)
     sessions.set_defaults(handler=cmd_sessions)
 
@@ -370,7 +373,26 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         if args.action == "retry":
             print(sessions_cmd.retry(db, session))
             return EXIT_OK
+        if args.action == "delete":
+            return _delete_session(cfg, db, session, args.yes)
         print("\n".join(sessions_cmd.show_lines(db, session, qr=not args.no_qr)))
+    return EXIT_OK
+
+
+def _delete_session(cfg: config.Config, db: Database, session: SessionRow, yes: bool) -> int:
+    from ghostroll.commands import delete
+
+    plan = delete.build_plan(cfg, db, session)
+    print(delete.describe(plan))
+    if not yes:
+        if not sys.stdin.isatty():
+            print("ghostroll: not deleted: confirm with --yes (no terminal to ask on)",
+                  file=sys.stderr)
+            return EXIT_UNUSABLE
+        if input("delete it? type yes: ").strip().lower() != "yes":
+            print("not deleted")
+            return EXIT_OK
+    print(delete.delete_session(cfg, db, plan))
     return EXIT_OK
 
 

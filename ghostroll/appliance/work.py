@@ -15,6 +15,7 @@ With `--link SESSION` it only signs that session's share link (a local operation
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import TextIO
 
@@ -35,6 +36,8 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
     with Database(cfg.storage.db_path) as db:
         if link_only:
             return _link(cfg, db, link_only, out)
+        if cfg.archive.archive_dir is not None:
+            _archive(cfg, db)
         results = process_pending(cfg, db, lambda sid, d, t: _emit(
             out, stage="processing", done=d, total=t, session_id=sid))
         stopped = next((r.stopped for r in results if r.stopped), None)
@@ -47,6 +50,18 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
             _emit(out, stage="waiting", reason=stopped)
             return 3
         return code
+
+
+def _archive(cfg: Config, db: Database) -> None:
+    """The second copy first; a missing or full archive disk never stops the rest."""
+    from ghostroll.archive.disk import archive_pending
+    from ghostroll.errors import ArchiveError
+
+    assert cfg.archive.archive_dir is not None
+    try:
+        archive_pending(db, cfg.archive.archive_dir, cfg.storage.base_dir)
+    except ArchiveError as exc:
+        logging.getLogger("ghostroll.archive").warning("archive: %s", exc)
 
 
 def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:
