@@ -133,6 +133,13 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(verify)
     verify.set_defaults(handler=cmd_verify)
 
+    restore = commands.add_parser(
+        "restore", help="rebuild the database and sessions from an archive disk")
+    restore.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR",
+                         help="the archive disk's folder (archive_dir of the old device)")
+    config.add_flags(restore)
+    restore.set_defaults(handler=cmd_restore)
+
     status = commands.add_parser("status", help="what the running appliance shows")
     status.add_argument("--json", action="store_true", help="the status.json document")
     config.add_flags(status)
@@ -258,6 +265,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_UNUSABLE
     print(verify.report_json(report) if args.json else verify.report_text(report))
     return EXIT_OK if report.ok else EXIT_PARTIAL
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from ghostroll.commands.restore import restore
+    from ghostroll.job import process_pending
+
+    cfg = config.from_args(args)
+    setup_logging(cfg)
+    with Database(cfg.storage.db_path) as db:
+        result = restore(db, args.source.absolute(), cfg.storage.base_dir)
+        print("\n".join(result.lines()))
+        processed = process_pending(cfg, db, sys.stdout)
+    for p in processed:
+        print(p.stopped or p.set_aside or f"gallery for {p.session_id}: {p.made} photo(s)")
+    return EXIT_PARTIAL if result.problems else EXIT_OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:

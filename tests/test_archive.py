@@ -212,3 +212,50 @@ def test_folder_names_and_receipts() -> None:
         "\\11  a\\\\b\n22  b.JPG\n"
     assert layout.receipt(2) == "2 copies ✓ · safe to format"
     assert layout.receipt(1) == "1 copy · safe to remove"
+
+
+def test_restore_rebuilds_a_new_device_from_the_archive_disk(
+        tmp_path: Path, card: Path, archive: Path) -> None:
+    old, new = tmp_path / "old-pi", tmp_path / "new-pi"
+    assert run(old, card, archive).returncode == 0
+    with Database(old / "ghostroll.db") as db:
+        before = db.sessions()[0]
+    restored = ghostroll(new, "restore", "--from", str(archive), archive=archive)
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "restored 1 session(s)" in restored.stdout
+    with Database(new / "ghostroll.db") as db:
+        (session,) = db.sessions()
+        assert (session.id, session.created_utc) == (before.id, before.created_utc)
+        assert session.state == "processed"
+        copies = db.copies()
+    card_shas = {sha(card / f.rel_path) for f in scan_card(card).files}
+    assert {c.sha256 for c in copies if c.location == "local"} == card_shas
+    assert {c.sha256 for c in copies if c.location == "archive-disk"} == card_shas
+    for f in scan_card(card).files:  # the camera's folders are back, byte for byte
+        stored = session.path / "originals" / f.rel_path
+        if not stored.exists():
+            stored = stored.with_name(stored.stem + "~2" + stored.suffix)
+        assert sha(stored) == sha(card / f.rel_path)
+    # the card is recognised without reading, and already has its two copies
+    again = run(new, card, archive)
+    assert "0 new" in again.stdout and "nothing new" in again.stdout
+    assert again.stdout.rstrip().endswith("2 copies ✓ · safe to format")
+    assert ghostroll(new, "verify", "--read-data", archive=archive).returncode == 0
+    # a restore again changes nothing
+    twice = ghostroll(new, "restore", "--from", str(archive), archive=archive)
+    assert twice.returncode == 0 and "1 session(s) already known" in twice.stdout
+
+
+def test_restore_refuses_a_damaged_copy_and_a_folder_without_archive(
+        tmp_path: Path, card: Path, archive: Path) -> None:
+    assert run(tmp_path / "old", card, archive).returncode == 0
+    victim = archived_files(archive)[0]
+    data = bytearray(victim.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    victim.write_bytes(bytes(data))
+    restored = ghostroll(tmp_path / "new", "restore", "--from", str(archive))
+    assert restored.returncode == 1
+    assert f"not restored: {victim}: its content does not match" in restored.stdout
+    empty = ghostroll(tmp_path / "other", "restore", "--from", str(tmp_path))
+    assert empty.returncode == 2 and "no GhostRoll archive" in empty.stderr
+    assert "Traceback" not in restored.stderr + empty.stderr

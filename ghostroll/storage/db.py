@@ -444,6 +444,12 @@ class Database:
             self.conn.execute("UPDATE sessions SET state = ?, finished_utc = ? WHERE id = ?",
                               (state, finished, session_id))
 
+    def set_created(self, session_id: str, created_utc: str) -> None:
+        """A restored session keeps the time it was first created."""
+        with self.transaction():
+            self.conn.execute("UPDATE sessions SET created_utc = ? WHERE id = ?",
+                              (created_utc, session_id))
+
     def set_process_error(self, session_id: str, error: str | None) -> None:
         """Set a session aside (processing failed for an unexpected reason), or take it
         back (None): a set-aside session is shown, never retried automatically."""
