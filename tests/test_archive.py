@@ -51,10 +51,10 @@ def card(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def ghostroll(tmp: Path, *args: str, archive: Path | None = None,
-              fault: str = "") -> subprocess.CompletedProcess[str]:
+              fault: str = "", **extra: str) -> subprocess.CompletedProcess[str]:
     env = {"GHOSTROLL_BASE_DIR": str(tmp / "sessions"),
            "GHOSTROLL_DB_PATH": str(tmp / "ghostroll.db"),
-           "HOME": str(tmp), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+           "HOME": str(tmp), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), **extra}
     if archive is not None:
         env["GHOSTROLL_ARCHIVE_DIR"] = str(archive)
     if fault:
@@ -259,3 +259,58 @@ def test_restore_refuses_a_damaged_copy_and_a_folder_without_archive(
     empty = ghostroll(tmp_path / "other", "restore", "--from", str(tmp_path))
     assert empty.returncode == 2 and "no GhostRoll archive" in empty.stderr
     assert "Traceback" not in restored.stderr + empty.stderr
+
+
+def test_prune_removes_only_originals_with_enough_copies_elsewhere(
+        tmp_path: Path, card: Path, archive: Path) -> None:
+    assert run(tmp_path, card, archive).returncode == 0
+    with Database(tmp_path / "ghostroll.db") as db:
+        (session,) = db.sessions()
+    originals = sorted(p for p in (session.path / "originals").rglob("*") if p.is_file())
+    args = ("run", str(card), "--volume-id", "fat:CAFE-0001")
+    always = {"GHOSTROLL_PRUNE": "archived", "GHOSTROLL_PRUNE_KEEP_FREE_MB": "10000000"}
+    # an unplugged archive disk holds nothing that counts
+    away = archive.with_name(archive.name + "-unplugged")
+    archive.rename(away)
+    try:
+        unplugged = ghostroll(tmp_path, *args, archive=archive, GHOSTROLL_PRUNE_MIN_COPIES="1",
+                              **always)
+    finally:
+        away.rename(archive)
+    assert "archive disk not found" in unplugged.stdout and "pruned" not in unplugged.stdout
+    # the default asks for two copies outside the device: the disk alone is not enough
+    default = ghostroll(tmp_path, *args, archive=archive, **always)
+    assert "pruned" not in default.stdout
+    assert all(p.is_file() for p in originals)
+    pruned = ghostroll(tmp_path, *args, archive=archive, GHOSTROLL_PRUNE_MIN_COPIES="1",
+                       **always)
+    assert f"pruned {len(originals)} local original(s) of 1 oldest" in pruned.stdout, \
+        pruned.stdout + pruned.stderr
+    assert not any(p.exists() for p in originals)
+    assert any((session.path / "derived" / "share").iterdir()), "derivatives stay"
+    with Database(tmp_path / "ghostroll.db") as db:
+        assert {c.state for c in db.copies(location="local")} == {"pruned"}
+    assert_archived_once(card, archive)
+    verify = ghostroll(tmp_path, "verify", "--read-data", archive=archive)
+    assert verify.returncode == 0, verify.stdout
+    assert pruned.stdout.rstrip().endswith("1 copy · safe to remove")  # the disk's, alone
+
+
+def test_prune_plan_is_oldest_first_and_skips_busy_sessions() -> None:
+    from collections import Counter
+
+    from ghostroll.archive.prune import plan_prune
+    from ghostroll.storage.db import CopyRow
+
+    def session(n: int, state: str = "published") -> SessionRow:
+        return SessionRow(n, f"s{n}", Path(f"/b/s{n}"), "", "v", "", "card", state, None)
+
+    local = [CopyRow(f"h{n}", "local", f"/b/s{n}/originals/a", "verified", 10, "")
+             for n in (1, 2, 3, 4)]
+    outside = Counter({"h1": 2, "h2": 2, "h3": 1, "h4": 2})
+    sessions = [session(4), session(3), session(2, "copied"), session(1)]
+    plan = plan_prune(sessions, local, outside, busy=set(), need_bytes=10, min_copies=2)
+    assert [p.session_id for p in plan] == ["s1"]
+    plan = plan_prune(sessions, local, outside, busy={"s1"}, need_bytes=100, min_copies=2)
+    assert [p.session_id for p in plan] == ["s4"]  # s2 not processed, s3 one copy short
+    assert plan_prune(sessions, local, outside, set(), need_bytes=0, min_copies=1) == []

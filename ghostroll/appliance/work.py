@@ -55,6 +55,7 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
 def _archive(cfg: Config, db: Database) -> None:
     """The second copy first; a missing or full archive disk never stops the rest."""
     from ghostroll.archive.disk import archive_pending
+    from ghostroll.archive.prune import prune
     from ghostroll.errors import ArchiveError
 
     assert cfg.archive.archive_dir is not None
@@ -62,6 +63,7 @@ def _archive(cfg: Config, db: Database) -> None:
         archive_pending(db, cfg.archive.archive_dir, cfg.storage.base_dir)
     except ArchiveError as exc:
         logging.getLogger("ghostroll.archive").warning("archive: %s", exc)
+    prune(cfg, db)
 
 
 def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:

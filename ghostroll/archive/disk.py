@@ -172,9 +172,20 @@ def _disk_failed(root: Path, exc: OSError) -> ArchiveError:
 
 
 def _archived_on(db: Database, root: Path) -> dict[str, CopyRow]:
+    """The contents this disk holds: recorded and there with their size (a copy deleted
+    on the disk is made again)."""
     prefix = str(root).rstrip(os.sep) + os.sep
     return {c.sha256: c for c in db.copies(location=dbm.ARCHIVE_DISK)
-            if c.state == dbm.COPY_VERIFIED and c.target.startswith(prefix)}
+            if c.state == dbm.COPY_VERIFIED and c.target.startswith(prefix)
+            and size_on_disk(c.target) == c.size}
+
+
+def size_on_disk(path: str) -> int | None:
+    """The file's size, None when it is not there (or cannot be looked at)."""
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return None
 
 
 def _described(archived: dict[str, CopyRow], rows: list[Any]) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ghostroll.archive import layout
 from ghostroll.archive.disk import ArchiveResult, archive_pending
+from ghostroll.archive.prune import PruneResult, prune
 from ghostroll.card.ingest import IngestResult
 from ghostroll.card.progress import human_bytes
 from ghostroll.config import Config
@@ -25,6 +26,7 @@ class ArchiveOutcome:
     result: ArchiveResult | None
     error: str | None
     copies: int | None  # the card's copy count; None when the card phase did not finish
+    pruned: PruneResult | None = None
 
     @property
     def failed(self) -> bool:
@@ -43,6 +45,11 @@ class ArchiveOutcome:
             lines.extend(f"archive: not archived: {p}" for p in r.problems)
         if self.error is not None:
             lines.append(f"archive: {self.error}")
+        if self.pruned is not None and self.pruned.files:
+            p = self.pruned
+            lines.append(f"pruned {p.files} local original(s) of {len(p.sessions)} oldest "
+                         f"session(s) ({human_bytes(p.bytes_freed)} freed): each has its "
+                         "copies elsewhere, galleries kept")
         if self.copies is not None:
             lines.append(layout.receipt(self.copies))
         return lines
@@ -66,6 +73,7 @@ def archive_after_card(cfg: Config, db: Database, ingest: IngestResult) -> Archi
     except ArchiveError as exc:
         error = str(exc)
         log.warning("archive: %s", exc)
+    pruned = prune(cfg, db)
     seen = ingest.complete and not ingest.failed and db.seen_on_volume(ingest.volume.id)
     copies = card_copies(db, ingest.volume.id) if seen else None
-    return ArchiveOutcome(root, result, error, copies)
+    return ArchiveOutcome(root, result, error, copies, pruned)
