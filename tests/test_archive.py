@@ -314,3 +314,22 @@ def test_prune_plan_is_oldest_first_and_skips_busy_sessions() -> None:
     plan = plan_prune(sessions, local, outside, busy={"s1"}, need_bytes=100, min_copies=2)
     assert [p.session_id for p in plan] == ["s4"]  # s2 not processed, s3 one copy short
     assert plan_prune(sessions, local, outside, set(), need_bytes=0, min_copies=1) == []
+
+
+def test_verify_with_the_archive_disk_unplugged_warns_once(tmp_path: Path, card: Path,
+                                                           archive: Path) -> None:
+    assert run(tmp_path, card, archive).returncode == 0
+    away = archive.with_name(archive.name + "-unplugged")
+    archive.rename(away)
+    try:
+        report = ghostroll(tmp_path, "verify", "--read-data", "--json", archive=archive)
+    finally:
+        away.rename(archive)
+    data = json.loads(report.stdout)
+    assert report.returncode == 0 and data["problems"] == []
+    (warning,) = [w for w in data["warnings"] if "archive disk is not mounted" in w["message"]]
+    assert warning["path"] == str(archive) + "/"
+    assert data["checked"]["archive_offline"] == len(archived_files(archive))
+    # back in place, every archive copy is checked again
+    again = json.loads(ghostroll(tmp_path, "verify", "--json", archive=archive).stdout)
+    assert "archive_offline" not in again["checked"] and again["ok"]

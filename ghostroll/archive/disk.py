@@ -23,6 +23,7 @@ from typing import Any
 from ghostroll import faults
 from ghostroll.archive import layout
 from ghostroll.card.copier import ByteCounter, commit_new, copy_to_temp, verify
+from ghostroll.config import Config
 from ghostroll.errors import ArchiveError, CardError, DiskFullError, VerifyError
 from ghostroll.storage import db as dbm
 from ghostroll.storage.db import CopyRow, Database, SessionRow
@@ -59,6 +60,18 @@ def check_root(root: Path, base_dir: Path) -> None:
         raise ArchiveError(f"archive_dir {root} is on the same disk as the sessions "
                            f"({base_dir}): the archive disk is not mounted there, and a copy "
                            "on the same disk would not survive it; nothing was archived")
+
+
+def unmounted_archive(cfg: Config) -> str | None:
+    """The configured archive folder (ending in "/") when its disk is not there now."""
+    root = cfg.archive.archive_dir
+    if root is None:
+        return None
+    try:
+        check_root(root, cfg.storage.base_dir)
+    except (ArchiveError, OSError):
+        return str(root).rstrip(os.sep) + os.sep
+    return None
 
 
 def archive_pending(db: Database, root: Path, base_dir: Path,
