@@ -15,7 +15,7 @@ from datetime import datetime, tzinfo
 from pathlib import PurePosixPath
 from typing import Any
 
-from ghostroll.storage.db import COPY_VERIFIED, CopyRow, SessionRow
+from ghostroll.storage.db import COPY_VERIFIED, LOCAL, CopyRow, SessionRow
 
 MANIFEST = "ghostroll-archive.json"
 SUMS = "SHA256SUMS"
@@ -77,6 +77,13 @@ def copies_held(shas: Iterable[str], copies: Iterable[CopyRow]) -> int:
         if copy.state == COPY_VERIFIED and copy.sha256 in count:
             count[copy.sha256] += 1
     return min(count.values())
+
+
+def waiting_for_second_copy(sessions: Iterable[tuple[set[str], list[CopyRow]]]) -> int:
+    """How many sessions (their contents, their copies) still have a content without a
+    verified copy outside the device."""
+    return sum(1 for shas, copies in sessions
+               if shas and copies_held(shas, (c for c in copies if c.location != LOCAL)) < 1)
 
 
 def receipt(copies: int) -> str:

@@ -60,6 +60,12 @@ def card_copies(db: Database, volume_id: str) -> int:
     return copies_of(db, (row.sha256 for row in db.seen_on_volume(volume_id).values()))
 
 
+def session_copy_count(db: Database, session_id: str) -> int | None:
+    """The receipt's number for one session; None when it holds no content."""
+    shas, copies = db.session_copies(session_id)
+    return layout.copies_held(shas, copies) if shas else None
+
+
 def copies_of(db: Database, shas: Iterable[str]) -> int:
     return layout.copies_held(shas, db.copies())
 
