@@ -160,6 +160,12 @@ KEYS: tuple[Key, ...] = (
     _k("archive", "archive_dir", Path, "",
        "A mounted folder (USB disk) that receives a second verified copy of every original "
        "(`YYYY/YYYY-MM-DD <album>/`); empty: no archive (one copy, on this device)."),
+    _k("archive", "bucket_storage_class", str, "default",
+       "Storage class of the originals `upload_originals` sends to the bucket (the bucket "
+       "target); `glacier`/`deep_archive` objects cannot be downloaded from the gallery "
+       "until restored.",
+       choices=("default", "standard", "standard_ia", "onezone_ia", "intelligent_tiering",
+                "glacier_ir", "glacier", "deep_archive")),
     _k("archive", "prune", str, "off",
        "`archived`: when free space falls under `prune_keep_free_mb`, remove the local "
        "originals of the oldest finished sessions that have `prune_min_copies` verified "
@@ -252,6 +258,7 @@ class ApplianceConfig:
 @dataclass(frozen=True)
 class ArchiveConfig:
     archive_dir: Path | None
+    bucket_storage_class: str
     prune: str
     prune_min_copies: int
     prune_keep_free_mb: int

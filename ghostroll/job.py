@@ -177,6 +177,8 @@ def run_job(path: Path, cfg: Config, volume_id: str | None = None, label: str | 
                                 "`ghostroll publish SESSION` publishes one later")
         elif publish:
             job.publish = publish_all(cfg, db, out)
+            from ghostroll.archive.receipt import after_publish
+            job.archive = after_publish(cfg, db, ingest, job.archive)
         else:
             job.publish_note = "publishing skipped (--no-publish); `ghostroll publish` sends it"
     for line in job.lines():

@@ -46,6 +46,9 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
                 if not (result.stopped or result.set_aside):
                     _emit(out, stage="local", photos=result.made, session_id=result.session_id)
         code = _publish(cfg, db, out) if cfg.s3.enabled else 0
+        if cfg.s3.enabled and cfg.s3.upload_originals:  # the bucket target
+            from ghostroll.archive.bucket import record_bucket_copies
+            record_bucket_copies(cfg, db)
         if stopped:
             _emit(out, stage="waiting", reason=stopped)
             return 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ghostroll.archive import layout
@@ -22,7 +22,7 @@ log = logging.getLogger("ghostroll.archive")
 
 @dataclass(frozen=True)
 class ArchiveOutcome:
-    root: Path
+    root: Path | None  # None: the bucket is the only archive target
     result: ArchiveResult | None
     error: str | None
     copies: int | None  # the card's copy count; None when the card phase did not finish
@@ -53,6 +53,21 @@ class ArchiveOutcome:
         if self.copies is not None:
             lines.append(layout.receipt(self.copies))
         return lines
+
+
+def after_publish(cfg: Config, db: Database, ingest: IngestResult,
+                  outcome: ArchiveOutcome | None) -> ArchiveOutcome | None:
+    """Record the originals the bucket now holds (the bucket target), and count the card's
+    copies again with them."""
+    from ghostroll.archive.bucket import record_bucket_copies
+
+    if not record_bucket_copies(cfg, db) and outcome is None:
+        return None
+    seen = ingest.complete and not ingest.failed and db.seen_on_volume(ingest.volume.id)
+    copies = card_copies(db, ingest.volume.id) if seen else None
+    if outcome is None:
+        return ArchiveOutcome(None, None, None, copies)
+    return replace(outcome, copies=copies)
 
 
 def card_copies(db: Database, volume_id: str) -> int:

@@ -222,6 +222,9 @@ class _Sender:
         `at_root` (the short-link page lives at L/<token> for the whole bucket)."""
         prefix = "" if at_root else self.prefix
         tasks = [UploadTask.for_file(prefix + key, path) for key, path in files]
+        if self.cfg.archive.bucket_storage_class != "default":  # originals only
+            tasks = [replace(t, storage_class=self.cfg.archive.bucket_storage_class.upper())
+                     if t.key.startswith(self.prefix + "originals/") else t for t in tasks]
         report = upload_all(
             self.client, self.cfg.s3.s3_bucket, tasks, self.ledger,
             workers=self.cfg.s3.upload_workers,
