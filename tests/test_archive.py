@@ -333,3 +333,21 @@ def test_verify_with_the_archive_disk_unplugged_warns_once(tmp_path: Path, card:
     # back in place, every archive copy is checked again
     again = json.loads(ghostroll(tmp_path, "verify", "--json", archive=archive).stdout)
     assert "archive_offline" not in again["checked"] and again["ok"]
+
+
+def test_restore_killed_midway_finishes_on_the_next_run(tmp_path: Path, card: Path,
+                                                        archive: Path) -> None:
+    old, new = tmp_path / "old-pi", tmp_path / "new-pi"
+    assert run(old, card, archive).returncode == 0
+    killed = ghostroll(new, "restore", "--from", str(archive), fault="copy.chunk:kill@3")
+    assert killed.returncode == -signal.SIGKILL
+    done = ghostroll(new, "restore", "--from", str(archive))
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "restored 1 session(s)" in done.stdout
+    with Database(new / "ghostroll.db") as db:
+        (session,) = db.sessions()
+        local = [c for c in db.copies() if c.location == "local"]
+    stored = [p for p in (session.path / "originals").rglob("*") if p.is_file()]
+    assert sorted(sha(p) for p in stored) == sorted(c.sha256 for c in local)
+    assert len(local) == len(scan_card(card).files)  # nothing twice, nothing missing
+    assert ghostroll(new, "verify", "--read-data", archive=archive).returncode == 0

@@ -24,7 +24,7 @@ from ghostroll.card.copier import ByteCounter, commit_new, copy_to_temp, verify
 from ghostroll.errors import ArchiveError, CardError, DiskFullError, VerifyError
 from ghostroll.storage import db as dbm
 from ghostroll.storage.db import Database, SessionRow
-from ghostroll.storage.incoming import IncomingDir
+from ghostroll.storage.incoming import IncomingDir, clear_stale
 from ghostroll.storage.session import SessionLayout, write_json_atomic
 
 Progress = Callable[[str, int, int], None]  # (session id, files done, of)
@@ -74,6 +74,7 @@ def restore(db: Database, source: Path, base_dir: Path,
     if not manifests:
         raise ArchiveError(f"{source} holds no GhostRoll archive (no */*/{layout.MANIFEST})")
     result = RestoreResult()
+    clear_stale(base_dir)  # temp files of a restore or a run that was killed
     with IncomingDir(base_dir) as incoming:
         for manifest in manifests:
             sid = manifest["session_id"]
