@@ -86,25 +86,36 @@ def archive_pending(db: Database, root: Path, base_dir: Path,
             result.problems.append(f"another GhostRoll run is archiving to {root} right now")
             return result
         clear_stale(root)
+        archived = _archived_on(db, root)
+        local = {c.sha256: c for c in db.copies(location=dbm.LOCAL)
+                 if c.state == dbm.COPY_VERIFIED}
         with IncomingDir(root) as incoming:
             for session in db.sessions():
                 if session.state != dbm.COPYING:
-                    _archive_session(db, session, root, incoming, result, progress)
+                    _archive_session(db, session, Held(root, archived, local), incoming,
+                                     result, progress)
     return result
 
 
-def _archive_session(db: Database, session: SessionRow, root: Path, incoming: IncomingDir,
+@dataclass(frozen=True)
+class Held:
+    """What one archive run starts from: the disk's contents (kept up to date as copies
+    are made) and the verified local copies to copy from."""
+    root: Path
+    archived: dict[str, CopyRow]
+    local: dict[str, CopyRow]
+
+
+def _archive_session(db: Database, session: SessionRow, held: Held, incoming: IncomingDir,
                      result: ArchiveResult, progress: Progress | None) -> None:
     rows = [r for r in db.session_files(session.id) if r["status"] == dbm.VERIFIED]
     if not rows:
         return
-    archived = _archived_on(db, root)
+    root, archived, local = held.root, held.archived, held.local
     if all(r["sha256"] in archived for r in rows) and _described(archived, rows):
         return
     album = layout.album_name(session)
     folder = _claim_folder(root, session, album)
-    local = {c.sha256: c for c in db.copies(location=dbm.LOCAL)
-             if c.state == dbm.COPY_VERIFIED}
     counter = ByteCounter()
     entries: list[dict[str, Any]] = []
     missing = 0
@@ -113,6 +124,8 @@ def _archive_session(db: Database, session: SessionRow, root: Path, incoming: In
         copy = archived.get(sha)
         if copy is None:
             copy = _archive_one(db, row, local.get(sha), folder, incoming, counter, result)
+            if copy is not None:
+                archived[sha] = copy
         else:
             result.already += 1
         if copy is None:
