@@ -34,7 +34,7 @@ check_shell() {
     need shellcheck "apt-get install shellcheck"
     local scripts=()
     mapfile -t scripts < <(cd "$tree" && { ls build-image.sh dev.sh .ci/run; \
-        find image overlays/usr/lib/ghostroll -type f \( -name '*.sh' -o -path '*/ghostroll/card-*' \); })
+        find image overlays/usr/lib/ghostroll -type f \( -name '*.sh' -o -path '*/ghostroll/card-*' -o -path '*/ghostroll/archive-*' \); })
     (cd "$tree" && shellcheck -x "${scripts[@]}") || die "shellcheck found problems"
     echo "ok: shellcheck (${#scripts[@]} scripts)"
 }
@@ -47,7 +47,9 @@ check_modes() {
              && echo image/install-ghostroll.sh && echo image/install-overlays.sh \
              && echo build-image.sh \
              && echo overlays/usr/lib/ghostroll/card-mount \
-             && echo overlays/usr/lib/ghostroll/card-unmount)
+             && echo overlays/usr/lib/ghostroll/card-unmount \
+             && echo overlays/usr/lib/ghostroll/archive-mount \
+             && echo overlays/usr/lib/ghostroll/archive-unmount)
     # pi-gen silently skips a run script that is not executable
     [ ${#bad[@]} -eq 0 ] || die "not executable: ${bad[*]}"
     [ -f "$tree/image/stage-ghostroll/EXPORT_IMAGE" ] || die "stage has no EXPORT_IMAGE"
@@ -87,6 +89,9 @@ check_tree() {
              etc/polkit-1/rules.d/50-ghostroll.rules etc/ghostroll/config.toml \
              usr/lib/sysusers.d/ghostroll.conf usr/lib/tmpfiles.d/ghostroll.conf \
              usr/lib/ghostroll/card-mount usr/lib/ghostroll/card-unmount \
+             etc/udev/rules.d/81-ghostroll-archive.rules \
+             etc/systemd/system/ghostroll-archive@.service \
+             usr/lib/ghostroll/archive-mount usr/lib/ghostroll/archive-unmount \
              etc/modules-load.d/ghostroll.conf etc/ssh/sshd_config.d/ghostroll.conf \
              etc/cloud/cloud-init.disabled; do
         [ -f "$tree/overlays/$f" ] || die "overlays/$f is missing"

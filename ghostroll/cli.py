@@ -19,11 +19,18 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ghostroll import __version__, config, logs
-from ghostroll.errors import CardError, ConfigError, DatabaseError, DiskFullError, PublishError
+from ghostroll.errors import (
+    ArchiveError,
+    CardError,
+    ConfigError,
+    DatabaseError,
+    DiskFullError,
+    PublishError,
+)
 from ghostroll.exitcodes import ExitCode
 from ghostroll.job import run_job
 from ghostroll.memory import return_freed_memory
-from ghostroll.storage.db import Database
+from ghostroll.storage.db import Database, SessionRow
 
 # One line per command: an error (a missing argument) prints this, not every setting.
 USAGE = {
@@ -87,9 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sessions = commands.add_parser(
         "sessions", help="list sessions, show one, or retry one whose processing was set aside")
-    sessions.add_argument("action", nargs="?", choices=["list", "show", "retry"], default="list")
+    sessions.add_argument("action", nargs="?", choices=["list", "show", "retry", "delete"],
+                          default="list")
     sessions.add_argument("session", nargs="?", help="id, number or unique id prefix")
     sessions.add_argument("--no-qr", action="store_true", help="do not draw the link's QR")
+    sessions.add_argument("--yes", action="store_true",
+                          help="delete: do not ask (the session's originals are removed)")
     config.add_flags(sessions, hidden=["appliance"])
     sessions.set_defaults(handler=cmd_sessions)
 
@@ -168,6 +178,13 @@ def build_parser() -> argparse.ArgumentParser:
     config.add_flags(verify, hidden=["appliance"])
     verify.set_defaults(handler=cmd_verify)
 
+    restore = commands.add_parser(
+        "restore", help="rebuild the database and sessions from an archive disk")
+    restore.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR",
+                         help="the archive disk's folder (archive_dir of the old device)")
+    config.add_flags(restore)
+    restore.set_defaults(handler=cmd_restore)
+
     status = commands.add_parser("status", help="what the running appliance shows")
     status.add_argument("--json", action="store_true", help="the status.json document")
     config.add_flags(status, hidden=["appliance"])
@@ -210,7 +227,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"ghostroll: configuration error: {exc}", file=sys.stderr)
         return ExitCode.UNUSABLE
-    except (CardError, DatabaseError, DiskFullError, PublishError) as exc:
+    except (ArchiveError, CardError, DatabaseError, DiskFullError, PublishError) as exc:
         print(f"ghostroll: {exc}", file=sys.stderr)
         return ExitCode.UNUSABLE
     except KeyboardInterrupt:
@@ -299,6 +316,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return ExitCode.UNUSABLE
     print(verify.report_json(report) if args.json else verify.report_text(report))
     return ExitCode.OK if report.ok else ExitCode.PARTIAL
+
+
+def cmd_restore(args: argparse.Namespace) -> int:
+    from ghostroll.commands.restore import restore
+    from ghostroll.job import process_pending
+
+    cfg = config.from_args(args)
+    setup_logging(cfg)
+    with Database(cfg.storage.db_path) as db:
+        result = restore(db, args.source.absolute(), cfg.storage.base_dir)
+        print("\n".join(result.lines()))
+        processed = process_pending(cfg, db, sys.stdout)
+    for p in processed:
+        print(p.stopped or p.set_aside or f"gallery for {p.session_id}: {p.made} photo(s)")
+    return ExitCode.PARTIAL if result.problems else ExitCode.OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -448,7 +480,26 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         if args.action == "retry":
             print(sessions_cmd.retry(db, session))
             return ExitCode.OK
+        if args.action == "delete":
+            return _delete_session(cfg, db, session, args.yes)
         print("\n".join(sessions_cmd.show_lines(db, session, qr=not args.no_qr)))
+    return ExitCode.OK
+
+
+def _delete_session(cfg: config.Config, db: Database, session: SessionRow, yes: bool) -> int:
+    from ghostroll.commands import delete
+
+    plan = delete.build_plan(cfg, db, session)
+    print(delete.describe(plan))
+    if not yes:
+        if not sys.stdin.isatty():
+            print("ghostroll: not deleted: confirm with --yes (no terminal to ask on)",
+                  file=sys.stderr)
+            return ExitCode.UNUSABLE
+        if input("delete it? type yes: ").strip().lower() != "yes":
+            print("not deleted")
+            return ExitCode.OK
+    print(delete.delete_session(cfg, db, plan))
     return ExitCode.OK
 
 

@@ -53,3 +53,8 @@ class PublishError(GhostRollError, RuntimeError):
 
 class DeviceError(GhostRollError, OSError):
     """A device that was asked for cannot be used (missing driver, bad kit, no GPIO)."""
+
+
+class ArchiveError(GhostRollError, OSError):
+    """The archive target cannot be used or failed (missing, full, unplugged): the local
+    copies are untouched and what was verified on it stays recorded."""

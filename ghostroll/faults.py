@@ -20,6 +20,8 @@ Points are stable names that any rewrite of the pipeline keeps:
     zip             before share.zip is written
     upload          before one object is PUT
     publish.index   before the final index is uploaded
+    archive.file    before one original is copied to the archive disk
+    archive.record  after an archive copy verified, before it is recorded
     verify.read     `ghostroll verify --read-data`: before one copy is re-hashed (its
                     checkpoint lets the next pass continue after a kill)
 """

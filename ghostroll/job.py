@@ -22,6 +22,7 @@ from ghostroll.process import ProcessResult
 from ghostroll.storage.db import Database, SessionRow
 
 if TYPE_CHECKING:
+    from ghostroll.archive.receipt import ArchiveOutcome
     from ghostroll.publish.publisher import DrainResult, PublishEvent
 
 # The early link runs inside the card phase: a child of the ingest logger, so its lines
@@ -35,6 +36,7 @@ class JobResult:
     processed: list[ProcessResult] = field(default_factory=list)
     publish: DrainResult | None = None
     publish_note: str = ""
+    archive: ArchiveOutcome | None = None
 
     @property
     def exit_code(self) -> int:
@@ -43,6 +45,8 @@ class JobResult:
         if any(p.stopped or p.set_aside for p in self.processed):
             return ExitCode.PARTIAL
         if self.publish is not None and self.publish.failed:
+            return ExitCode.PARTIAL
+        if self.archive is not None and self.archive.failed:
             return ExitCode.PARTIAL
         if self.publish is not None and self.publish.waiting:
             return ExitCode.QUEUED
@@ -71,6 +75,8 @@ class JobResult:
         session = self.ingest.session
         if session is not None and (session.path / "share.txt").exists():
             lines.append(f"share link: {(session.path / 'share.txt').read_text().strip()}")
+        if self.archive is not None:
+            lines.extend(self.archive.lines())
         return lines
 
 
@@ -162,12 +168,17 @@ def run_job(path: Path, cfg: Config, volume_id: str | None = None, label: str | 
         if links is not None:
             links.wait()  # the copy is over: waiting costs it nothing
         job = JobResult(ingest)
+        if cfg.archive.archive_dir is not None:  # the second copy before anything else
+            from ghostroll.archive.receipt import archive_after_card
+            job.archive = archive_after_card(cfg, db, ingest)
         job.processed = process_pending(cfg, db, out)
         if not cfg.s3.enabled:
             job.publish_note = ("sessions stay local: no bucket configured (s3_bucket); "
                                 "`ghostroll publish SESSION` publishes one later")
         elif publish:
             job.publish = publish_all(cfg, db, out)
+            from ghostroll.archive.receipt import after_publish
+            job.archive = after_publish(cfg, db, ingest, job.archive)
         else:
             job.publish_note = "publishing skipped (--no-publish); `ghostroll publish` sends it"
     for line in job.lines():

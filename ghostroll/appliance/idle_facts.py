@@ -11,10 +11,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+from ghostroll.archive.layout import waiting_for_second_copy
 from ghostroll.commands.verify import idle_line, last_result_path
 from ghostroll.publish.lifetime import panel_status
 from ghostroll.publish.publisher import read_link
-from ghostroll.storage.db import PUBLISHED, VERIFIED, Database
+from ghostroll.storage.db import COPYING, PUBLISHED, VERIFIED, Database
 from ghostroll.storage.session import SessionLayout
 
 REFRESH_S = 30.0
@@ -25,6 +26,8 @@ class IdleFacts:
     queued: int = 0  # sessions waiting to be published
     last_session: str = ""  # "24 Nov 10:42 · 412 new"
     problem: str = ""  # "#3 not processed: ssh in, ghostroll sessions"
+    second_copy_waiting: int = 0  # archive configured: sessions without their 2nd copy
+    session_bytes: int = 0  # the average session's originals, for "space for ~N sessions"
 
 
 def last_session_text(created_utc: str, new_shots: int) -> str:
@@ -44,8 +47,9 @@ def with_verify_result(facts: IdleFacts, db_path: Path) -> IdleFacts:
         return facts
 
 
-def read_idle_facts(db_path: Path) -> IdleFacts:
-    """From the database; a device that never saw a card has none yet (not created here)."""
+def read_idle_facts(db_path: Path, archive: bool = False) -> IdleFacts:
+    """From the database; a device that never saw a card has none yet (not created here).
+    With an archive target, also how many sessions still wait for their second copy."""
     if not db_path.exists():
         return IdleFacts()
     with Database(db_path) as db:
@@ -59,7 +63,11 @@ def read_idle_facts(db_path: Path) -> IdleFacts:
             problem = last_link_text(SessionLayout(shared[-1].path), datetime.now(UTC))
         last = sessions[-1]
         shots = {row["grp"] for row in db.session_files(last.id) if row["status"] == VERIFIED}
-    return IdleFacts(queued, last_session_text(last.created_utc, len(shots)), problem)
+        waiting = waiting_for_second_copy(db.session_copies(s.id) for s in sessions
+                                          if s.state != COPYING) if archive else 0
+        stored = db.content_bytes()
+    return IdleFacts(queued, last_session_text(last.created_utc, len(shots)), problem,
+                     waiting, stored // len(sessions))
 
 
 def last_link_text(layout: SessionLayout, now: datetime) -> str:

@@ -38,6 +38,9 @@ class Env:
     last_session: str = ""  # e.g. "24 Nov 10:42 · 412 photos"
     problem: str = ""  # e.g. a session set aside: "#3 not processed: ssh in, ghostroll sessions"
     where_link: str = "ghostroll sessions"
+    copies: int | None = None  # archive configured: verified copies of this card's photos
+    second_copy_waiting: int = 0  # archive configured: sessions without their 2nd copy
+    session_bytes: int = 0  # the average session, for "space for ~N sessions"
 
 
 @dataclass(frozen=True)
@@ -68,8 +71,13 @@ def screen_for(m: Model, env: Env) -> Screen:
     bg = _background(m)
     if m.state == State.IDLE:
         free = f"free {_gb(env.free_bytes)}" if env.free_bytes is not None else ""
+        if free and env.session_bytes:
+            free += f" (~{_n(env.free_bytes // env.session_bytes)} sessions)"
         queue = f"{env.queued} upload{'s' if env.queued != 1 else ''} queued"
-        lines = tuple(x for x in (env.problem, " · ".join(x for x in (free, queue) if x),
+        second = (f"{_count(env.second_copy_waiting, 'session')} wait for a 2nd copy"
+                  if env.second_copy_waiting else "")
+        lines = tuple(x for x in (env.problem, second,
+                                  " · ".join(x for x in (free, queue) if x),
                                   f"last: {env.last_session}" if env.last_session else "") if x)
         ssh = f"ssh admin@{env.hostname}.local" + (f" · {env.ip}" if env.ip else "")
         return Screen("GhostRoll · ready", "Insert a camera card", lines, ssh, **base)
@@ -98,7 +106,8 @@ def screen_for(m: Model, env: Env) -> Screen:
         if r.note:
             lines[2] = r.note
         lines.append(f"{r.label} · {env.now:%-d %b %H:%M}")
-        return Screen("Card verified ✓", "SAFE TO REMOVE", tuple(lines), waiting or bg, **base)
+        return Screen("Card verified ✓", receipt_big(env.copies), tuple(lines),
+                      waiting or bg, **base)
     if m.state == State.NOTHING_NEW:
         skipped = m.receipt.skipped if m.receipt else 0
         return Screen(f"Card · {label}", "Nothing new", (
@@ -115,7 +124,7 @@ def screen_for(m: Model, env: Env) -> Screen:
         elif m.link:
             lines.append("link ready: scan to follow")
         return Screen(f"GhostRoll · {m.state.value}", verb, tuple(x for x in lines if x),
-                      "card can be removed" if m.card else "", progress=fraction, qr=m.link,
+                      _card_footer(env.copies) if m.card else "", progress=fraction, qr=m.link,
                       **base)
     if m.state == State.DONE and not m.link:
         return Screen("Gallery ready ✓", "Ready ✓", (
@@ -143,6 +152,26 @@ def screen_for(m: Model, env: Env) -> Screen:
         return Screen("GhostRoll", "Shutting down", (m.error or "safe to unplug in 20 s",),
                       "uploads resume at next start", **base)
     return Screen("GhostRoll", m.state.value, (), "", **base)
+
+
+def receipt_big(copies: int | None) -> str:
+    """The receipt's big line: with an archive target it says how many copies there are
+    and whether the card may be formatted (None: no archive, as before)."""
+    if copies is None:
+        return "SAFE TO REMOVE"
+    if copies >= 2:
+        return f"{copies} COPIES ✓ · safe to format"
+    return "SAFE TO REMOVE · 1 copy"
+
+
+def _card_footer(copies: int | None) -> str:
+    if copies is not None and copies >= 2:
+        return f"{copies} copies ✓ · safe to format"
+    return "card can be removed"
+
+
+def _count(n: int, word: str) -> str:
+    return f"{_n(n)} {word}{'' if n == 1 else 's'}"
 
 
 def _background(m: Model) -> str:
@@ -328,8 +357,9 @@ def _line_h(f: ImageFont.FreeTypeFont | ImageFont.ImageFont) -> int:
 
 
 def status_document(m: Model, screen: Screen, qr_path: Path, hostname: str,
-                    ip: str) -> dict[str, Any]:
-    """The status.json document (also `ghostroll status`'s answer) for what is shown."""
+                    ip: str, copies: int | None = None) -> dict[str, Any]:
+    """The status.json document (also `ghostroll status`'s answer) for what is shown;
+    `copies`: verified copies of this card's photos (None: no archive target)."""
     return {
         "state": m.state.value,
         "step": m.work or m.state.value,
@@ -342,6 +372,7 @@ def status_document(m: Model, screen: Screen, qr_path: Path, hostname: str,
                    "uploaded": m.work_done if m.work == "publishing" else None,
                    "failed": m.copy.failed},
         "url": m.link,
+        "copies": copies,
         "qr_path": str(qr_path),
         "link_expires": m.link_expires.isoformat() if m.link_expires else None,
         "error": m.error or None,

@@ -39,10 +39,13 @@ from ghostroll.appliance.idle_facts import (
 from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
 from ghostroll.appliance.machine import Event, Model, State
 from ghostroll.appliance.screens import Env, Screen, render, screen_for, status_document
+from ghostroll.archive.receipt import session_copy_count
 from ghostroll.config import Config
 from ghostroll.config.handoff import spawn
 from ghostroll.devices.kits import Kit
+from ghostroll.errors import DatabaseError
 from ghostroll.exitcodes import ExitCode
+from ghostroll.storage.db import Database
 from ghostroll.storage.session import private_mode, write_json_atomic
 
 log = logging.getLogger("ghostroll.service")
@@ -80,6 +83,8 @@ class Service:
         self._facts = IdleFacts()
         self._facts_at: float | None = None
         self._work_started_at = clock()
+        self._copies_key: tuple[object, ...] | None = None
+        self._copies_n: int | None = None
 
     # ------------------------------------------------------------ lifecycle
 
@@ -262,7 +267,25 @@ class Service:
         facts = self._idle_facts()
         return Env(now=datetime.now().astimezone(), free_bytes=free, hostname=self.hostname,
                    ip=self.ip, queued=facts.queued, last_session=facts.last_session,
-                   problem=facts.problem)
+                   problem=facts.problem, copies=self._copies(),
+                   second_copy_waiting=facts.second_copy_waiting,
+                   session_bytes=facts.session_bytes)
+
+    def _copies(self) -> int | None:
+        """With an archive target: the current session's copy count, read again when the
+        state or the background work changes (the work child archives first)."""
+        m = self.model
+        if self.cfg.archive.archive_dir is None or not m.session_id:
+            return None
+        key = (m.session_id, m.state, m.work)
+        if key != self._copies_key:
+            self._copies_key = key
+            try:
+                with Database(self.cfg.storage.db_path) as db:
+                    self._copies_n = session_copy_count(db, m.session_id)
+            except (DatabaseError, sqlite3.Error, OSError) as exc:
+                log.warning("receipt: cannot count copies: %s", exc)
+        return self._copies_n
 
     def _idle_facts(self) -> IdleFacts:
         if self.model.state != State.IDLE:
@@ -273,7 +296,8 @@ class Service:
             self._facts_at = now
             try:
                 path = self.cfg.storage.db_path
-                self._facts = with_verify_result(read_idle_facts(path), path)
+                archive = self.cfg.archive.archive_dir is not None
+                self._facts = with_verify_result(read_idle_facts(path, archive), path)
             except (sqlite3.Error, OSError) as exc:
                 log.warning("idle screen: cannot read the database: %s", exc)
         return self._facts
@@ -303,7 +327,7 @@ class Service:
 
     def status_document(self, screen: Screen) -> dict[str, Any]:
         return status_document(self.model, screen, self.runtime / "status.png",
-                               self.hostname, self.ip)
+                               self.hostname, self.ip, self._copies())
 
     def _write_status(self, frame: Any, screen: Screen, mirror: bool) -> None:
         doc = self.status_document(screen)

@@ -9,6 +9,7 @@ With `--link SESSION` it only signs that session's share link (a local operation
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import TYPE_CHECKING, TextIO
 
@@ -34,6 +35,8 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
     with Database(cfg.storage.db_path) as db:
         if link_only:
             return _link(cfg, db, link_only, out)
+        if cfg.archive.archive_dir is not None:
+            _archive(cfg, db)
         results = process_pending(cfg, db, lambda sid, d, t: _emit(
             out, p.WorkProgress("processing", d, t, sid)))
         stopped = next((r.stopped for r in results if r.stopped), None)
@@ -42,10 +45,27 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
                 if not (result.stopped or result.set_aside):
                     _emit(out, p.WorkDone(photos=result.made, session_id=result.session_id))
         code = _publish(cfg, db, out) if cfg.s3.enabled else 0
+        if cfg.s3.enabled and cfg.s3.upload_originals:  # the bucket target
+            from ghostroll.archive.bucket import record_bucket_copies
+            record_bucket_copies(cfg, db)
         if stopped:
             _emit(out, p.WorkWaiting(stopped))
             return ExitCode.QUEUED
         return code
+
+
+def _archive(cfg: Config, db: Database) -> None:
+    """The second copy first; a missing or full archive disk never stops the rest."""
+    from ghostroll.archive.disk import archive_pending
+    from ghostroll.archive.prune import prune
+    from ghostroll.errors import ArchiveError
+
+    assert cfg.archive.archive_dir is not None
+    try:
+        archive_pending(db, cfg.archive.archive_dir, cfg.storage.base_dir)
+    except ArchiveError as exc:
+        logging.getLogger("ghostroll.archive").warning("archive: %s", exc)
+    prune(cfg, db)
 
 
 def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:

@@ -12,7 +12,14 @@ from ghostroll.errors import CardError
 from ghostroll.publish.lifetime import link_status
 from ghostroll.publish.publisher import read_link
 from ghostroll.publish.qr import terminal_text
-from ghostroll.storage.db import COPIED, UNSHARED_Q, Database, SessionRow
+from ghostroll.storage.db import (
+    COPIED,
+    COPY_PRUNED,
+    COPY_VERIFIED,
+    UNSHARED_Q,
+    Database,
+    SessionRow,
+)
 from ghostroll.storage.session import SessionLayout
 
 
@@ -126,7 +133,22 @@ def show_lines(db: Database, session: SessionRow, qr: bool = True) -> list[str]:
     errors += _derive_errors(layout.manifest)
     for rel, error in errors:
         lines.append(f"error     {rel}: {error}")
+    lines.append(f"copies    {copies_text(db, session)}")
     return lines
+
+
+def copies_text(db: Database, session: SessionRow) -> str:
+    """How many verified copies the session's photos have, and where."""
+    from ghostroll.archive.layout import copies_held, receipt
+
+    shas, copies = db.session_copies(session.id)
+    if not shas:
+        return "no photos kept"
+    held = copies_held(shas, copies)
+    where = sorted({c.location for c in copies if c.state == COPY_VERIFIED})
+    pruned = sum(1 for c in copies if c.state == COPY_PRUNED)
+    return (f"{receipt(held)} ({', '.join(where)})"
+            + (f"; {pruned} local original(s) pruned" if pruned else ""))
 
 
 def _derive_errors(manifest: Path) -> list[tuple[str, str]]:

@@ -48,6 +48,9 @@ def lines(status: dict[str, Any]) -> list[str]:
                    f"{counts.get('skipped', 0)} already safe, {counts.get('failed', 0)} failed")
     if status.get("session_id"):
         out.append(f"session    {status['session_id']}")
+    if status.get("copies") is not None:  # an archive target is configured
+        from ghostroll.archive.layout import receipt
+        out.append(f"copies     {receipt(status['copies'])}")
     if status.get("url"):
         out.append(f"link       {status['url']} (until {status.get('link_expires')})")
     if status.get("error"):

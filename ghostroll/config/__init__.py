@@ -32,6 +32,7 @@ from ghostroll.config.s3names import (
 from ghostroll.config.sections import (
     SECTIONS,
     ApplianceConfig,
+    ArchiveConfig,
     CardConfig,
     Config,
     ImagesConfig,
@@ -47,7 +48,7 @@ __all__ = [
     "SECTION_TITLES",
     "SYSTEM_CONFIG",
     "USER_CONFIG",
-    "ApplianceConfig",
+    "ApplianceConfig", "ArchiveConfig",
     "CardConfig",
     "Config",
     "ImagesConfig",

@@ -29,7 +29,8 @@ def short_meaning(meaning: str) -> str:
 SECTION_TITLES = {
     "card": "card settings", "storage": "storage settings", "images": "image settings",
     "s3": "bucket and link settings", "appliance": "appliance settings (the service on "
-    "the Pi: panel, button, battery)", "logging": "logging settings"}
+    "the Pi: panel, button, battery)", "archive": "archive settings (a second copy, "
+    "pruning)", "logging": "logging settings"}
 
 
 def add_flags(parser: argparse.ArgumentParser, sections: Sequence[str] | None = None,

@@ -147,6 +147,27 @@ KEYS: tuple[Key, ...] = (
        minimum=5, maximum=300),
     _k("appliance", "runtime_dir", Path, "/run/ghostroll",
        "Service socket and live status.json/status.png."),
+    # [archive]
+    _k("archive", "archive_dir", Path, "",
+       "A mounted folder (USB disk) that receives a second verified copy of every original "
+       "(`YYYY/YYYY-MM-DD <album>/`); empty: no archive (one copy, on this device)."),
+    _k("archive", "bucket_storage_class", str, "default",
+       "Storage class of the originals `upload_originals` sends to the bucket (the bucket "
+       "target); `glacier`/`deep_archive` objects cannot be downloaded from the gallery "
+       "until restored.",
+       choices=("default", "standard", "standard_ia", "onezone_ia", "intelligent_tiering",
+                "glacier_ir", "glacier", "deep_archive")),
+    _k("archive", "prune", str, "off",
+       "`archived`: when free space falls under `prune_keep_free_mb`, remove the local "
+       "originals of the oldest finished sessions that have `prune_min_copies` verified "
+       "copies outside this device (derivatives stay); `off`: never delete anything.",
+       choices=("off", "archived")),
+    _k("archive", "prune_min_copies", int, 2,
+       "Verified copies outside this device (archive disk, bucket) an original needs "
+       "before `prune` may remove the local one.", minimum=1, maximum=5),
+    _k("archive", "prune_keep_free_mb", int, 4096,
+       "`prune = archived` removes originals only while less than this is free, MiB.",
+       minimum=0, maximum=10_000_000),
     # [logging]
     _k("logging", "log_level", str, "INFO", "Log level.",
        choices=("DEBUG", "INFO", "WARNING", "ERROR")),

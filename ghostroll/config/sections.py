@@ -82,6 +82,15 @@ class ApplianceConfig:
 
 
 @dataclass(frozen=True)
+class ArchiveConfig:
+    archive_dir: Path | None
+    bucket_storage_class: str
+    prune: str
+    prune_min_copies: int
+    prune_keep_free_mb: int
+
+
+@dataclass(frozen=True)
 class LoggingConfig:
     log_level: str
 
@@ -92,6 +101,7 @@ SECTIONS: dict[str, type] = {
     "images": ImagesConfig,
     "s3": S3Config,
     "appliance": ApplianceConfig,
+    "archive": ArchiveConfig,
     "logging": LoggingConfig,
 }
 
@@ -104,6 +114,7 @@ class Config:
     s3: S3Config
     appliance: ApplianceConfig
     logging: LoggingConfig
+    archive: ArchiveConfig
     # key name -> "default" | "file <path>" | "env GHOSTROLL_X" | "flag --x"
     sources: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
     config_file: Path | None = None

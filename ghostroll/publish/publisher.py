@@ -256,6 +256,9 @@ class _Sender:
         tasks = [UploadTask.for_file(prefix + key, path) for key, path in files]
         ledger = self.ledger if bucket in (None, self.cfg.s3.s3_bucket) else \
             self.db.upload_ledger(self.cfg.s3.endpoint_id, bucket)
+        if self.cfg.archive.bucket_storage_class != "default":  # originals only
+            tasks = [replace(t, storage_class=self.cfg.archive.bucket_storage_class.upper())
+                     if t.key.startswith(self.prefix + "originals/") else t for t in tasks]
         report = upload_all(
             self.client, bucket or self.cfg.s3.s3_bucket, tasks, ledger,
             workers=self.cfg.s3.upload_workers,

@@ -62,6 +62,11 @@ _THROTTLE_CODES = {
 }
 
 
+# The body arrived other than it left (its Content-MD5 or checksum did not match): the
+# server kept nothing, and sending it again is the fix.
+_DAMAGED = {"BadDigest", "InvalidDigest", "XAmzContentSHA256Mismatch"}
+
+
 def content_type_for(key: str) -> str:
     """Content-Type for an S3 key. Short-link pages (`L/<token>`) have no extension and
     are HTML; unknown extensions are application/octet-stream."""
@@ -90,6 +95,7 @@ class UploadTask:
     size: int  # bytes
     content_type: str
     cache_control: str
+    storage_class: str = ""  # "" leaves the bucket's default (STANDARD)
 
     @classmethod
     def for_file(cls, key: str, path: Path, sha256: str | None = None) -> UploadTask:
@@ -191,7 +197,8 @@ def classify_error(exc: BaseException) -> tuple[bool, bool, str]:
         code = str(err.get("Code", ""))
         status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
         message = f"S3 refused ({status} {code}): {err.get('Message', '')}".rstrip(": ")
-        return status >= 500 or status == 429 or code in _THROTTLE_CODES, False, message
+        retry = status >= 500 or status == 429 or code in _THROTTLE_CODES or code in _DAMAGED
+        return retry, False, message
     if isinstance(exc, OSError):
         return False, False, f"cannot read the file: {exc}"
     return False, False, f"{type(exc).__name__}: {exc}"
@@ -261,14 +268,14 @@ class _Uploader:
                 return self.client.put_object(
                     Bucket=self.bucket, Key=task.key, Body=body, ContentLength=task.size,
                     ContentMD5=data_md5, ContentType=task.content_type,
-                    CacheControl=task.cache_control)
+                    CacheControl=task.cache_control, **_storage(task))
 
         return str(self._call(task.key, put).get("ETag", "")).strip('"')
 
     def _multipart(self, task: UploadTask) -> str:
         created = self._call(task.key, lambda: self.client.create_multipart_upload(
             Bucket=self.bucket, Key=task.key, ContentType=task.content_type,
-            CacheControl=task.cache_control))
+            CacheControl=task.cache_control, **_storage(task)))
         upload_id = created["UploadId"]
         step = part_size(task.size)
         parts = []
@@ -389,3 +396,7 @@ def upload_all(client: Any, bucket: str, tasks: Iterable[UploadTask], ledger: Up
     if report.failed:
         log.warning("upload to bucket %s: %s", bucket, report.summary())
     return report
+
+
+def _storage(task: UploadTask) -> dict[str, str]:
+    return {"StorageClass": task.storage_class} if task.storage_class else {}

@@ -201,6 +201,12 @@ class Database:
         with self._lock:
             return list(self.conn.execute("SELECT * FROM files ORDER BY session_id, rel_path"))
 
+    def content_bytes(self) -> int:
+        """The size of every content promised safe, together."""
+        with self._lock:
+            return int(self.conn.execute("SELECT COALESCE(SUM(size), 0) FROM files")
+                       .fetchone()[0])
+
     def is_known(self, sha256: str) -> bool:
         return self.conn.execute(
             "SELECT 1 FROM files WHERE sha256 = ?", (sha256,)).fetchone() is not None
@@ -252,6 +258,18 @@ class Database:
             rows = self.conn.execute(sql + " ORDER BY target", args).fetchall()
         return [CopyRow(r["sha256"], r["location"], r["target"], r["state"], r["size"],
                         r["recorded_utc"]) for r in rows]
+
+    def session_copies(self, session_id: str) -> tuple[set[str], list[CopyRow]]:
+        """The contents a session's card held (new or already safe) and their copies."""
+        with self._lock:
+            shas = {r[0] for r in self.conn.execute(
+                "SELECT DISTINCT sha256 FROM session_files WHERE session_id = ? AND sha256 "
+                "IS NOT NULL", (session_id,))}
+            rows = self.conn.execute(
+                "SELECT c.* FROM copies c WHERE c.sha256 IN (SELECT sha256 FROM "
+                "session_files WHERE session_id = ?)", (session_id,)).fetchall()
+        return shas, [CopyRow(r["sha256"], r["location"], r["target"], r["state"], r["size"],
+                              r["recorded_utc"]) for r in rows]
 
     def local_copy_targets(self) -> set[str]:
         with self._lock:
@@ -326,6 +344,12 @@ class Database:
         with self.transaction():
             self.conn.execute("UPDATE sessions SET state = ?, finished_utc = ? WHERE id = ?",
                               (state, finished, session_id))
+
+    def set_created(self, session_id: str, created_utc: str) -> None:
+        """A restored session keeps the time it was first created."""
+        with self.transaction():
+            self.conn.execute("UPDATE sessions SET created_utc = ? WHERE id = ?",
+                              (created_utc, session_id))
 
     def set_process_error(self, session_id: str, error: str | None) -> None:
         """Set a session aside (processing failed for an unexpected reason), or take it

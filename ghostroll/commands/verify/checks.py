@@ -69,7 +69,9 @@ def verify_device(cfg: Config, session_ref: str | None = None, *, local: bool = 
             if session is None:
                 raise CardError(f"no session matches {session_ref!r} (see `ghostroll "
                                 "sessions`)")
-        options = Options(local=local, read_data=read_data, restart=restart, session=session)
+        from ghostroll.archive.disk import unmounted_archive
+        options = Options(local=local, read_data=read_data, restart=restart, session=session,
+                          archive_offline=unmounted_archive(cfg))
         try:
             report = run_verify(cfg, db, options, progress)
         except sqlite3.DatabaseError as exc:
@@ -105,6 +107,12 @@ def run_verify(cfg: Config, db: Database, options: Options,
     for session in report.sessions:
         check_session(db, report, session, bucket, pruned)
     check_leftovers(cfg, db, report, options)
+    if report.checked["archive_offline"]:
+        report.warnings.append(Problem(
+            NOT_CHECKED, None, options.archive_offline, f"{report.checked['archive_offline']} "
+            "archive copies not checked: the archive disk is not mounted",
+            "plug the archive disk in (or mount it at archive_dir), then run `ghostroll "
+            "verify` again"))
     return report
 
 
@@ -147,6 +155,10 @@ def check_contents(db: Database, report: Report, roots: dict[str, str],
             continue
         session = session_of(copy.target, roots)
         verified = [c for c in by_sha[copy.sha256] if c.state == dbm.COPY_VERIFIED]
+        if copy.location == dbm.ARCHIVE_DISK and options.archive_offline \
+                and copy.target.startswith(options.archive_offline):
+            report.checked["archive_offline"] += 1
+            continue
         if copy.location in DISK_LOCATIONS:
             size, error = _size(copy.target)
             problem = disk_copy_problem(copy, size, error, session, len(verified) == 1)

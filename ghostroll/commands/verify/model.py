@@ -67,6 +67,7 @@ class Options:
     read_data: bool = False  # re-hash every disk copy
     restart: bool = False  # --read-data: forget the checkpoint of an interrupted pass
     session: SessionRow | None = None  # limit every check to this session
+    archive_offline: str | None = None  # an archive disk's folder that is not mounted now
 
 
 HashProgress = Callable[[int, int, int, int], None]  # (copies done, of, bytes done, of)
