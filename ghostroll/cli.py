@@ -37,10 +37,13 @@ USAGE = {
     "run": "PATH [--no-publish] [--volume-id ID] [--volume-label LABEL] [settings]",
     "card-worker": "--device DEV PATH [settings]",
     "watch": "[--once] [settings]",
-    "sessions": "[list | show SESSION | retry SESSION] [--no-qr] [settings]",
+    "sessions": "[list | show SESSION | retry SESSION | delete SESSION [--yes]] [--no-qr] "
+                "[settings]",
     "publish": "[SESSION] [settings]",
     "reshare": "SESSION [settings]",
     "unshare": "SESSION [--delete] [settings]",
+    "rename": "SESSION NAME [settings]",
+    "restore": "--from DIR [settings]",
     "work": "[--link SESSION] [settings]",
     "service": "[settings]",
     "simulate": "--card DIR --frames DIR [--press KIND@SECONDS] [settings]",
@@ -93,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     watch.set_defaults(handler=cmd_watch)
 
     sessions = commands.add_parser(
-        "sessions", help="list sessions, show one, or retry one whose processing was set aside")
+        "sessions", help="list sessions, show one, retry one whose processing was set aside, "
+        "or delete one")
     sessions.add_argument("action", nargs="?", choices=["list", "show", "retry", "delete"],
                           default="list")
     sessions.add_argument("session", nargs="?", help="id, number or unique id prefix")
@@ -182,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
         "restore", help="rebuild the database and sessions from an archive disk")
     restore.add_argument("--from", dest="source", type=Path, required=True, metavar="DIR",
                          help="the archive disk's folder (archive_dir of the old device)")
-    config.add_flags(restore)
+    config.add_flags(restore, hidden=["appliance"])
     restore.set_defaults(handler=cmd_restore)
 
     status = commands.add_parser("status", help="what the running appliance shows")
