@@ -52,3 +52,15 @@ def test_missing_binary_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PublishError, match="missing or not executable"):
         server.start()
     assert not server.running
+
+
+def test_one_server_holds_many_buckets(tmp_path: Path) -> None:
+    """A test session creates a bucket per test; with weed's default volume limit (free
+    disk / 128 MB) a fuller disk ran out after ~57 buckets and every later PUT was a 500."""
+    with LocalS3(tmp_path / "s3", bucket="first") as server:
+        client = server.client()
+        for n in range(90):
+            name = f"many-{n}"
+            server.create_bucket(name)
+            client.put_object(Bucket=name, Key="k", Body=b"x")
+            assert client.get_object(Bucket=name, Key="k")["Body"].read() == b"x"

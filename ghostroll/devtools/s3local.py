@@ -219,6 +219,11 @@ class LocalS3:
             f"-ip={HOST}", f"-ip.bind={HOST}",
             "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
             "-s3.port.iceberg=0", "-s3.port.lance=0",
+            # Each bucket is a collection that grows ~7 volumes of 128 MB; by default the
+            # limit is free disk / 128 MB, so on a fuller disk a test session ran out of
+            # volumes after ~57 buckets (500 InternalError). Volumes are not
+            # preallocated: a high limit costs nothing until data is written.
+            "-volume.max=100000",
             f"-bucket={self.bucket}",
             f"-s3.localSocket={self._socket_path('s3')}",
             f"-filer.localSocket={self._socket_path('filer')}",
