@@ -202,3 +202,38 @@ def test_budget_runs_an_oversized_job_alone() -> None:
     assert started.wait(5)
     worker.join()
     assert budget.used == 500
+
+
+def test_small_jpeg_is_shared_as_is_without_its_metadata(tmp_path: Path) -> None:
+    """Within the share size, sRGB and upright: the scan data is kept bit for bit, the
+    metadata segments go (GPS, make, comments); only the thumbnail is decoded."""
+    from ghostroll.derive.lossless import rewrite_metadata
+
+    src = make_jpeg(tmp_path / "small.jpg", PhotoSpec(width=640, height=480, gps=True))
+    with Image.open(src) as original:
+        original.save(tmp_path / "commented.jpg", "JPEG", quality=90,
+                      exif=original.info["exif"], comment=b"owner: Jane")
+    src = tmp_path / "commented.jpg"
+    result = derive_one(job_for(src, tmp_path / "out"), make_config(tmp_path).images)
+    assert (result.width, result.height) == (640, 480) and not result.error
+    assert result.meta.camera  # read from the original's EXIF all the same
+    share = result.share.read_bytes()
+    assert b"Jane" not in share
+    assert_clean_jpeg(result.share, 2048)
+    scan = src.read_bytes().index(b"\xff\xda")
+    assert share.endswith(src.read_bytes()[scan:])  # not re-encoded
+    assert share == rewrite_metadata(src.read_bytes(), None)
+    assert_clean_jpeg(result.thumb, 512)
+    with Image.open(result.share) as a, Image.open(src) as b:
+        assert a.tobytes() == b.tobytes()
+
+
+def test_jpegs_that_need_pixels_changed_are_still_re_encoded(tmp_path: Path) -> None:
+    images = make_config(tmp_path).images
+    turned = make_jpeg(tmp_path / "turned.jpg", PhotoSpec(width=640, height=480, orientation=6))
+    big = make_jpeg(tmp_path / "big.jpg", PhotoSpec(width=3000, height=2000))
+    for src in (turned, big):
+        result = derive_one(job_for(src, tmp_path / "out"), images)
+        scan = src.read_bytes().index(b"\xff\xda")
+        assert not result.share.read_bytes().endswith(src.read_bytes()[scan:])
+    assert derive_one(job_for(turned, tmp_path / "out"), images).height == 640

@@ -27,6 +27,7 @@ from PIL import Image, ImageCms
 from ghostroll import faults
 from ghostroll.card.media import Kind
 from ghostroll.config import ImagesConfig
+from ghostroll.derive import lossless
 from ghostroll.derive.metadata import PhotoMeta, meta_from_exif
 from ghostroll.derive.shared_metadata import shared_exif
 from ghostroll.derive.sources import NotAPicture, open_picture, upright
@@ -118,6 +119,10 @@ def _picture(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
         if job.source.stat().st_size == 0:
             return DeriveResult(job, error="empty file (0 bytes): nothing to show",
                                 meta=meta_from_exif(None, mtime))
+        if job.kind == Kind.JPEG:
+            shared = _shared_as_is(job, images, mtime)
+            if shared is not None:
+                return shared
         opened = open_picture(job.source, job.kind, images.share_max_long_edge,
                               images.decode_budget_mb << 20)
         meta = meta_from_exif(opened.exif, mtime)
@@ -139,6 +144,33 @@ def _picture(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
     save_jpeg(share, job.share, images.share_quality, shared_exif(opened.exif))
     save_jpeg(thumb, job.thumb, images.thumb_quality)
     return DeriveResult(job, job.share, job.thumb, share.width, share.height, meta)
+
+
+def _shared_as_is(job: DeriveJob, images: ImagesConfig, mtime: float) -> DeriveResult | None:
+    """A small sRGB upright JPEG: the share image is the original with its metadata
+    rewritten (`lossless.py`), only the thumbnail is decoded. None: not such a JPEG."""
+    try:
+        opened = Image.open(job.source)
+    except (Image.DecompressionBombError, Image.UnidentifiedImageError):
+        return None  # the general path says what it is
+    with opened as image:
+        if not lossless.eligible(image, images.share_max_long_edge):
+            return None
+        exif = image.getexif()
+        size = image.size
+        image.draft("RGB", (images.thumb_max_long_edge,) * 2)
+        thumb = to_srgb(image.convert("RGB") if image.mode != "RGB" else image.copy())
+    try:
+        data = lossless.rewrite_metadata(job.source.read_bytes(), shared_exif(exif))
+    except lossless.NotJpeg:
+        return None
+    thumb.thumbnail((images.thumb_max_long_edge,) * 2, RESAMPLE)
+    faults.delay("derive")
+    faults.fault("derive")
+    _write_bytes(job.share, data)
+    save_jpeg(thumb, job.thumb, images.thumb_quality)
+    return DeriveResult(job, job.share, job.thumb, size[0], size[1],
+                        meta_from_exif(exif, mtime))
 
 
 def to_srgb(image: Image.Image) -> Image.Image:
@@ -179,6 +211,18 @@ def save_jpeg(image: Image.Image, path: Path, quality: int, exif: bytes | None =
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)  # a full disk leaves nothing behind
+        raise
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Like `save_jpeg`: temp + rename, no fsync (a derivative can always be made again)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        temp.write_bytes(data)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
         raise
 
 
