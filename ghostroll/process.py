@@ -21,7 +21,7 @@ import json
 import logging
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -58,6 +58,8 @@ class ProcessResult:
 
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
+# Derivatives the streaming pipeline already made in this process, by the job it ran.
+Ready = Mapping[DeriveJob, DeriveResult]
 SessionProgressFn = Callable[[str, int, int], None]  # (session id, done, total)
 
 # Room a picture's derivatives take, bytes per share-image pixel: q90 share images of the
@@ -88,8 +90,8 @@ def derivative_bytes(pictures: int, images: ImagesConfig) -> int:
     return int(pictures * (share + thumb + in_zip)) + GALLERY_ALLOWANCE
 
 
-def process_pending(cfg: Config, db: Database,
-                    progress: SessionProgressFn | None = None) -> list[ProcessResult]:
+def process_pending(cfg: Config, db: Database, progress: SessionProgressFn | None = None,
+                    ready: Ready | None = None) -> list[ProcessResult]:
     """Process every session whose copy is complete, oldest first. A set-aside session
     is skipped; one failing unexpectedly is set aside and the next one goes on; an
     environmental stop ends the pass (the next session would meet the same disk)."""
@@ -101,7 +103,7 @@ def process_pending(cfg: Config, db: Database,
         if progress is not None:
             def on_progress(done: int, total: int, sid: str = session.id) -> None:
                 progress(sid, done, total)
-        result = process_or_set_aside(cfg, db, session, on_progress)
+        result = process_or_set_aside(cfg, db, session, on_progress, ready)
         if result.elsewhere:
             continue
         results.append(result)
@@ -111,7 +113,8 @@ def process_pending(cfg: Config, db: Database,
 
 
 def process_or_set_aside(cfg: Config, db: Database, session: SessionRow,
-                         progress: ProgressFn | None = None) -> ProcessResult:
+                         progress: ProgressFn | None = None,
+                         ready: Ready | None = None) -> ProcessResult:
     """`process_session`, with its failures turned into a stopped or set-aside result.
     A session another process is working on is left to it (two runs on two cards both
     see the other's finished copy as pending)."""
@@ -119,14 +122,14 @@ def process_or_set_aside(cfg: Config, db: Database, session: SessionRow,
         if not mine:
             log.info("session %s is being processed by another run", session.id)
             return ProcessResult(session.id, elsewhere=True)
-        return _process_guarded(cfg, db, session, progress)
+        return _process_guarded(cfg, db, session, progress, ready)
 
 
 def _process_guarded(cfg: Config, db: Database, session: SessionRow,
-                     progress: ProgressFn | None) -> ProcessResult:
+                     progress: ProgressFn | None, ready: Ready | None) -> ProcessResult:
     layout = SessionLayout(session.path)
     try:
-        return process_session(cfg, db, session, progress)
+        return process_session(cfg, db, session, progress, ready)
     except (DiskFullError, DatabaseError) as exc:  # the database or its disk: not the session's
         reason = str(exc)
     except OSError as exc:
@@ -165,25 +168,27 @@ def _log_to_session(layout: SessionLayout, level: int, message: str,
 
 
 def process_session(cfg: Config, db: Database, session: SessionRow,
-                    progress: ProgressFn | None = None) -> ProcessResult:
+                    progress: ProgressFn | None = None,
+                    ready: Ready | None = None) -> ProcessResult:
     """Raises `ProcessingStopped` (or an environmental OSError) when the machine fails;
     a problem of one file is in the result."""
     layout = SessionLayout(session.path)
     layout.create()
     with session_log(layout.log, logger=logging.getLogger("ghostroll")) as handler:
         handler.setLevel(logging.INFO)
-        return _process(cfg, db, session, layout, progress)
+        return _process(cfg, db, session, layout, progress, ready or {})
 
 
 def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayout,
-             progress: ProgressFn | None) -> ProcessResult:
+             progress: ProgressFn | None, ready: Ready) -> ProcessResult:
     shots = plan_shots(session_entries(db, session.id))
     stored = stored_paths(db, session.id)
     _check_space(cfg, layout, shots)
     log.info("processing session %s: %d shots", session.id, len(shots))
     result = ProcessResult(session.id, shots=len(shots))
     jobs = [_job(layout, shot, stored) for shot in shots]
-    done = 0
+    todo = [job for job in jobs if job not in ready]
+    done = len(jobs) - len(todo)
 
     def on_result(_: DeriveResult) -> None:
         nonlocal done
@@ -191,10 +196,11 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
         if progress is not None:
             progress(done, len(jobs))
 
-    derived = derive_many(jobs, cfg.images, on_result=on_result) if jobs else []
+    made = dict(zip(todo, derive_many(todo, cfg.images, on_result=on_result), strict=True))
+    derived = [ready[job] if job in ready else made[job] for job in jobs]
     items: list[gm.GalleryItem] = []
     for shot, outcome in zip(shots, derived, strict=True):
-        item = _item(shot, outcome, stored)
+        item = gallery_item(shot, outcome, stored)
         if outcome.error:
             result.problems.append(f"{shot.source.rel_path}: {outcome.error}")
         elif outcome.note:
@@ -210,7 +216,7 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
                  for i in items if i.share]
         write_share_zip(files, layout.derived / "share.zip")
         zip_key = "share.zip"
-    result.gallery = gm.Gallery(title=_title(session), session_id=session.id,
+    result.gallery = gm.Gallery(title=gallery_title(session), session_id=session.id,
                                 items=gm.sort_items(items), zip_key=zip_key)
     write_text_atomic(layout.index, render_index(result.gallery, local_resolver()))
     write_json_atomic(layout.derived / GALLERY_JSON, {
@@ -247,7 +253,8 @@ def _job(layout: SessionLayout, shot: Shot, stored: dict[str, str]) -> DeriveJob
     )
 
 
-def _item(shot: Shot, outcome: DeriveResult, stored: dict[str, str]) -> gm.GalleryItem | None:
+def gallery_item(shot: Shot, outcome: DeriveResult,
+                 stored: dict[str, str]) -> gm.GalleryItem | None:
     has_images = outcome.share is not None and outcome.thumb is not None
     if shot.kind == "photo" and not has_images:
         return None  # listed as a problem; the original is kept
@@ -280,7 +287,7 @@ def _gaps(shots: list[Shot]) -> list[str]:
     return lines
 
 
-def _title(session: SessionRow) -> str:
+def gallery_title(session: SessionRow) -> str:
     return f"{session.volume_label or 'Photos'} · {session.created_utc[:10]}"
 
 

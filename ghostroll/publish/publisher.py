@@ -39,7 +39,7 @@ from ghostroll.publish import links
 from ghostroll.publish.clock import clock_verdict, server_date, system_clock_synchronized
 from ghostroll.publish.lock import publish_lock
 from ghostroll.publish.qr import write_png
-from ghostroll.publish.upload import UploadReport, UploadTask, upload_all
+from ghostroll.publish.upload import BufferedLedger, UploadReport, UploadTask, upload_all
 from ghostroll.storage import db as dbm
 from ghostroll.storage.db import Database, SessionRow
 from ghostroll.storage.session import SessionLayout, private_mode, write_text_atomic
@@ -228,10 +228,14 @@ class _Sender:
         `at_root` (the short-link page lives at L/<token> for the whole bucket)."""
         prefix = "" if at_root else self.prefix
         tasks = [UploadTask.for_file(prefix + key, path) for key, path in files]
-        report = upload_all(
-            self.client, self.cfg.s3.s3_bucket, tasks, self.ledger,
-            workers=self.cfg.s3.upload_workers,
-            multipart_threshold_bytes=self.cfg.s3.multipart_threshold_mb << 20)
+        ledger = BufferedLedger(self.ledger)
+        try:
+            report = upload_all(
+                self.client, self.cfg.s3.s3_bucket, tasks, ledger,
+                workers=self.cfg.s3.upload_workers,
+                multipart_threshold_bytes=self.cfg.s3.multipart_threshold_mb << 20)
+        finally:
+            ledger.flush()
         if report.failed:
             first = next(iter(report.failed.values()))
             if first.startswith(ENDPOINT_DOWN):
