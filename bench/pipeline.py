@@ -14,6 +14,7 @@ them, card → published on a local SeaweedFS. Prints one JSON document:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -120,6 +122,26 @@ def floor_seconds(card: Path) -> float:
     return derive + time.perf_counter() - start
 
 
+@contextlib.contextmanager
+def slow_card(card: Path, work: Path, mb_s: float) -> Iterator[tuple[Path, str]]:
+    """`card` as a FAT32 image mounted read-only (fusefat), behind the rate-limited
+    passthrough of bench/slowcard.py; the plain folder behind it without root."""
+    from slowcard import slow_mount
+
+    from ghostroll.devtools.cardimage import make_image, missing_tools, mounted
+
+    if os.geteuid() != 0 or missing_tools("vfat"):
+        with slow_mount(card, work / "slow-mnt", mb_s) as mnt:
+            yield mnt, "folder behind the slow passthrough"
+        return
+    image = work / "card-a.img"
+    if not image.exists():
+        make_image(image, card, fs="vfat")
+    with mounted(image, work / "img-mnt", fs="vfat") as inner, \
+            slow_mount(inner, work / "slow-mnt", mb_s) as mnt:
+        yield mnt, "fat32 image (fusefat, ro) behind the slow passthrough"
+
+
 def measure_card(name: str, card: Path, work: Path, s3flags: dict[str, str],
                  floor_2core: float | None) -> dict:
     work.mkdir(parents=True, exist_ok=True)
@@ -172,10 +194,10 @@ def main() -> None:
             report["reinsert_A"] = {"wall_s": again["wall_s"],
                                     "peak_rss_mb": again["peak_rss_mb"]}
         if args.slow_mb_s:
-            from slowcard import slow_mount
             shutil.rmtree(work / "run-slow", ignore_errors=True)
-            with slow_mount(card_a, work / "slow-mnt", args.slow_mb_s) as mnt:
+            with slow_card(card_a, work, args.slow_mb_s) as (mnt, kind):
                 slow = measure_card("S", mnt, work / "run-slow", flags, floor)
+            slow["card"] = kind
             read_s = tree_size(card_a) / (args.slow_mb_s * 1e6)
             slow.update(rate_mb_s=args.slow_mb_s, card_read_s=round(read_s, 2),
                         wall_over_read=round(slow["wall_s"] / read_s, 3))

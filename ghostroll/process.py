@@ -58,8 +58,9 @@ class ProcessResult:
 
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
-# Derivatives the streaming pipeline already made in this process, by the job it ran.
-Ready = Mapping[DeriveJob, DeriveResult]
+# Derivatives the streaming pipeline already made in this process, by the job it ran;
+# a job that met a failing machine (disk full...) stops the session as it would here.
+Ready = Mapping[DeriveJob, DeriveResult | ProcessingStopped]
 SessionProgressFn = Callable[[str, int, int], None]  # (session id, done, total)
 
 # Room a picture's derivatives take, bytes per share-image pixel: q90 share images of the
@@ -188,6 +189,10 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
     result = ProcessResult(session.id, shots=len(shots))
     jobs = [_job(layout, shot, stored) for shot in shots]
     todo = [job for job in jobs if job not in ready]
+    for job in jobs:
+        early = ready.get(job)
+        if isinstance(early, ProcessingStopped):
+            raise early
     done = len(jobs) - len(todo)
 
     def on_result(_: DeriveResult) -> None:
@@ -197,7 +202,7 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
             progress(done, len(jobs))
 
     made = dict(zip(todo, derive_many(todo, cfg.images, on_result=on_result), strict=True))
-    derived = [ready[job] if job in ready else made[job] for job in jobs]
+    derived = [made[job] if job in made else _result(ready[job]) for job in jobs]
     items: list[gm.GalleryItem] = []
     for shot, outcome in zip(shots, derived, strict=True):
         item = gallery_item(shot, outcome, stored)
@@ -227,6 +232,11 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
     log.info("session %s processed: %d photos, %d videos, %d problems", session.id,
              result.made, result.videos, len(result.problems))
     return result
+
+
+def _result(early: DeriveResult | ProcessingStopped) -> DeriveResult:
+    assert isinstance(early, DeriveResult)  # a stop was raised above
+    return early
 
 
 def _check_space(cfg: Config, layout: SessionLayout, shots: list[Shot]) -> None:

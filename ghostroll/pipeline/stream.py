@@ -15,6 +15,7 @@ gallery id) is simply done there."""
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import queue
@@ -32,6 +33,7 @@ from ghostroll.card.media import Kind
 from ghostroll.config import Config
 from ghostroll.derive import DeriveJob, DeriveResult
 from ghostroll.derive.pool import DerivePool
+from ghostroll.errors import ProcessingStopped
 from ghostroll.gallery import model as gm
 from ghostroll.gallery.render import progress_document, render_index
 from ghostroll.gallery.shots import CardEntry, Shot, plan_shots
@@ -59,9 +61,9 @@ class Stream:
 
     def __init__(self, cfg: Config, client: Any | None = None) -> None:
         self.cfg = cfg
-        self.ready: dict[DeriveJob, DeriveResult] = {}
+        self.ready: dict[DeriveJob, DeriveResult | ProcessingStopped] = {}
         self.sessions: dict[str, _Session] = {}
-        self.futures: list[Future[DeriveResult]] = []
+        self.futures: list[tuple[DeriveJob, Future[DeriveResult]]] = []
         self.shots: dict[DeriveJob, tuple[_Session, Shot]] = {}
         self.lock = threading.Lock()
         self.pool = DerivePool(cfg.images, on_result=self._derived)
@@ -83,7 +85,7 @@ class Stream:
             job = DeriveJob(rec.stored, rec.kind, layout.share_dir / f"{shot.id}.jpg",
                             layout.thumbs_dir / f"{shot.id}.jpg")
             self.shots[job] = (session, shot)
-        self.futures.append(self.pool.submit(job))
+        self.futures.append((job, self.pool.submit(job)))
 
     def _derived(self, result: DeriveResult) -> None:
         with self.lock:
@@ -93,9 +95,10 @@ class Stream:
 
     def close(self) -> None:
         self.pool.close()
-        for future in self.futures:
-            if future.exception() is not None:  # the disk failed: processing says so
-                log.info("early derivative stopped: %s", future.exception())
+        for job, future in self.futures:
+            exc = future.exception()
+            if isinstance(exc, ProcessingStopped) and exc.errno != errno.ECANCELED:
+                self.ready[job] = exc  # the machine failed: processing stops on it
         if self.uploader is not None:
             self.uploader.close()
 
