@@ -273,7 +273,8 @@ def gallery_item(shot: Shot, outcome: DeriveResult,
         id=shot.id,
         name=shot.name,
         kind=shot.kind,
-        thumb=f"thumbs/{shot.id}.jpg" if has_images else None,
+        thumb=(None if not has_images else f"share/{shot.id}.jpg"
+               if outcome.thumb == outcome.share else f"thumbs/{shot.id}.jpg"),
         share=f"share/{shot.id}.jpg" if has_images and shot.kind == "photo" else None,
         original=("originals/" + stored.get(shot.source.rel_path, shot.source.rel_path)
                   if shot.kind == "video" else None),

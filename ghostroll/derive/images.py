@@ -42,6 +42,9 @@ ENVIRONMENTAL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, e
                            errno.EPIPE})
 _SRGB = ImageCms.createProfile("sRGB")
 RESAMPLE = Image.Resampling.BICUBIC
+# A picture shared as it is serves as its own thumbnail up to this multiple of the
+# thumbnail edge (a 640x480 camera JPEG: ~130 kB instead of a second ~40 kB object).
+OWN_THUMB_RATIO = 1.5
 
 
 @dataclass(frozen=True)
@@ -148,29 +151,36 @@ def _picture(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
 
 def _shared_as_is(job: DeriveJob, images: ImagesConfig, mtime: float) -> DeriveResult | None:
     """A small sRGB upright JPEG: the share image is the original with its metadata
-    rewritten (`lossless.py`), only the thumbnail is decoded. None: not such a JPEG."""
+    rewritten (`lossless.py`); only the thumbnail is decoded, and a picture already about
+    thumbnail-sized is its own thumbnail (one object less to send: `thumb` is `share`).
+    None: not such a JPEG."""
     try:
         opened = Image.open(job.source)
     except (Image.DecompressionBombError, Image.UnidentifiedImageError):
         return None  # the general path says what it is
+    own_thumb = False
     with opened as image:
         if not lossless.eligible(image, images.share_max_long_edge):
             return None
         exif = image.getexif()
         size = image.size
-        image.draft("RGB", (images.thumb_max_long_edge,) * 2)
+        own_thumb = max(size) <= images.thumb_max_long_edge * OWN_THUMB_RATIO
+        # decoded even when not needed as a thumbnail: a truncated or broken scan must be
+        # reported, not shared (at 1/8 scale the DCT decode costs next to nothing)
+        image.draft("RGB", (1, 1) if own_thumb else (images.thumb_max_long_edge,) * 2)
         thumb = to_srgb(image.convert("RGB") if image.mode != "RGB" else image.copy())
     try:
         data = lossless.rewrite_metadata(job.source.read_bytes(), shared_exif(exif))
     except lossless.NotJpeg:
         return None
-    thumb.thumbnail((images.thumb_max_long_edge,) * 2, RESAMPLE)
     faults.delay("derive")
     faults.fault("derive")
     _write_bytes(job.share, data)
-    save_jpeg(thumb, job.thumb, images.thumb_quality)
-    return DeriveResult(job, job.share, job.thumb, size[0], size[1],
-                        meta_from_exif(exif, mtime))
+    if not own_thumb:
+        thumb.thumbnail((images.thumb_max_long_edge,) * 2, RESAMPLE)
+        save_jpeg(thumb, job.thumb, images.thumb_quality)
+    return DeriveResult(job, job.share, job.share if own_thumb else job.thumb, size[0],
+                        size[1], meta_from_exif(exif, mtime))
 
 
 def to_srgb(image: Image.Image) -> Image.Image:

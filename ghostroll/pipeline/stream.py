@@ -187,7 +187,9 @@ class _Uploader:
             for result in batch:
                 session, _ = self.stream.origin(result)
                 path = getattr(result, kind)
-                key = f"{'thumbs' if kind == 'thumb' else 'share'}/{path.name}"
+                if kind == "share" and path == result.thumb:
+                    continue  # a small picture that is its own thumbnail
+                key = f"{path.parent.name}/{path.name}"
                 tasks.append(UploadTask.for_file(prefix_for(self.cfg, session.row.id) + key,
                                                  path))
         report = upload_all(self.client, self.cfg.s3.s3_bucket, tasks, ledger,

@@ -272,13 +272,14 @@ def publish_session(cfg: Config, db: Database, client: Any, session: SessionRow,
         batch = photos[start:start + step]
         files = []
         for item in batch:
-            for key in (item.thumb, item.share):
+            for key in dict.fromkeys((item.thumb, item.share)):  # may be one picture
                 if key:
                     files.append((key, sender.local(key)))
-        sender.send(files)
+        report = sender.send(files)
         up.update(batch)
         done = len(up)
-        if done < total:
+        # a round the streaming pipeline already sent changes nothing a recipient sees
+        if done < total and report.uploaded:
             partial = Gallery(gallery.title, session.id,
                               tuple(i for i in gallery.items if i in up),
                               expires=link.expires, progress=Progress(done, total, False))
