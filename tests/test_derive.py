@@ -13,6 +13,7 @@ from PIL import Image
 
 from ghostroll.card.media import HEAD_BYTES, Kind, classify
 from ghostroll.derive import DeriveJob, derive_many, derive_one, meta_from_exif, numbering_gaps
+from ghostroll.derive.images import OWN_THUMB_RATIO
 from ghostroll.derive.pool import Budget
 from ghostroll.devtools.synthetic import PhotoSpec, make_jpeg
 from tests.support.ingest import make_config
@@ -79,7 +80,10 @@ def test_every_sample_gives_a_picture_or_a_clear_reason(sample_results) -> None:
             assert result.error is None and result.note is None, (name, result)
             assert result.share is not None and result.thumb is not None
             share = assert_clean_jpeg(result.share, images.share_max_long_edge)
-            thumb = assert_clean_jpeg(result.thumb, images.thumb_max_long_edge)
+            # a small picture shared as it is serves as its own thumbnail
+            own = result.thumb == result.share
+            thumb = assert_clean_jpeg(result.thumb, int(images.thumb_max_long_edge *
+                                                        (OWN_THUMB_RATIO if own else 1)))
             assert (share.width >= share.height) == (thumb.width >= thumb.height)
 
 
@@ -223,13 +227,17 @@ def test_small_jpeg_is_shared_as_is_without_its_metadata(tmp_path: Path) -> None
     scan = src.read_bytes().index(b"\xff\xda")
     assert share.endswith(src.read_bytes()[scan:])  # not re-encoded
     assert share == rewrite_metadata(src.read_bytes(), None)
-    assert_clean_jpeg(result.thumb, 512)
+    assert result.thumb == result.share  # 640 px: its own thumbnail, one object less
     with Image.open(result.share) as a, Image.open(src) as b:
         assert a.tobytes() == b.tobytes()
 
 
 def test_jpegs_that_need_pixels_changed_are_still_re_encoded(tmp_path: Path) -> None:
     images = make_config(tmp_path).images
+    middle = make_jpeg(tmp_path / "middle.jpg", PhotoSpec(width=1600, height=1067))
+    result = derive_one(job_for(middle, tmp_path / "out"), images)
+    assert result.thumb != result.share  # shared as it is, with a thumbnail of its own
+    assert_clean_jpeg(result.thumb, 512)
     turned = make_jpeg(tmp_path / "turned.jpg", PhotoSpec(width=640, height=480, orientation=6))
     big = make_jpeg(tmp_path / "big.jpg", PhotoSpec(width=3000, height=2000))
     for src in (turned, big):

@@ -204,7 +204,7 @@ def test_read_data_resumes_after_being_killed(tmp_path: Path) -> None:
     killed = ghostroll(tmp_path, "verify", "--read-data", "--json",
                        env={"GHOSTROLL_FAULT": "verify.read:kill@3"})
     assert killed.returncode == -signal.SIGKILL
-    checkpoint = tmp_path / "ghostroll.storage.db.verify-read"
+    checkpoint = tmp_path / "ghostroll.db.verify-read"
     assert len(checkpoint.read_text().splitlines()) == 1 + 2  # header + two copies
     rc, report = check(tmp_path, "--read-data")
     assert rc == 0
@@ -358,7 +358,7 @@ def test_the_idle_screen_shows_the_last_problem(tmp_path: Path) -> None:
     screen = idle_screen()
     assert screen.lines[0] == "verify: 1 problem · ssh: ghostroll verify"
     assert render(screen, 250, 122).size == (250, 122)
-    (tmp_path / "ghostroll.storage.db.verify.json").unlink()
+    (tmp_path / "ghostroll.db.verify.json").unlink()
     assert check(tmp_path, "--local", "--session", "1")[0] == 1  # one session: not kept
     assert not any("verify" in line for line in idle_screen().lines)
 

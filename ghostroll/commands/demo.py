@@ -32,7 +32,7 @@ def run_demo(workdir: Path, photos: int = 12, serve: bool = False) -> int:
 
     workdir = workdir.resolve()
     for old in ("card", "sessions", "s3", "frames", "frames-again", "ghostroll.db",
-                "ghostroll.db-wal", "ghostroll.db-shm", "ghostroll.storage.db.short-links"):
+                "ghostroll.db-wal", "ghostroll.db-shm", "ghostroll.db.short-links"):
         target = workdir / old
         if target.is_dir():
             shutil.rmtree(target)
