@@ -169,3 +169,20 @@ def _check_types(message: Message) -> None:
         if expected is not None and (not isinstance(value, expected)
                                      or isinstance(value, bool)):
             raise ProtocolError(f"{message.type}.{f.name}: {value!r} is not {f.type}")
+
+
+@dataclass(frozen=True)
+class Recorded(Message):
+    """Worker → service: one original verified and recorded (durable), so the service's
+    work child may derive and upload it while the card is still read."""
+    type: ClassVar[str] = "recorded"
+    session_id: str
+    rel_path: str
+    stored: str  # the verified copy's absolute path
+    kind: str
+    group: str
+    sha256: str
+    size: int
+
+
+MESSAGES[Recorded.type] = Recorded

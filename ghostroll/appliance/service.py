@@ -30,6 +30,7 @@ from typing import Any
 
 from ghostroll.appliance import machine as sm
 from ghostroll.appliance import protocol as p
+from ghostroll.appliance.feed import WorkFeed
 from ghostroll.appliance.idle_facts import (
     REFRESH_S,
     IdleFacts,
@@ -104,6 +105,7 @@ class Service:
         self.work_cmd = work_cmd or [sys.executable, "-m", "ghostroll", "work"]
         self.work_thread: threading.Thread | None = None
         self.work_again = threading.Event()
+        self.feed = WorkFeed()  # recorded originals → the streaming work child
         self.linked: set[str] = set()
         self.runtime = cfg.appliance.runtime_dir
         self.server: CardServer | None = None
@@ -188,6 +190,12 @@ class Service:
         now = self.clock()
         device = self.devices_by_conn.get(item.conn, "")
         message = item.message
+        if isinstance(message, p.Recorded):
+            if self.feed.recorded(message):
+                self.start_work()
+            return None
+        if isinstance(message, p.Done | p.Failed) or (message is None and device):
+            self.feed.end()  # the copy is over: the work child's input ends
         if message is None:  # the worker went away
             if device and self.conns.get(device) == item.conn:
                 del self.conns[device]
@@ -261,7 +269,7 @@ class Service:
     def _work_loop(self) -> None:
         while self.work_again.is_set() and not self.stopping.is_set():
             self.work_again.clear()
-            code = self._run_work([])
+            code = self._run_work(["--stream"] if self.feed.active else [])
             if code == 3:  # offline or waiting for the clock: try again later
                 self.work_again.wait(RETRY_WORK_S)
                 self.work_again.set()
@@ -273,16 +281,24 @@ class Service:
     def _run_work(self, extra: list[str]) -> int:
         env = {**os.environ, "GHOSTROLL_CONFIG": str(self.cfg.config_file or ""),
                **_env_overrides(self.cfg)}
+        stream = "--stream" in extra
         proc = subprocess.Popen([*self.work_cmd, *extra], stdout=subprocess.PIPE, text=True,
-                                env=env)
+                                env=env, stdin=subprocess.PIPE if stream else None)
+        if stream:
+            assert proc.stdin is not None
+            self.feed.attach(proc.stdin)
         assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                item = json.loads(line)
-            except ValueError:
-                continue
-            self._work_event(item)
-        code = proc.wait()
+        try:
+            for line in proc.stdout:
+                try:
+                    item = json.loads(line)
+                except ValueError:
+                    continue
+                self._work_event(item)
+            code = proc.wait()
+        finally:
+            if stream:
+                self.feed.detach()
         if code not in (0, 3):
             self.post(Ev.WORK_FAILED, message=f"background work failed (exit {code}); "
                                               "see `journalctl -u ghostroll`")

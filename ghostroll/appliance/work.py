@@ -10,16 +10,24 @@ session, then drains the publish queue, printing one JSON object per line:
     {"stage": "failed", "message": "..."}
     {"stage": "local", "photos": 40, "session_id": "..."}   (no bucket configured)
 
-With `--link SESSION` it only signs that session's share link (a local operation)."""
+With `--link SESSION` it only signs that session's share link (a local operation).
+With `--stream` it first reads the originals the card worker announced (`protocol.Recorded`
+lines, passed on by the service's `feed.py`) from stdin and derives and uploads each at
+once (`pipeline/stream.py`), printing nothing; at the end of stdin (the copy is over) it
+processes and publishes as above, reusing what it made."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from ghostroll.config import Config
-from ghostroll.storage.db import Database
+from ghostroll.storage.db import Database, SessionRow
+
+if TYPE_CHECKING:
+    from ghostroll.process import Ready
 
 
 def _emit(out: TextIO, **fields: object) -> None:
@@ -27,16 +35,19 @@ def _emit(out: TextIO, **fields: object) -> None:
     out.flush()
 
 
-def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None) -> int:
+def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None,
+             announced: BinaryIO | None = None) -> int:
     """Exit 3 when something waits (offline, or processing stopped by a full disk): the
-    service runs it again later. A session set aside is skipped; the others go on."""
+    service runs it again later. A session set aside is skipped; the others go on.
+    `announced`: the stream of recorded originals to derive and upload first."""
     from ghostroll.process import process_pending
 
     with Database(cfg.storage.db_path) as db:
         if link_only:
             return _link(cfg, db, link_only, out)
+        ready = _stream(cfg, db, announced) if announced is not None else None
         results = process_pending(cfg, db, lambda sid, d, t: _emit(
-            out, stage="processing", done=d, total=t, session_id=sid))
+            out, stage="processing", done=d, total=t, session_id=sid), ready)
         stopped = next((r.stopped for r in results if r.stopped), None)
         if not cfg.s3.enabled:
             for result in results:
@@ -47,6 +58,37 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
             _emit(out, stage="waiting", reason=stopped)
             return 3
         return code
+
+
+def _stream(cfg: Config, db: Database, announced: BinaryIO) -> Ready:
+    """Derive (and upload) each announced original until the input ends. Each is checked
+    against the database first: only a recorded, verified copy is ever used."""
+    from ghostroll.appliance import protocol as p
+    from ghostroll.card.ingest import Recorded
+    from ghostroll.pipeline.stream import Stream
+    from ghostroll.publish.s3client import make_client
+    from ghostroll.storage import db as dbm
+
+    sessions: dict[str, SessionRow | None] = {}
+    with Stream(cfg, make_client(cfg.s3) if cfg.s3.enabled else None) as stream:
+        for line in announced:
+            try:
+                message = p.decode(line)
+            except p.ProtocolError:
+                continue
+            if not isinstance(message, p.Recorded):
+                continue
+            if message.session_id not in sessions:
+                sessions[message.session_id] = db.session(message.session_id)
+            session = sessions[message.session_id]
+            row = db.session_file(message.session_id, message.rel_path) if session else None
+            if session is None or row is None or row["status"] != dbm.VERIFIED \
+                    or row["sha256"] != message.sha256:
+                continue
+            stream.recorded(Recorded(session, message.rel_path, Path(message.stored),
+                                     message.kind, message.group, message.sha256,
+                                     message.size))
+    return stream.ready
 
 
 def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:
