@@ -2,12 +2,14 @@
 them, card → published on a local SeaweedFS. Prints one JSON document:
 
 - card A (20 x 24 MP JPEG, ~194 MB) and card C (1000 x 640x480 JPEG, ~131 MB): wall,
-  peak RSS, card bytes read / card bytes, time to the first share link (link.json
-  written, seconds after the process started), ratio to the 2-core floor;
+  peak RSS and CPU of the `ghostroll run` process, card bytes copied / card bytes (from
+  the manifest), time to the first share link (link.json written, seconds after the
+  process started), ratio to the 2-core floor;
 - the re-insert of card A (nothing new): wall and card bytes read;
 - the floor: single-process draft decode + resize + SHA-256 of card A, halved for 2 cores;
 - with `--slow-mb-s R`: card A read through `bench/slowcard.py` (a read-only FUSE
-  passthrough limited to R MB/s), its wall against the card's read time at that rate.
+  passthrough limited to R MB/s), its wall against the card's read time at that rate and
+  the card bytes really read (counted by the passthrough) / card bytes.
 
     python bench/pipeline.py [--slow-mb-s 40] [--only A,C,reinsert,floor] [--keep DIR]"""
 
@@ -88,7 +90,7 @@ def first_link_s(work: Path, started_epoch: float) -> float | None:
 
 
 def card_bytes_read(work: Path) -> int:
-    """What the newest session's manifest says was read from the card (new files)."""
+    """Bytes of the card files the newest session's manifest records as verified."""
     manifests = sorted((work / "sessions").glob("*/manifest.json"),
                        key=lambda p: p.stat().st_mtime)
     if not manifests:
@@ -151,7 +153,7 @@ def measure_card(name: str, card: Path, work: Path, s3flags: dict[str, str],
     size = tree_size(card)
     report = {"wall_s": result["wall_s"], "peak_rss_mb": result["peak_rss_mb"],
               "cpu_s": result["cpu_s"], "card_bytes": size,
-              "card_bytes_read_per_card_byte": round(card_bytes_read(work) / size, 3),
+              "card_bytes_copied_per_card_byte": round(card_bytes_read(work) / size, 3),
               "first_share_link_s": first_link_s(work, started_epoch)}
     if floor_2core:
         report["ratio_to_2core_floor"] = round(result["wall_s"] / floor_2core, 2)
@@ -195,9 +197,17 @@ def main() -> None:
                                     "peak_rss_mb": again["peak_rss_mb"]}
         if args.slow_mb_s:
             shutil.rmtree(work / "run-slow", ignore_errors=True)
+            from slowcard import served_file
             with slow_card(card_a, work, args.slow_mb_s) as (mnt, kind):
                 slow = measure_card("S", mnt, work / "run-slow", flags, floor)
             slow["card"] = kind
+            # what really crossed the card reader, counted by the passthrough
+            slow["card_bytes_read_per_card_byte"] = round(
+                int(served_file(mnt).read_text()) / tree_size(card_a), 3)
+            with slow_card(card_a, work, args.slow_mb_s) as (mnt, _):
+                again = run_ghostroll(mnt, work / "run-slow", "fat:BENC-S")
+            slow["reinsert"] = {"wall_s": again["wall_s"],
+                                "card_content_bytes_read": int(served_file(mnt).read_text())}
             read_s = tree_size(card_a) / (args.slow_mb_s * 1e6)
             slow.update(rate_mb_s=args.slow_mb_s, card_read_s=round(read_s, 2),
                         wall_over_read=round(slow["wall_s"] / read_s, 3))

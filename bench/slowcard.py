@@ -43,6 +43,7 @@ class SlowReadOnly(Operations):  # type: ignore[misc]
     def __init__(self, root: Path, rate: float) -> None:
         self.root = str(root)
         self.throttle = Throttle(rate)
+        self.served = 0  # content bytes read through the mount
 
     def _path(self, path: str) -> str:
         return os.path.join(self.root, path.lstrip("/"))
@@ -64,6 +65,7 @@ class SlowReadOnly(Operations):  # type: ignore[misc]
     def read(self, path: str, size: int, offset: int, fh: int) -> bytes:
         data = os.pread(fh, size, offset)
         self.throttle.take(len(data))
+        self.served += len(data)
         return data
 
     def release(self, path: str, fh: int) -> None:
@@ -76,9 +78,15 @@ class SlowReadOnly(Operations):  # type: ignore[misc]
             "f_flag", "f_frsize", "f_namemax")}
 
 
+def served_file(mountpoint: Path) -> Path:
+    """Where the passthrough writes how many content bytes it served, once unmounted."""
+    return mountpoint.with_name(mountpoint.name + ".served")
+
+
 @contextlib.contextmanager
 def slow_mount(source: Path, mountpoint: Path, mb_s: float) -> Iterator[Path]:
-    """`source` served read-only at `mb_s` MB/s on `mountpoint` by a child process."""
+    """`source` served read-only at `mb_s` MB/s on `mountpoint` by a child process;
+    after it, `served_file(mountpoint)` holds the bytes it served."""
     mountpoint.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen([sys.executable, __file__, str(source), str(mountpoint),
                              "--mb-s", str(mb_s)])
@@ -100,8 +108,10 @@ def main() -> None:
     parser.add_argument("mountpoint", type=Path)
     parser.add_argument("--mb-s", type=float, required=True, help="read rate, MB/s (1e6)")
     args = parser.parse_args()
-    FUSE(SlowReadOnly(args.source.resolve(), args.mb_s * 1e6), str(args.mountpoint),
-         foreground=True, ro=True, nothreads=False, max_read=131072, big_writes=False)
+    fs = SlowReadOnly(args.source.resolve(), args.mb_s * 1e6)
+    FUSE(fs, str(args.mountpoint), foreground=True, ro=True, nothreads=False,
+         max_read=131072, big_writes=False)
+    served_file(args.mountpoint).write_text(f"{fs.served}\n")
 
 
 if __name__ == "__main__":
