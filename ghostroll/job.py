@@ -99,7 +99,8 @@ def process_pending(cfg: Config, db: Database, out: TextIO | None = None,
 
 
 def publish_all(cfg: Config, db: Database, out: TextIO | None,
-                only: str | None = None, client: Any | None = None) -> DrainResult:
+                only: str | None = None, client: Any | None = None,
+                failed_before: dict[str, str] | None = None) -> DrainResult:
     from ghostroll.publish.publisher import drain
     from ghostroll.publish.s3client import make_client
 
@@ -111,7 +112,8 @@ def publish_all(cfg: Config, db: Database, out: TextIO | None,
             out.write(text + "\n")
             out.flush()
 
-    return drain(cfg, db, client or make_client(cfg.s3), report, only=only)
+    return drain(cfg, db, client or make_client(cfg.s3), report, only=only,
+                 failed_before=failed_before)
 
 
 def early_link(cfg: Config, db: Database, session_id: str, client: Any | None = None) -> None:
@@ -195,7 +197,8 @@ def run_job(path: Path, cfg: Config, volume_id: str | None = None, label: str | 
                                 "`ghostroll publish SESSION` publishes one later")
         elif publish:
             if todo.publish:
-                job.publish = publish_all(cfg, db, out, client=client())
+                job.publish = publish_all(cfg, db, out, client=client(),
+                                          failed_before=stream.upload_failed if stream else None)
         else:
             job.publish_note = "publishing skipped (--no-publish); `ghostroll publish` sends it"
     for line in job.lines():

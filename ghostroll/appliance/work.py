@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from ghostroll.config import Config
 from ghostroll.storage.db import Database, SessionRow
@@ -45,7 +45,12 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
     with Database(cfg.storage.db_path) as db:
         if link_only:
             return _link(cfg, db, link_only, out)
-        ready = _stream(cfg, db, announced) if announced is not None else None
+        client = None
+        if cfg.s3.enabled:  # one S3 client for the stream and publishing
+            from ghostroll.publish.s3client import make_client
+            client = make_client(cfg.s3)
+        ready, failed = (_stream(cfg, db, announced, client) if announced is not None
+                         else (None, {}))
         results = process_pending(cfg, db, lambda sid, d, t: _emit(
             out, stage="processing", done=d, total=t, session_id=sid), ready)
         stopped = next((r.stopped for r in results if r.stopped), None)
@@ -53,24 +58,24 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
             for result in results:
                 if not (result.stopped or result.set_aside):
                     _emit(out, stage="local", photos=result.made, session_id=result.session_id)
-        code = _publish(cfg, db, out) if cfg.s3.enabled else 0
+        code = _publish(cfg, db, out, failed, client) if client is not None else 0
         if stopped:
             _emit(out, stage="waiting", reason=stopped)
             return 3
         return code
 
 
-def _stream(cfg: Config, db: Database, announced: BinaryIO) -> Ready:
+def _stream(cfg: Config, db: Database, announced: BinaryIO,
+            client: Any | None) -> tuple[Ready, dict[str, str]]:
     """Derive (and upload) each announced original until the input ends. Each is checked
     against the database first: only a recorded, verified copy is ever used."""
     from ghostroll.appliance import protocol as p
     from ghostroll.card.ingest import Recorded
     from ghostroll.pipeline.stream import Stream
-    from ghostroll.publish.s3client import make_client
     from ghostroll.storage import db as dbm
 
     sessions: dict[str, SessionRow | None] = {}
-    with Stream(cfg, make_client(cfg.s3) if cfg.s3.enabled else None) as stream:
+    with Stream(cfg, client) as stream:
         for line in announced:
             try:
                 message = p.decode(line)
@@ -88,7 +93,7 @@ def _stream(cfg: Config, db: Database, announced: BinaryIO) -> Ready:
             stream.recorded(Recorded(session, message.rel_path, Path(message.stored),
                                      message.kind, message.group, message.sha256,
                                      message.size))
-    return stream.ready
+    return stream.ready, stream.upload_failed
 
 
 def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:
@@ -107,9 +112,9 @@ def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:
     return 0
 
 
-def _publish(cfg: Config, db: Database, out: TextIO) -> int:
+def _publish(cfg: Config, db: Database, out: TextIO, failed_before: dict[str, str],
+             client: Any) -> int:
     from ghostroll.publish.publisher import PublishEvent, drain
-    from ghostroll.publish.s3client import make_client
 
     def report(e: PublishEvent) -> None:
         fields: dict[str, object] = {"stage": e.stage, "session_id": e.session_id,
@@ -122,7 +127,7 @@ def _publish(cfg: Config, db: Database, out: TextIO) -> int:
             fields["reason" if e.stage == "waiting" else "message"] = e.message
         _emit(out, **fields)
 
-    result = drain(cfg, db, make_client(cfg.s3), report)
+    result = drain(cfg, db, client, report, failed_before=failed_before)
     if result.waiting:
         _emit(out, stage="waiting", reason=result.waiting)
         return 3

@@ -65,6 +65,8 @@ class Stream:
         self.sessions: dict[str, _Session] = {}
         self.futures: list[tuple[DeriveJob, Future[DeriveResult]]] = []
         self.shots: dict[DeriveJob, tuple[_Session, Shot]] = {}
+        # session id -> why an upload failed (not offline): publishing reports it
+        self.upload_failed: dict[str, str] = {}
         self.lock = threading.Lock()
         self.pool = DerivePool(cfg.images, on_result=self._derived)
         self.uploader = _Uploader(cfg, client, self) if client is not None else None
@@ -196,7 +198,14 @@ class _Uploader:
                             workers=self.cfg.s3.upload_workers,
                             multipart_threshold_bytes=self.cfg.s3.multipart_threshold_mb << 20)
         if report.failed:
+            from ghostroll.publish.publisher import ENDPOINT_DOWN
+
             log.info("early uploads stop: %s", report.summary())
+            if not next(iter(report.failed.values())).startswith(ENDPOINT_DOWN):
+                for result in batch:  # offline only waits; anything else is reported
+                    session, _ = self.stream.origin(result)
+                    self.stream.upload_failed.setdefault(
+                        session.row.id, f"upload failed: {report.summary()}")
             return False
         for result in batch:
             session, shot = self.stream.origin(result)

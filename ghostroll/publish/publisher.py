@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -328,9 +328,13 @@ def queue_processed(db: Database) -> None:
 
 
 def drain(cfg: Config, db: Database, client: Any, on_event: EventFn | None = None,
-          only: str | None = None) -> DrainResult:
-    """Publish every queued session (or just `only`), oldest first."""
+          only: str | None = None, failed_before: Mapping[str, str] | None = None
+          ) -> DrainResult:
+    """Publish every queued session (or just `only`), oldest first. `failed_before`:
+    sessions whose uploads already failed in this run (the streaming pipeline), with
+    why: they fail here as they would have, and are tried again by the next run."""
     result = DrainResult([], failed={})
+    failed_before = failed_before or {}
     with publish_lock(cfg.storage.db_path):
         queue_processed(db)
         ids = [only] if only else db.queued_sessions()
@@ -343,6 +347,14 @@ def drain(cfg: Config, db: Database, client: Any, on_event: EventFn | None = Non
         for session_id in ids:
             session = db.session(session_id)
             if session is None or session.state not in (dbm.PROCESSED, dbm.PUBLISHED):
+                continue
+            if session_id in failed_before:
+                message = failed_before[session_id]
+                db.set_publish_state(session_id, dbm.RETRY, error=message)
+                assert result.failed is not None
+                result.failed[session_id] = message
+                if on_event:
+                    on_event(PublishEvent(session_id, "failed", message=message))
                 continue
             try:
                 publish_session(cfg, db, client, session, on_event)
