@@ -184,15 +184,17 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
              progress: ProgressFn | None, ready: Ready) -> ProcessResult:
     shots = plan_shots(session_entries(db, session.id))
     stored = stored_paths(db, session.id)
-    _check_space(cfg, layout, shots)
-    log.info("processing session %s: %d shots", session.id, len(shots))
-    result = ProcessResult(session.id, shots=len(shots))
     jobs = [_job(layout, shot, stored) for shot in shots]
-    todo = [job for job in jobs if job not in ready]
     for job in jobs:
         early = ready.get(job)
         if isinstance(early, ProcessingStopped):
             raise early
+    todo = [job for job in jobs if job not in ready]
+    # room only for what is still to make: the stream's derivatives are on disk already
+    _check_space(cfg, layout, [shot for shot, job in zip(shots, jobs, strict=True)
+                               if job not in ready])
+    log.info("processing session %s: %d shots", session.id, len(shots))
+    result = ProcessResult(session.id, shots=len(shots))
     done = len(jobs) - len(todo)
 
     def on_result(_: DeriveResult) -> None:
