@@ -197,15 +197,7 @@ class _Uploader:
         report = upload_all(self.client, self.cfg.s3.s3_bucket, tasks, ledger,
                             workers=self.cfg.s3.upload_workers,
                             multipart_threshold_bytes=self.cfg.s3.multipart_threshold_mb << 20)
-        if report.failed:
-            from ghostroll.publish.publisher import ENDPOINT_DOWN
-
-            log.info("early uploads stop: %s", report.summary())
-            if not next(iter(report.failed.values())).startswith(ENDPOINT_DOWN):
-                for result in batch:  # offline only waits; anything else is reported
-                    session, _ = self.stream.origin(result)
-                    self.stream.upload_failed.setdefault(
-                        session.row.id, f"upload failed: {report.summary()}")
+        if not self._ok(report, [self.stream.origin(result)[0] for result in batch]):
             return False
         for result in batch:
             session, shot = self.stream.origin(result)
@@ -213,6 +205,20 @@ class _Uploader:
             if item is not None:
                 session.items.append(item)
         return True
+
+    def _ok(self, report: Any, sessions: list[_Session]) -> bool:
+        """False when something failed: offline only waits for publishing, anything else
+        fails these sessions' publishing in this run."""
+        if not report.failed:
+            return True
+        from ghostroll.publish.publisher import ENDPOINT_DOWN
+
+        log.info("early uploads stop: %s", report.summary())
+        if not next(iter(report.failed.values())).startswith(ENDPOINT_DOWN):
+            for session in sessions:
+                self.stream.upload_failed.setdefault(
+                    session.row.id, f"upload failed: {report.summary()}")
+        return False
 
     def _pages(self, batch: list[DeriveResult], ledger: Any, signed: dict[str, str]) -> None:
         """A progressive index.html + progress.json for each session of the round whose
@@ -248,5 +254,6 @@ class _Uploader:
                 path = self.tmp / f"{session.row.id}-{name}"
                 path.write_text(text, encoding="utf-8")
                 tasks.append(UploadTask.for_file(prefix + name, path))
-            upload_all(self.client, self.cfg.s3.s3_bucket, tasks, ledger,
-                       workers=2, multipart_threshold_bytes=64 << 20)
+            report = upload_all(self.client, self.cfg.s3.s3_bucket, tasks, ledger,
+                                workers=2, multipart_threshold_bytes=64 << 20)
+            self._ok(report, [session])
