@@ -44,7 +44,7 @@ USAGE = {
     "unshare": "SESSION [--delete] [settings]",
     "rename": "SESSION NAME [settings]",
     "restore": "--from DIR [settings]",
-    "work": "[--link SESSION] [settings]",
+    "work": "[--link SESSION | --stream] [settings]",
     "service": "[settings]",
     "simulate": "--card DIR --frames DIR [--press KIND@SECONDS] [settings]",
     "firstboot": "[--source FILE] [--admin USER]",
@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     work = commands.add_parser("work", help="process and publish what is pending "
                                "(the service runs this; JSON lines on stdout)")
     work.add_argument("--link", metavar="SESSION", help="only sign this session's link")
+    work.add_argument("--stream", action="store_true",
+                      help="first derive and upload the recorded originals announced on "
+                           "stdin (the service passes on the card worker's), until it ends")
     config.add_flags(work)
     work.set_defaults(handler=cmd_work)
 
@@ -374,7 +377,8 @@ def cmd_work(args: argparse.Namespace) -> int:
 
     cfg = config.from_args(args)
     setup_logging(cfg)
-    return run_work(cfg, link_only=args.link)
+    return run_work(cfg, link_only=args.link,
+                    announced=sys.stdin.buffer if args.stream else None)
 
 
 def _require_bucket(cfg: config.Config) -> None:

@@ -21,7 +21,7 @@ import json
 import logging
 import shutil
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePosixPath
@@ -63,6 +63,9 @@ class ProcessResult:
 
 
 ProgressFn = Callable[[int, int], None]  # (done, total)
+# Derivatives the streaming pipeline already made in this process, by the job it ran;
+# a job that met a failing machine (disk full...) stops the session as it would here.
+Ready = Mapping[DeriveJob, DeriveResult | ProcessingStopped]
 SessionProgressFn = Callable[[str, int, int], None]  # (session id, done, total)
 
 # Room a picture's derivatives take, bytes per share-image pixel: q90 share images of the
@@ -93,8 +96,8 @@ def derivative_bytes(pictures: int, images: ImagesConfig) -> int:
     return int(pictures * (share + thumb + in_zip)) + GALLERY_ALLOWANCE
 
 
-def process_pending(cfg: Config, db: Database,
-                    progress: SessionProgressFn | None = None) -> list[ProcessResult]:
+def process_pending(cfg: Config, db: Database, progress: SessionProgressFn | None = None,
+                    ready: Ready | None = None) -> list[ProcessResult]:
     """Process every session whose copy is complete, oldest first. A set-aside session
     is skipped; one failing unexpectedly is set aside and the next one goes on; an
     environmental stop ends the pass (the next session would meet the same disk)."""
@@ -106,7 +109,7 @@ def process_pending(cfg: Config, db: Database,
         if progress is not None:
             def on_progress(done: int, total: int, sid: str = session.id) -> None:
                 progress(sid, done, total)
-        result = process_or_set_aside(cfg, db, session, on_progress)
+        result = process_or_set_aside(cfg, db, session, on_progress, ready)
         if result.elsewhere:
             continue
         results.append(result)
@@ -116,7 +119,8 @@ def process_pending(cfg: Config, db: Database,
 
 
 def process_or_set_aside(cfg: Config, db: Database, session: SessionRow,
-                         progress: ProgressFn | None = None) -> ProcessResult:
+                         progress: ProgressFn | None = None,
+                         ready: Ready | None = None) -> ProcessResult:
     """`process_session`, with its failures turned into a stopped or set-aside result.
     A session another process is working on is left to it (two runs on two cards both
     see the other's finished copy as pending)."""
@@ -124,14 +128,14 @@ def process_or_set_aside(cfg: Config, db: Database, session: SessionRow,
         if not mine:
             log.info("session %s is being processed by another run", session.id)
             return ProcessResult(session.id, elsewhere=True)
-        return _process_guarded(cfg, db, session, progress)
+        return _process_guarded(cfg, db, session, progress, ready)
 
 
 def _process_guarded(cfg: Config, db: Database, session: SessionRow,
-                     progress: ProgressFn | None) -> ProcessResult:
+                     progress: ProgressFn | None, ready: Ready | None) -> ProcessResult:
     layout = SessionLayout(session.path)
     try:
-        return process_session(cfg, db, session, progress)
+        return process_session(cfg, db, session, progress, ready)
     except (DiskFullError, DatabaseError) as exc:  # the database or its disk: not the session's
         reason = str(exc)
     except OSError as exc:
@@ -170,25 +174,33 @@ def _log_to_session(layout: SessionLayout, level: int, message: str,
 
 
 def process_session(cfg: Config, db: Database, session: SessionRow,
-                    progress: ProgressFn | None = None) -> ProcessResult:
+                    progress: ProgressFn | None = None,
+                    ready: Ready | None = None) -> ProcessResult:
     """Raises `ProcessingStopped` (or an environmental OSError) when the machine fails;
     a problem of one file is in the result."""
     layout = SessionLayout(session.path)
     layout.create()
     with session_log(layout.log, logger=logging.getLogger("ghostroll")) as handler:
         handler.setLevel(logging.INFO)
-        return _process(cfg, db, session, layout, progress)
+        return _process(cfg, db, session, layout, progress, ready or {})
 
 
 def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayout,
-             progress: ProgressFn | None) -> ProcessResult:
+             progress: ProgressFn | None, ready: Ready) -> ProcessResult:
     shots = plan_shots(session_entries(db, session.id))
     stored = stored_paths(db, session.id)
-    _check_space(cfg, layout, shots)
+    jobs = [_job(layout, shot, stored) for shot in shots]
+    for job in jobs:
+        early = ready.get(job)
+        if isinstance(early, ProcessingStopped):
+            raise early
+    todo = [job for job in jobs if job not in ready]
+    # room only for what is still to make: the stream's derivatives are on disk already
+    _check_space(cfg, layout, [shot for shot, job in zip(shots, jobs, strict=True)
+                               if job not in ready])
     log.info("processing session %s: %d shots", session.id, len(shots))
     result = ProcessResult(session.id, shots=len(shots))
-    jobs = [_job(layout, shot, stored) for shot in shots]
-    done = 0
+    done = len(jobs) - len(todo)
 
     def on_result(_: DeriveResult) -> None:
         nonlocal done
@@ -196,10 +208,11 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
         if progress is not None:
             progress(done, len(jobs))
 
-    derived = derive_many(jobs, cfg.images, on_result=on_result) if jobs else []
+    made = dict(zip(todo, derive_many(todo, cfg.images, on_result=on_result), strict=True))
+    derived = [made[job] if job in made else _result(ready[job]) for job in jobs]
     items: list[gm.GalleryItem] = []
     for shot, outcome in zip(shots, derived, strict=True):
-        item = _item(shot, outcome, stored)
+        item = gallery_item(shot, outcome, stored)
         if outcome.error:
             result.problems.append(f"{shot.source.rel_path}: {outcome.error}")
         elif outcome.note:
@@ -213,7 +226,7 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
     if cfg.images.share_zip and any(i.share for i in items):
         write_share_zip(_zip_entries(layout, items), layout.derived / "share.zip")
         zip_key = "share.zip"
-    result.gallery = gm.Gallery(title=_title(layout, session, items), session_id=session.id,
+    result.gallery = gm.Gallery(title=gallery_title(layout, session, items), session_id=session.id,
                                 items=gm.sort_items(items), zip_key=zip_key,
                                 empty_note=None if items else _empty_note(shots, derived))
     save_gallery(layout, result.gallery)
@@ -222,6 +235,11 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
     log.info("session %s processed: %d photos, %d videos, %d problems", session.id,
              result.made, result.videos, len(result.problems))
     return result
+
+
+def _result(early: DeriveResult | ProcessingStopped) -> DeriveResult:
+    assert isinstance(early, DeriveResult)  # a stop was raised above
+    return early
 
 
 def _check_space(cfg: Config, layout: SessionLayout, shots: list[Shot]) -> None:
@@ -252,7 +270,8 @@ def _job(layout: SessionLayout, shot: Shot, stored: dict[str, str]) -> DeriveJob
     )
 
 
-def _item(shot: Shot, outcome: DeriveResult, stored: dict[str, str]) -> gm.GalleryItem | None:
+def gallery_item(shot: Shot, outcome: DeriveResult,
+                 stored: dict[str, str]) -> gm.GalleryItem | None:
     has_images = outcome.share is not None and outcome.thumb is not None
     if shot.kind == "photo" and not has_images:
         return None  # listed as a problem; the original is kept
@@ -266,7 +285,10 @@ def _item(shot: Shot, outcome: DeriveResult, stored: dict[str, str]) -> gm.Galle
         id=shot.id,
         name=shot.name,
         kind=shot.kind,
-        thumb=f"thumbs/{shot.id}.jpg" if outcome.thumb is not None else None,
+        # a small picture shared as it is serves as its own thumbnail (derive/lossless.py)
+        thumb=(None if outcome.thumb is None else f"share/{shot.id}.jpg"
+               if share is not None and outcome.thumb == outcome.share
+               else f"thumbs/{shot.id}.jpg"),
         share=clip if is_video else share,
         original=("originals/" + stored.get(shot.source.rel_path, shot.source.rel_path)
                   if shot.kind == "video" else None),
@@ -302,7 +324,8 @@ def _gaps(shots: list[Shot]) -> list[str]:
     return lines
 
 
-def _title(layout: SessionLayout, session: SessionRow, items: list[gm.GalleryItem]) -> str:
+def gallery_title(layout: SessionLayout, session: SessionRow,
+                  items: list[gm.GalleryItem]) -> str:
     """The name given with `ghostroll rename`, else one from the card label and the
     capture dates (see gallery/title.py)."""
     try:

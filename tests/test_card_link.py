@@ -4,6 +4,7 @@ stopping the worker (card pulled, shutdown); a worker without a service still co
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import signal
@@ -184,3 +185,42 @@ def test_worker_without_a_service_still_copies(tmp_path: Path) -> None:
     assert proc.returncode == 0, err
     assert "copying without it" in err
     assert sum(len(copies) for copies in originals(make_config(tmp_path)).values()) == 6
+
+
+def test_recorded_originals_are_announced_and_the_work_child_streams_them(
+        server, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Each original is announced once it is verified and recorded; `ghostroll work
+    --stream` derives what it is fed, then processes the session reusing it."""
+    srv, events = server
+    card = make_demo_card(tmp_path / "card", photos=3)
+    proc = worker(tmp_path, card, "sda1")
+    hello = next_event(events)
+    srv.send(hello.conn, p.Grant())
+    seen: list[p.Message | None] = []
+    while not isinstance(seen[-1] if seen else None, p.Done):
+        seen.append(next_event(events).message)
+    assert proc.wait(timeout=30) == 0
+    recorded = [m for m in seen if isinstance(m, p.Recorded)]
+    assert len(recorded) == 7  # every new file, pictures or not
+    assert all(Path(m.stored).is_file() for m in recorded)
+    assert p.decode(p.encode(recorded[0])) == recorded[0]
+    with Database(tmp_path / "ghostroll.db") as db:
+        for m in recorded:
+            row = db.session_file(m.session_id, m.rel_path)
+            assert row is not None and row["status"] == "verified"
+            assert row["sha256"] == m.sha256
+    env = {**os.environ, "GHOSTROLL_BASE_DIR": str(tmp_path / "sessions"),
+           "GHOSTROLL_DB_PATH": str(tmp_path / "ghostroll.db"), "PYTHONPATH": str(REPO)}
+    forged = p.Recorded(recorded[0].session_id, "DCIM/100GHOST/NOPE.JPG",
+                        str(tmp_path / "card" / "x.jpg"), "jpeg", "x", "0" * 64, 1)
+    feed = b"".join(p.encode(m) for m in (*recorded, forged)) + b"not a message\n"
+    work = subprocess.run([sys.executable, "-m", "ghostroll", "work", "--stream"],
+                          input=feed, env=env, capture_output=True, timeout=120)
+    assert work.returncode == 0, work.stderr
+    lines = [json.loads(line) for line in work.stdout.splitlines()]
+    assert lines[-1]["stage"] == "local" and lines[-1]["photos"] == 4
+    # the four pictures came from the stream: processing made only the video's tile
+    processing = [line for line in lines if line["stage"] == "processing"]
+    assert processing and all(line["done"] == 5 for line in processing)
+    session = tmp_path / "sessions" / recorded[0].session_id
+    assert len(list((session / "derived" / "share").glob("*.jpg"))) == 4

@@ -13,6 +13,7 @@ from PIL import Image
 
 from ghostroll.card.media import HEAD_BYTES, Kind, classify
 from ghostroll.derive import DeriveJob, derive_many, derive_one, meta_from_exif, numbering_gaps
+from ghostroll.derive.images import OWN_THUMB_RATIO
 from ghostroll.derive.pool import Budget
 from ghostroll.devtools.synthetic import PhotoSpec, make_jpeg
 from tests.support.ingest import make_config
@@ -81,7 +82,10 @@ def test_every_sample_gives_a_picture_or_a_clear_reason(sample_results) -> None:
             assert result.error is None and result.note is None, (name, result)
             assert result.share is not None and result.thumb is not None
             share = assert_clean_jpeg(result.share, images.share_max_long_edge)
-            thumb = assert_clean_jpeg(result.thumb, images.thumb_max_long_edge)
+            # a small picture shared as it is serves as its own thumbnail
+            own = result.thumb == result.share
+            thumb = assert_clean_jpeg(result.thumb, int(images.thumb_max_long_edge *
+                                                        (OWN_THUMB_RATIO if own else 1)))
             assert (share.width >= share.height) == (thumb.width >= thumb.height)
 
 
@@ -277,3 +281,61 @@ def test_adobe_rgb_marked_only_in_exif_is_converted(tmp_path: Path) -> None:
             got = (share.getpixel((100, 200)), share.getpixel((600, 200)))
         for pixel, want in zip(got, expected, strict=True):
             assert all(abs(a - b) <= 4 for a, b in zip(pixel, want, strict=True)), (src, got)
+
+
+def test_small_jpeg_is_shared_as_is_without_its_metadata(tmp_path: Path) -> None:
+    """Within the share size, sRGB and upright: the scan data is kept bit for bit, the
+    metadata segments go (GPS, make, comments); only the thumbnail is decoded."""
+    from ghostroll.derive.lossless import rewrite_metadata
+    from ghostroll.derive.shared_metadata import shared_exif
+
+    src = make_jpeg(tmp_path / "small.jpg", PhotoSpec(width=640, height=480, gps=True))
+    with Image.open(src) as original:
+        original.save(tmp_path / "commented.jpg", "JPEG", quality=90,
+                      exif=original.info["exif"], comment=b"owner: Jane")
+    src = tmp_path / "commented.jpg"
+    result = derive_one(job_for(src, tmp_path / "out"), make_config(tmp_path).images)
+    assert (result.width, result.height) == (640, 480) and not result.error
+    assert result.meta.camera  # read from the original's EXIF all the same
+    share = result.share.read_bytes()
+    assert b"Jane" not in share
+    assert_clean_jpeg(result.share, 2048)
+    scan = src.read_bytes().index(b"\xff\xda")
+    assert share.endswith(src.read_bytes()[scan:])  # not re-encoded
+    with Image.open(src) as original:
+        kept = shared_exif(original.getexif())
+    assert share == rewrite_metadata(src.read_bytes(), kept)  # the capture time only
+    assert result.thumb == result.share  # 640 px: its own thumbnail, one object less
+    with Image.open(result.share) as a, Image.open(src) as b:
+        assert a.tobytes() == b.tobytes()
+
+
+def test_what_follows_a_small_jpeg_is_not_shared(tmp_path: Path) -> None:
+    """A camera may append data after the image (a motion photo's MP4 with its own GPS
+    tags, a maker's trailer): a JPEG shared as it is ends at its end of image."""
+    for progressive in (False, True):
+        src = tmp_path / f"PXL_0001_{progressive}.jpg"
+        Image.effect_noise((640, 480), 60).convert("RGB").save(
+            src, "JPEG", quality=90, progressive=progressive)
+        image = src.read_bytes()
+        src.write_bytes(image + b"\x00\x00\x00\x10trailer:GPS 48.85N 2.35E" * 4)
+        result = derive_one(job_for(src, tmp_path / f"out{progressive}"),
+                            make_config(tmp_path).images)
+        share = result.share.read_bytes()
+        assert b"GPS 48.85N" not in share and share.endswith(b"\xff\xd9")
+        assert share.endswith(image[image.index(b"\xff\xda"):])  # still not re-encoded
+
+
+def test_jpegs_that_need_pixels_changed_are_still_re_encoded(tmp_path: Path) -> None:
+    images = make_config(tmp_path).images
+    middle = make_jpeg(tmp_path / "middle.jpg", PhotoSpec(width=1600, height=1067))
+    result = derive_one(job_for(middle, tmp_path / "out"), images)
+    assert result.thumb != result.share  # shared as it is, with a thumbnail of its own
+    assert_clean_jpeg(result.thumb, 512)
+    turned = make_jpeg(tmp_path / "turned.jpg", PhotoSpec(width=640, height=480, orientation=6))
+    big = make_jpeg(tmp_path / "big.jpg", PhotoSpec(width=3000, height=2000))
+    for src in (turned, big):
+        result = derive_one(job_for(src, tmp_path / "out"), images)
+        scan = src.read_bytes().index(b"\xff\xda")
+        assert not result.share.read_bytes().endswith(src.read_bytes()[scan:])
+    assert derive_one(job_for(turned, tmp_path / "out"), images).height == 640

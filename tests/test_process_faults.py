@@ -14,7 +14,7 @@ import pytest
 
 from ghostroll import faults, process
 from ghostroll.commands import sessions as sessions_cmd
-from ghostroll.derive import sources
+from ghostroll.derive import lossless, sources
 from ghostroll.devtools.synthetic import PhotoSpec, make_jpeg
 from ghostroll.job import process_pending
 from ghostroll.storage.db import Database
@@ -59,6 +59,8 @@ def test_a_decoder_raising_anything_is_a_per_file_problem(
         return real(path, long_edge, limit)
 
     monkeypatch.setattr(sources, "_open_pillow", plugin)
+    # small upright JPEGs would be shared as they are (lossless.py): decode them all here
+    monkeypatch.setattr(lossless, "eligible", lambda *_: False)
     with Database(cfg.storage.db_path) as db:
         [result] = process_pending(cfg, db)
         session = db.session(result.session_id)

@@ -234,8 +234,10 @@ def test_the_disk_filling_up_during_processing_stops_cleanly_and_resumes(
     seen = []
     for line in run.stdout:
         seen.append(line)
-        if line.startswith("making share images"):
-            filler = _fill(small_disk)  # the next share image meets a full disk
+        # share images are made while the card is read (the streaming pipeline), one
+        # every 400 ms here: once the last file is read the next one meets a full disk
+        if line.startswith(("copying: 6/6", "making share images")):
+            filler = _fill(small_disk)
             break
     out, err = run.communicate(timeout=120)
     out = "".join(seen) + out

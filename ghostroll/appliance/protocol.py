@@ -238,11 +238,25 @@ class SetupError(Message):
     title: str = ""
 
 
+@dataclass(frozen=True)
+class Recorded(Message):
+    """Worker → service: one original verified and recorded (durable), so the service's
+    work child may derive and upload it while the card is still read."""
+    type: ClassVar[str] = "recorded"
+    session_id: str
+    rel_path: str
+    stored: str  # the verified copy's absolute path
+    kind: str
+    group: str
+    sha256: str
+    size: int
+
+
 MESSAGES: dict[str, type[Message]] = {
     cls.type: cls for cls in (Hello, Progress, Done, Failed, Grant, Wait, Refuse, Cancel,
                              Query, Status, Error, CardGone, WorkProgress, LinkReady,
                              WorkWaiting, WorkDone, WorkFailed, Press, Hold, Battery, Tick,
-                             SetupError)
+                             SetupError, Recorded)
 }
 
 

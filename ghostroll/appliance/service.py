@@ -29,6 +29,7 @@ from typing import Any
 
 from ghostroll.appliance import machine as sm
 from ghostroll.appliance import protocol as p
+from ghostroll.appliance.feed import WorkFeed
 from ghostroll.appliance.host import Devices, host_info
 from ghostroll.appliance.idle_facts import (
     REFRESH_S,
@@ -72,6 +73,7 @@ class Service:
         self.work_cmd = work_cmd or [sys.executable, "-m", "ghostroll", "work"]
         self.work_thread: threading.Thread | None = None
         self.work_again = threading.Event()
+        self.feed = WorkFeed()  # recorded originals → the streaming work child
         self.linked: set[str] = set()
         self.runtime = cfg.appliance.runtime_dir
         self.server: CardServer | None = None
@@ -164,6 +166,12 @@ class Service:
         now = self.clock()
         device = self.devices_by_conn.get(item.conn, "")
         message = item.message
+        if isinstance(message, p.Recorded):
+            if self.feed.recorded(message):
+                self.start_work()
+            return None
+        if isinstance(message, p.Done | p.Failed) or (message is None and device):
+            self.feed.end()  # the copy is over: the work child's input ends
         if message is None:  # the worker went away
             if device and self.conns.get(device) == item.conn:
                 del self.conns[device]
@@ -230,7 +238,7 @@ class Service:
     def _work_loop(self) -> None:
         while self.work_again.is_set() and not self.stopping.is_set():
             self.work_again.clear()
-            code = self._run_work([])
+            code = self._run_work(["--stream"] if self.feed.active else [])
             if code == ExitCode.QUEUED:  # offline or waiting for the clock: try later
                 self.work_again.wait(RETRY_WORK_S)
                 self.work_again.set()
@@ -240,18 +248,27 @@ class Service:
                          daemon=True).start()
 
     def _run_work(self, extra: list[str]) -> int:
-        proc = spawn(self.cfg, [*self.work_cmd, *extra], os.environ, stdout=subprocess.PIPE)
+        stream = "--stream" in extra
+        proc = spawn(self.cfg, [*self.work_cmd, *extra], os.environ, keep_stdin=stream,
+                     stdout=subprocess.PIPE)
+        if stream:
+            assert proc.stdin is not None
+            self.feed.attach(proc.stdin)
         assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                message = p.Message.from_json(line.strip())
-            except p.ProtocolError as exc:
-                log.warning("background work said something unexpected: %s", exc)
-                continue
-            if isinstance(message, p.LinkReady | p.WorkProgress | p.WorkWaiting | p.WorkDone
-                          | p.WorkFailed):
-                self.post(message)
-        code = proc.wait()
+        try:
+            for line in proc.stdout:
+                try:
+                    message = p.Message.from_json(line.strip())
+                except p.ProtocolError as exc:
+                    log.warning("background work said something unexpected: %s", exc)
+                    continue
+                if isinstance(message, p.LinkReady | p.WorkProgress | p.WorkWaiting
+                              | p.WorkDone | p.WorkFailed):
+                    self.post(message)
+            code = proc.wait()
+        finally:
+            if stream:
+                self.feed.detach()
         if code not in (ExitCode.OK, ExitCode.QUEUED):
             self.post(p.WorkFailed(f"background work failed (exit {code}); "
                                    "see `journalctl -u ghostroll`"))

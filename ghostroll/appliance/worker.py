@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ghostroll.appliance import protocol as p
 from ghostroll.appliance.link import SOCKET_NAME, WorkerLink
-from ghostroll.card.ingest import IngestProgress, IngestResult, ingest_card
+from ghostroll.card.ingest import IngestProgress, IngestResult, Recorded, ingest_card
 from ghostroll.card.volume import Volume, identify
 from ghostroll.config import Config
 from ghostroll.errors import CardError, DiskFullError
@@ -124,9 +124,16 @@ def _ingest(mount: Path, cfg: Config, volume: Volume, link: WorkerLink | None,
             current=progress.current, elapsed_s=round(progress.elapsed_s, 3),
             session_id=session[0] if session else None))
 
+    def announce(rec: Recorded) -> None:  # durable: the service's work child may start
+        if link is not None:
+            link.send(p.Recorded(session_id=rec.session.id, rel_path=rec.rel_path,
+                                 stored=str(rec.stored), kind=rec.kind, group=rec.group,
+                                 sha256=rec.sha256, size=rec.size))
+
     with Database(cfg.storage.db_path) as db:
         return ingest_card(mount, cfg, db, volume, progress=report, cancel=cancel,
-                           on_session=lambda s: session.append(s.id), stop=stop)
+                           on_session=lambda s: session.append(s.id), stop=stop,
+                           on_recorded=announce)
 
 
 def _outcome(result: IngestResult) -> p.Message:

@@ -41,6 +41,18 @@ log = logging.getLogger("ghostroll.ingest")
 
 
 @dataclass(frozen=True)
+class Recorded:
+    """One original verified and recorded: from here on it may be derived and shared."""
+    session: SessionRow
+    rel_path: str  # on the card
+    stored: Path  # the verified copy
+    kind: str
+    group: str
+    sha256: str
+    size: int
+
+
+@dataclass(frozen=True)
 class IngestProgress:
     phase: str  # "scanning" | "copying" | "done"
     files_total: int = 0  # files on the card
@@ -118,7 +130,8 @@ class CardIngest:
                  progress: ProgressFn | None = None,
                  cancel: threading.Event | None = None,
                  on_session: Callable[[SessionRow], None] | None = None,
-                 stop: threading.Event | None = None) -> None:
+                 stop: threading.Event | None = None,
+                 on_recorded: Callable[[Recorded], None] | None = None) -> None:
         self.root = root
         self.config = config
         self.db = db
@@ -139,6 +152,7 @@ class CardIngest:
         self.started = time.monotonic()
         self._log_handler: logging.Handler | None = None
         self.on_session = on_session
+        self.on_recorded = on_recorded
         self._spelling: dict[Path, Path] = {}  # folder under originals -> as on disk
 
     # ------------------------------------------------------------ public
@@ -333,6 +347,9 @@ class CardIngest:
                 stored_path=stored_path if stored_path != card_file.rel_path else None)
             self.result.new += 1
             self.result.bytes_new += copied.size
+            if self.on_recorded is not None:  # durable now: it may be derived and shared
+                self.on_recorded(Recorded(session, card_file.rel_path, path, kind,
+                                          card_file.group, copied.sha256, copied.size))
             for twin, twin_kind in waiting:
                 self._duplicate(twin, copied.sha256, twin_kind)
             self._emit(new=self.result.new, bytes_new=self.result.bytes_new)
@@ -462,8 +479,10 @@ def ingest_card(root: Path, config: Config, db: Database, volume: Volume,
                 progress: ProgressFn | None = None,
                 cancel: threading.Event | None = None,
                 on_session: Callable[[SessionRow], None] | None = None,
-                stop: threading.Event | None = None) -> IngestResult:
-    return CardIngest(root, config, db, volume, progress, cancel, on_session, stop).run()
+                stop: threading.Event | None = None,
+                on_recorded: Callable[[Recorded], None] | None = None) -> IngestResult:
+    return CardIngest(root, config, db, volume, progress, cancel, on_session, stop,
+                      on_recorded).run()
 
 
 def _gb(n: int) -> str:

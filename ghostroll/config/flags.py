@@ -72,7 +72,7 @@ def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) ->
     flags: dict[str, str | None] = {k.name: getattr(args, f"cfg_{k.name}", None) for k in KEYS}
     child = getattr(args, "overrides_stdin", False)
     if child:
-        flags.update(read_overrides(sys.stdin))
+        flags.update(read_overrides(sys.stdin.buffer))
     cfg = load(config_file=getattr(args, "config", None), env=env, flags=flags)
     if not child:  # the parent warned already
         for warning in ignored_settings(cfg):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from ghostroll.config.files import read_toml
 from ghostroll.config.keys import KEYS
@@ -62,27 +62,34 @@ def child_args(cfg: Config) -> list[str]:
 
 
 def spawn(cfg: Config, argv: Sequence[str], environ: Mapping[str, str],
-          **popen: Any) -> subprocess.Popen[str]:
-    """Start `argv` (a `ghostroll` command) with this config handed over."""
+          keep_stdin: bool = False, **popen: Any) -> subprocess.Popen[str]:
+    """Start `argv` (a `ghostroll` command) with this config handed over. The overrides
+    are the first line of the child's stdin; with `keep_stdin` the pipe stays open for
+    what follows (`ghostroll work --stream` reads recorded originals from it)."""
     proc = subprocess.Popen([*argv, *child_args(cfg)], stdin=subprocess.PIPE, text=True,
                             env=child_env(environ), **popen)
-    send_overrides(cfg, proc)
+    send_overrides(cfg, proc, close=not keep_stdin)
     return proc
 
 
-def send_overrides(cfg: Config, proc: subprocess.Popen[str]) -> None:
+def send_overrides(cfg: Config, proc: subprocess.Popen[str], close: bool = True) -> None:
     assert proc.stdin is not None
     try:
-        proc.stdin.write(json.dumps(overrides(cfg)))
-        proc.stdin.close()
+        proc.stdin.write(json.dumps(overrides(cfg)) + "\n")  # JSON escapes newlines: one line
+        proc.stdin.flush()
+        if close:
+            proc.stdin.close()
     except BrokenPipeError:  # the child is already gone; its exit code says why
         pass
 
 
-def read_overrides(stdin: TextIO) -> dict[str, str]:
-    """The child's side: the overrides its parent sent."""
+def read_overrides(stdin: BinaryIO | TextIO) -> dict[str, str]:
+    """The child's side: the overrides its parent sent, one line, so whatever follows on
+    stdin is left unread (pass `sys.stdin.buffer`: a text wrapper reads ahead)."""
+    line = stdin.readline()
+    text = line.decode() if isinstance(line, bytes) else line
     try:
-        data = json.loads(stdin.read() or "{}")
+        data = json.loads(text.strip() or "{}")
     except ValueError as exc:
         raise ConfigError(f"overrides from the parent process are not JSON: {exc}") from None
     names = {key.name for key in KEYS}

@@ -26,7 +26,7 @@ from PIL import Image, ImageCms
 from ghostroll import faults
 from ghostroll.card.media import Kind
 from ghostroll.config import ImagesConfig
-from ghostroll.derive import video
+from ghostroll.derive import lossless, video
 from ghostroll.derive.adobe_rgb import adobe_rgb_icc, marked_adobe_rgb
 from ghostroll.derive.metadata import PhotoMeta, meta_from_exif
 from ghostroll.derive.shared_metadata import shared_exif
@@ -42,6 +42,9 @@ ENVIRONMENTAL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, e
                            errno.EPIPE})
 _SRGB = ImageCms.createProfile("sRGB")
 RESAMPLE = Image.Resampling.BICUBIC
+# A picture shared as it is serves as its own thumbnail up to this multiple of the
+# thumbnail edge (a 640x480 camera JPEG: ~130 kB instead of a second ~40 kB object).
+OWN_THUMB_RATIO = 1.5
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,10 @@ def _picture(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
         if job.source.stat().st_size == 0:
             return DeriveResult(job, error="empty file (0 bytes): nothing to show",
                                 meta=meta_from_exif(None, mtime))
+        if job.kind == Kind.JPEG:
+            shared = _shared_as_is(job, images, mtime)
+            if shared is not None:
+                return shared
         opened = open_picture(job.source, job.kind, images.share_max_long_edge,
                               images.decode_budget_mb << 20)
         meta = meta_from_exif(opened.exif, mtime)
@@ -172,6 +179,44 @@ def _motion_clip(job: DeriveJob, images: ImagesConfig) -> tuple[Path | None, str
         return None, "", f"motion clip not shared: {exc}"
 
 
+def _shared_as_is(job: DeriveJob, images: ImagesConfig, mtime: float) -> DeriveResult | None:
+    """A small sRGB upright JPEG: the share image is the original with its metadata
+    rewritten (`lossless.py`); only the thumbnail is decoded, and a picture already about
+    thumbnail-sized is its own thumbnail (one object less to send: `thumb` is `share`).
+    None: not such a JPEG."""
+    try:
+        opened = Image.open(job.source)
+    except (Image.DecompressionBombError, Image.UnidentifiedImageError):
+        return None  # the general path says what it is
+    own_thumb = False
+    with opened as image:
+        if not lossless.eligible(image, images.share_max_long_edge):
+            return None
+        exif = image.getexif()
+        if marked_adobe_rgb(exif):
+            return None  # Adobe RGB by EXIF alone: converted on the general path
+        size = image.size
+        own_thumb = max(size) <= images.thumb_max_long_edge * OWN_THUMB_RATIO
+        # decoded even when not needed as a thumbnail: a truncated or broken scan must be
+        # reported, not shared (at 1/8 scale the DCT decode costs next to nothing)
+        image.draft("RGB", (1, 1) if own_thumb else (images.thumb_max_long_edge,) * 2)
+        thumb = to_srgb(image.convert("RGB") if image.mode != "RGB" else image.copy())
+    try:
+        data = lossless.rewrite_metadata(job.source.read_bytes(), shared_exif(exif))
+    except lossless.NotJpeg:
+        return None
+    faults.delay("derive")
+    faults.fault("derive")
+    _write_bytes(job.share, data)
+    if not own_thumb:
+        thumb.thumbnail((images.thumb_max_long_edge,) * 2, RESAMPLE)
+        save_jpeg(thumb, job.thumb, images.thumb_quality)
+    clip, codec, note = _motion_clip(job, images)
+    return DeriveResult(job, job.share, job.share if own_thumb else job.thumb, size[0],
+                        size[1], meta_from_exif(exif, mtime), note=note, video=clip,
+                        video_codec=codec)
+
+
 def to_srgb(image: Image.Image) -> Image.Image:
     """RGB in sRGB: embedded ICC profiles converted, CMYK and palette images too."""
     icc = image.info.get("icc_profile")
@@ -210,6 +255,18 @@ def save_jpeg(image: Image.Image, path: Path, quality: int, exif: bytes | None =
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)  # a full disk leaves nothing behind
+        raise
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    """Like `save_jpeg`: temp + rename, no fsync (a derivative can always be made again)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        temp.write_bytes(data)
+        os.replace(temp, path)
+    except BaseException:
+        temp.unlink(missing_ok=True)
         raise
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import errno
 import threading
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from ghostroll.card.media import Kind
 from ghostroll.config import ImagesConfig
@@ -54,33 +54,56 @@ def estimate_cost(job: DeriveJob, images: ImagesConfig) -> int:
     return min(cost, budget)
 
 
+class DerivePool:
+    """Derivatives made in parallel under one memory budget, as jobs arrive (the
+    streaming pipeline submits each picture as soon as its original is recorded).
+    After the first environmental failure (`ProcessingStopped`) no further job starts."""
+
+    def __init__(self, images: ImagesConfig,
+                 on_result: Callable[[DeriveResult], None] | None = None) -> None:
+        return_freed_memory()
+        self.images = images
+        self.on_result = on_result
+        self.budget = Budget(images.decode_budget_mb << 20)
+        self.lock = threading.Lock()
+        self.halted = threading.Event()
+        self.executor = ThreadPoolExecutor(max_workers=images.process_workers,
+                                           thread_name_prefix="ghostroll-derive")
+
+    def submit(self, job: DeriveJob) -> Future[DeriveResult]:
+        return self.executor.submit(self._run, job)
+
+    def _run(self, job: DeriveJob) -> DeriveResult:
+        if self.halted.is_set():  # the disk failed under another job: do no more
+            raise ProcessingStopped("processing stopped", errno.ECANCELED)
+        cost = self.budget.acquire(estimate_cost(job, self.images))
+        try:
+            result = derive_one(job, self.images)
+        except ProcessingStopped:
+            self.halted.set()
+            raise
+        finally:
+            self.budget.release(cost)
+        if self.on_result is not None:
+            with self.lock:
+                self.on_result(result)
+        return result
+
+    def close(self) -> None:
+        self.executor.shutdown(wait=True)
+
+    def __enter__(self) -> DerivePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 def derive_many(jobs: Sequence[DeriveJob], images: ImagesConfig,
                 on_result: Callable[[DeriveResult], None] | None = None) -> list[DeriveResult]:
     """Results in job order; `on_result` is called as each one finishes."""
-    return_freed_memory()
-    budget = Budget(images.decode_budget_mb << 20)
-    lock = threading.Lock()
-    halted = threading.Event()
-
-    def run(job: DeriveJob) -> DeriveResult:
-        if halted.is_set():  # the disk failed under another job: do no more
-            raise ProcessingStopped("processing stopped", errno.ECANCELED)
-        cost = budget.acquire(estimate_cost(job, images))
-        try:
-            result = derive_one(job, images)
-        except ProcessingStopped:
-            halted.set()
-            raise
-        finally:
-            budget.release(cost)
-        if on_result is not None:
-            with lock:
-                on_result(result)
-        return result
-
-    with ThreadPoolExecutor(max_workers=images.process_workers,
-                            thread_name_prefix="ghostroll-derive") as pool:
-        futures = [pool.submit(run, job) for job in jobs]
+    with DerivePool(images, on_result) as pool:
+        futures = [pool.submit(job) for job in jobs]
     # the first environmental failure, not the "stopped" of the jobs cancelled after it
     for future in futures:
         exc = future.exception()

@@ -363,6 +363,11 @@ class Database:
             "SELECT * FROM session_files WHERE session_id = ? ORDER BY rel_path",
             (session_id,)))
 
+    def session_file(self, session_id: str, rel_path: str) -> sqlite3.Row | None:
+        return self.conn.execute(
+            "SELECT * FROM session_files WHERE session_id = ? AND rel_path = ?",
+            (session_id, rel_path)).fetchone()
+
     # ------------------------------------------------------------ uploads ledger
 
     def upload_ledger(self, endpoint: str, bucket: str) -> BucketLedger:

@@ -26,13 +26,19 @@ class BucketLedger:
         return row[0] if row else None
 
     def record_upload(self, key: str, sha256: str, size: int, etag: str) -> None:
+        self.record_uploads([(key, sha256, size, etag)])
+
+    def record_uploads(self, rows: Iterable[tuple[str, str, int, str]]) -> None:
+        """(key, sha256, size, etag) of several uploads, in one transaction."""
+        now = utc_now()
         with self.db.transaction():
-            self.db.conn.execute(
+            self.db.conn.executemany(
                 "INSERT INTO uploads (endpoint, bucket, key, sha256, size, etag, uploaded_utc) "
                 "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (endpoint, bucket, key) DO UPDATE "
                 "SET sha256 = excluded.sha256, size = excluded.size, etag = excluded.etag, "
                 "uploaded_utc = excluded.uploaded_utc",
-                (self.endpoint, self.bucket, key, sha256, size, etag, utc_now()))
+                [(self.endpoint, self.bucket, key, sha256, size, etag, now)
+                 for key, sha256, size, etag in rows])
 
     def forget(self, keys: Iterable[str]) -> None:
         """These keys are no longer known to be in the bucket: the next publish sends them."""

@@ -1,0 +1,33 @@
+"""A session's share link as saved in `derived/link.json`: read without boto3, so a run
+with nothing new can tell whether a link is due to be re-signed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from ghostroll.storage.session import SessionLayout
+
+
+@dataclass(frozen=True)
+class ShareLink:
+    url: str  # what people get (QR, share.txt): the short link, or the presigned index
+    index_url: str  # presigned URL of the session's index.html
+    expires: datetime
+    short_key: str | None = None  # L/<token>, when a short link is used
+    # When the link dies for good: a short link is re-signed until then (link_days after
+    # it was first made); a presigned link dies with its signature.
+    ends: datetime | None = None
+
+
+def read_link(layout: SessionLayout) -> ShareLink | None:
+    """The session's saved link, whatever its age; None when there is none."""
+    try:
+        data = json.loads((layout.derived / "link.json").read_text(encoding="utf-8"))
+        ends = data.get("ends")
+        return ShareLink(data["url"], data["index_url"],
+                         datetime.fromisoformat(data["expires"]), data.get("short_key"),
+                         datetime.fromisoformat(ends) if ends else None)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
