@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ghostroll.card.ingest import IngestProgress
+from ghostroll.appliance.protocol import Progress
 from ghostroll.card.scan import scan_card
 from ghostroll.devtools.synthetic import make_blob, make_demo_card
 from ghostroll.errors import DiskFullError
@@ -33,7 +33,7 @@ def test_demo_card_is_copied_verified_and_recorded(tmp_path: Path) -> None:
     card = make_demo_card(tmp_path / "card", photos=5)
     before = card_hashes(card)
     cfg = make_config(tmp_path)
-    seen: list[IngestProgress] = []
+    seen: list[Progress] = []
     result = ingest(card, cfg, progress=seen.append)
     assert result.complete and result.failed == 0
     assert result.new == len(before) == result.discovered
@@ -149,7 +149,7 @@ def test_cancel_keeps_verified_files_and_resumes_later(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     cancel = threading.Event()
 
-    def cancel_after_three(p: IngestProgress) -> None:
+    def cancel_after_three(p: Progress) -> None:
         if p.files_read >= 3:
             cancel.set()
 

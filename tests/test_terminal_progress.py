@@ -10,7 +10,7 @@ import re
 import shutil
 from pathlib import Path
 
-from ghostroll.card.ingest import IngestProgress
+from ghostroll.appliance.protocol import Progress
 from ghostroll.card.progress import TerminalProgress, summary_lines
 from ghostroll.commands.sessions import session_counts
 from ghostroll.devtools.synthetic import make_demo_card
@@ -42,8 +42,8 @@ class FakeTerminal(io.StringIO):
         return lines + ([line] if line else [])
 
 
-def copying(read: int, new: int) -> IngestProgress:
-    return IngestProgress("copying", files_total=4, files_to_read=4, files_read=read,
+def copying(read: int, new: int) -> Progress:
+    return Progress(phase="copying", files_total=4, files_to_read=4, files_read=read,
                           bytes_to_read=4000, bytes_read=read * 1000, new=new,
                           elapsed_s=1.0)
 
@@ -59,7 +59,7 @@ def test_log_lines_go_above_the_bar_and_the_last_line_has_the_final_counts() -> 
         logger.warning("session shoot-1 created for card CARD")
         bar(copying(4, 2))
         logger.warning("IMG_0004.JPG stored as IMG_0004~2.JPG")
-        bar(IngestProgress("done", files_total=4, files_to_read=4, files_read=4,
+        bar(Progress(phase="done", files_total=4, files_to_read=4, files_read=4,
                            bytes_to_read=4000, bytes_read=4000, new=3, duplicates=1,
                            elapsed_s=2.0))
         logger.warning("after the bar")

@@ -89,6 +89,7 @@ class Progress(Message):
     current: str = ""
     elapsed_s: float = 0.0
     session_id: str | None = None  # once the session exists: the link can be signed
+    phase: str = "copying"  # "scanning" | "copying" | "done"
 
     @property
     def skipped(self) -> int:

@@ -12,11 +12,12 @@ import os
 import signal
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ghostroll.appliance import protocol as p
 from ghostroll.appliance.link import SOCKET_NAME, WorkerLink
-from ghostroll.card.ingest import IngestProgress, IngestResult, Recorded, ingest_card
+from ghostroll.card.ingest import IngestResult, Recorded, ingest_card
 from ghostroll.card.volume import Volume, identify
 from ghostroll.config import Config
 from ghostroll.errors import CardError, DiskFullError
@@ -109,20 +110,15 @@ def _ingest(mount: Path, cfg: Config, volume: Volume, link: WorkerLink | None,
     last = 0.0
     session: list[str] = []
 
-    def report(progress: IngestProgress) -> None:
+    def report(progress: p.Progress) -> None:
         nonlocal last
         now = time.monotonic()
         if link is None or (now - last < PROGRESS_EVERY_S and progress.phase == "copying"
                             and progress.files_read < progress.files_to_read):
             return
         last = now
-        link.send(p.Progress(
-            files_read=progress.files_read, files_to_read=progress.files_to_read,
-            bytes_read=progress.bytes_read, bytes_to_read=progress.bytes_to_read,
-            files_total=progress.files_total, new=progress.new, bytes_new=progress.bytes_new,
-            duplicates=progress.duplicates, known=progress.known, failed=progress.failed,
-            current=progress.current, elapsed_s=round(progress.elapsed_s, 3),
-            session_id=session[0] if session else None))
+        link.send(replace(progress, elapsed_s=round(progress.elapsed_s, 3),
+                          session_id=session[0] if session else None))
 
     def announce(rec: Recorded) -> None:  # durable: the service's work child may start
         if link is not None:

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from ghostroll.appliance.protocol import Progress
 from ghostroll.card.copier import ByteCounter, Copied, commit_new, copy_to_temp, verify
 from ghostroll.card.media import classify
 from ghostroll.card.plan import plan_card
@@ -50,23 +51,6 @@ class Recorded:
     group: str
     sha256: str
     size: int
-
-
-@dataclass(frozen=True)
-class IngestProgress:
-    phase: str  # "scanning" | "copying" | "done"
-    files_total: int = 0  # files on the card
-    files_to_read: int = 0
-    files_read: int = 0
-    bytes_to_read: int = 0
-    bytes_read: int = 0
-    new: int = 0
-    bytes_new: int = 0  # bytes of the new files, verified and recorded
-    duplicates: int = 0  # read, but the content was already safe
-    known: int = 0  # recognised without reading
-    failed: int = 0
-    current: str = ""
-    elapsed_s: float = 0.0
 
 
 @dataclass
@@ -96,7 +80,8 @@ class IngestResult:
         return not (self.card_error or self.disk_full or self.cancelled)
 
 
-ProgressFn = Callable[[IngestProgress], None]
+# the card socket's progress message is also what `ghostroll run` draws its bar from
+ProgressFn = Callable[[Progress], None]
 
 
 class _Verifier:
@@ -148,7 +133,7 @@ class CardIngest:
         self._early_duplicates: list[tuple[str, int, str, str, str]] = []
         self.pending_hashes: set[str] = set()  # committed, verification pending
         self.waiting_duplicates: dict[str, list[tuple[CardFile, str]]] = {}
-        self.state = IngestProgress(phase="scanning")
+        self.state = Progress(phase="scanning")
         self.started = time.monotonic()
         self._log_handler: logging.Handler | None = None
         self.on_session = on_session

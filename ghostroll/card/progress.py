@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TextIO
 
-from ghostroll.card.ingest import IngestProgress, IngestResult
+from ghostroll.appliance.protocol import Progress
+from ghostroll.card.ingest import IngestResult
 
 
 def human_bytes(n: float) -> str:
@@ -25,7 +26,7 @@ def human_bytes(n: float) -> str:
     return f"{n:.1f} TB"
 
 
-def eta_seconds(p: IngestProgress) -> float | None:
+def eta_seconds(p: Progress) -> float | None:
     if p.bytes_read <= 0 or p.elapsed_s <= 0.5 or p.bytes_to_read <= p.bytes_read:
         return None
     rate = p.bytes_read / p.elapsed_s
@@ -40,7 +41,7 @@ def _clock(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def bar_line(p: IngestProgress, width: int = 24) -> str:
+def bar_line(p: Progress, width: int = 24) -> str:
     fraction = p.bytes_read / p.bytes_to_read if p.bytes_to_read else 1.0
     filled = int(width * min(1.0, fraction))
     rate = p.bytes_read / p.elapsed_s if p.elapsed_s > 0 else 0
@@ -49,7 +50,7 @@ def bar_line(p: IngestProgress, width: int = 24) -> str:
             f"{human_bytes(rate)}/s ETA {_clock(eta_seconds(p))}")
 
 
-def plain_line(p: IngestProgress) -> str:
+def plain_line(p: Progress) -> str:
     return (f"copying: {p.files_read}/{p.files_to_read} files, "
             f"{human_bytes(p.bytes_read)} of {human_bytes(p.bytes_to_read)}, "
             f"{p.new} new, {p.duplicates + p.known} already safe, {p.failed} failed, "
@@ -128,12 +129,12 @@ class TerminalProgress:
         self.interval = 0.2 if self.tty else interval_s
         self.clock = clock
         self.last = float("-inf")
-        self.shown: IngestProgress | None = None  # the last report shown
+        self.shown: Progress | None = None  # the last report shown
         self.line = ""  # the bar as drawn now ("" when none is)
         self.lock = threading.RLock()
         self._moved: list[tuple[logging.StreamHandler, TextIO]] = []  # type: ignore[type-arg]
 
-    def __call__(self, p: IngestProgress) -> None:
+    def __call__(self, p: Progress) -> None:
         if p.phase == "done":
             self._finish(p)
             return
@@ -148,7 +149,7 @@ class TerminalProgress:
         self.last = now
         self._show(p)
 
-    def _show(self, p: IngestProgress) -> None:
+    def _show(self, p: Progress) -> None:
         with self.lock:
             self.shown = p
             if self.tty:
@@ -160,7 +161,7 @@ class TerminalProgress:
                 self.out.write(plain_line(p) + "\n")
             self.out.flush()
 
-    def _finish(self, p: IngestProgress) -> None:
+    def _finish(self, p: Progress) -> None:
         """The last line, from the final counts (verification ends after the last read),
         unless nothing was shown at all (nothing to read)."""
         if self.shown is None:
