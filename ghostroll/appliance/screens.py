@@ -74,7 +74,8 @@ def screen_for(m: Model, env: Env) -> Screen:
         if free and env.session_bytes:
             free += f" (~{_n(env.free_bytes // env.session_bytes)} sessions)"
         queue = f"{env.queued} upload{'s' if env.queued != 1 else ''} queued"
-        second = (f"{_count(env.second_copy_waiting, 'session')} wait for a 2nd copy"
+        second = (f"{_count(env.second_copy_waiting, 'session')} "
+                  f"{'waits' if env.second_copy_waiting == 1 else 'wait'} for a 2nd copy"
                   if env.second_copy_waiting else "")
         lines = tuple(x for x in (env.problem, second,
                                   " · ".join(x for x in (free, queue) if x),
