@@ -73,6 +73,21 @@ def test_receipt_counts_copies_and_fits(kit: str) -> None:
 
 
 @pytest.mark.parametrize("kit", kit_names())
+def test_share_screen_says_the_copies_too(kit: str) -> None:
+    """The archive copy can finish after the upload (a disk plugged in later): the share
+    screen says how many copies there are, and fits."""
+    panel = load_kit(kit).panel
+    shared = replace(DONE, state=State.DONE, link="https://b.example/L/abc12345", photos=412)
+    assert screen_for(shared, ENV).lines[-1] == "scan to view"  # no archive: as before
+    for copies, line in ((1, "1 copy so far"), (2, "2 copies ✓")):
+        screen = screen_for(shared, replace(ENV, copies=copies))
+        assert screen.lines[-1] == line
+        frame = render(screen, panel.width, panel.height)
+        frame.save(artifact(f"archive-shared-{kit}-{copies}.png"))
+        assert frame.info["dropped"] == []
+
+
+@pytest.mark.parametrize("kit", kit_names())
 def test_idle_priority_problem_then_second_copy_then_space_then_last(kit: str) -> None:
     panel = load_kit(kit).panel
     env = replace(ENV, problem="verify: 2 problems · ssh: ghostroll verify",

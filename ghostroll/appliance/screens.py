@@ -135,7 +135,8 @@ def screen_for(m: Model, env: Env) -> Screen:
         expiry = f"until {m.link_expires:%-d %b %H:%M}" if m.link_expires else ""
         return Screen("Shared ✓", "Shared ✓", tuple(x for x in (
             f"{_n(m.photos)} photos", "link valid" if expiry else "", expiry,
-            "scan to view") if x), f"or: {env.where_link}", qr=m.link, qr_large=True, **base)
+            _done_copies(env.copies)) if x), f"or: {env.where_link}", qr=m.link,
+            qr_large=True, **base)
     if m.state == State.ERROR:
         action = "button: retry" if m.error_retry else "button: dismiss"
         return Screen("Problem", m.error or "Something failed", _wrap_hint(m.error_hint),
@@ -169,6 +170,14 @@ def _card_footer(copies: int | None) -> str:
     if copies is not None and copies >= 2:
         return f"{copies} copies ✓ · safe to format"
     return "card can be removed"
+
+
+def _done_copies(copies: int | None) -> str:
+    """The share screen's last line: with an archive target, the card's copies (the
+    archive may finish after the upload), else the hint to scan."""
+    if copies is None:
+        return "scan to view"
+    return f"{copies} copies ✓" if copies >= 2 else "1 copy so far"
 
 
 def _count(n: int, word: str) -> str:

@@ -470,8 +470,9 @@ def test_archive_disk_second_copy_survives_a_pull_and_prunes(vm: VM, tmp_path: P
     vm.check(f"nsenter -t $(systemctl show -P MainPID ghostroll) -m runuser -u ghostroll -- "
              f"sh -c 'touch {ARCHIVE}/.probe && rm {ARCHIVE}/.probe'")
     # what the receipt says, sampled as the service writes it with each frame
-    vm.check("(while sleep 0.3; do grep -o '\"copies\": [0-9a-z]*' "
-             "/run/ghostroll/status.json; done) > /tmp/copies.log 2>&1 &")
+    vm.check("{ (while sleep 0.3; do grep -o '\"copies\": [0-9a-z]*' "
+             "/run/ghostroll/status.json; done) > /tmp/copies.log 2>&1 & } ; "
+             "echo $! > /tmp/copies.pid")
     vm.plug("archcard", card)
     # the archive copy starts once the card's copy is over (from the verified local copy)
     wait_for(vm, f"find {ARCHIVE}/.incoming {ARCHIVE}/20* -type f -name '*_08*' "
@@ -512,4 +513,4 @@ def test_archive_disk_second_copy_survives_a_pull_and_prunes(vm: VM, tmp_path: P
     vm.check("ls /var/lib/ghostroll/sessions/*/derived/ | grep -q .")
     assert "_08" not in vm.check(
         "ls /var/lib/ghostroll/sessions/*/originals/DCIM/100GHOST/ || true"), pruned
-    vm.check("pkill -f 'grep -o \"copies\"' || true; kill %1 2>/dev/null || true")
+    vm.check("kill $(cat /tmp/copies.pid)")
