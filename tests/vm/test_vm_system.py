@@ -451,13 +451,12 @@ def test_archive_disk_second_copy_survives_a_pull_and_prunes(vm: VM, tmp_path: P
     card = make_image(tmp_path / "arch-card.img", source)
     disk = archive_disk(tmp_path / "archive.img")
     wanted = {p.name: sha(p) for p in (source / "DCIM" / "100GHOST").iterdir()}
-    # The archive and an always-on prune (floor above the disk's size) for this test; the
-    # archive copy slowed as the card's is, so the pull lands mid-copy.
-    vm.check(f"printf '\\n[archive]\\narchive_dir = \"{ARCHIVE}\"\\nprune = \"archived\"\\n"
-             "prune_min_copies = 1\\nprune_keep_free_mb = 10000000\\n' "
-             ">> /etc/ghostroll/config.toml && mkdir -p /etc/systemd/system/ghostroll.service.d"
-             " && printf '[Service]\\nEnvironment=GHOSTROLL_TEST_DELAY_MS=copy.chunk=250\\n' "
-             "> /etc/systemd/system/ghostroll.service.d/vmtest-archive.conf && "
+    # The archive for this test (prune comes later), its copy slowed as the card's is, so
+    # the pull lands mid-copy.
+    vm.check(f"printf '\\n[archive]\\narchive_dir = \"{ARCHIVE}\"\\n' >> /etc/ghostroll/config.toml"
+             " && mkdir -p /etc/systemd/system/ghostroll.service.d && printf '[Service]\\n"
+             "Environment=GHOSTROLL_TEST_DELAY_MS=copy.chunk=250\\n' > "
+             "/etc/systemd/system/ghostroll.service.d/vmtest-archive.conf && "
              "systemctl daemon-reload && systemctl restart ghostroll")
     wait_for(vm, "systemctl is-active ghostroll", 60, "the service did not restart")
     start = time.monotonic()
@@ -487,7 +486,7 @@ def test_archive_disk_second_copy_survives_a_pull_and_prunes(vm: VM, tmp_path: P
     wait_for(vm, "journalctl -o cat -u 'ghostroll-ingest@*' | grep -q 'card phase complete'",
              180, "the card's copy did not finish")
     vm.unplug("archcard")
-    assert vm.check(local).strip() == str(len(wanted))  # nothing pruned without the copy
+    assert vm.check(local).strip() == str(len(wanted))
     start = time.monotonic()
     vm.plug("archive2", disk)
     wait_for(vm, f"test $(find {ARCHIVE}/20* -name '*_08*' -type f | wc -l) -eq {len(wanted)}"
@@ -502,15 +501,42 @@ def test_archive_disk_second_copy_survives_a_pull_and_prunes(vm: VM, tmp_path: P
         assert wanted[Path(path).name] == digest, path
     folder = Path(next(iter(found))).parent
     vm.check(f"cd '{ARCHIVE}/{folder}' && sha256sum -c --quiet SHA256SUMS")
-    wait_for(vm, "grep -q '\"copies\": 2' /tmp/copies.log", 60,
+    state = ("cat /run/ghostroll/status.json; uniq /tmp/copies.log; "
+             "journalctl -o cat -u ghostroll | tail -30")
+    wait_for(vm, "grep -q '\"copies\": 2' /run/ghostroll/status.json", 60,
              "the receipt did not turn to 2 copies")
-    seen = vm.check("uniq /tmp/copies.log")
-    assert seen.index('"copies": 1') < seen.index('"copies": 2'), seen
-    # published, then pruned: local originals gone, the share images stay
+    seen = vm.check("sleep 1; uniq /tmp/copies.log")
+    assert seen.find('"copies": 1') < seen.find('"copies": 2'), vm.check(state)
+    assert seen.find('"copies": 1') >= 0, vm.check(state)
+    vm.check("kill $(cat /tmp/copies.pid)")
+    # prune = "archived" (floor above the disk's size: always wanted), one copy outside is
+    # enough: with the disk away nothing is pruned; with it back, the archived originals go
+    vm.unplug("archive2")
+    wait_for(vm, f"! mountpoint -q {ARCHIVE}", 60, "the pulled disk was not unmounted")
+    before = int(vm.check(stops).strip() or 0)
+    vm.check("printf 'prune = \"archived\"\\nprune_min_copies = 1\\nprune_keep_free_mb = "
+             "10000000\\n' >> /etc/ghostroll/config.toml && systemctl restart ghostroll")
+    wait_for(vm, f"test $({stops}) -gt {before}", 120,
+             "the service's work did not run without the disk")  # "archive disk not found"
+    assert vm.check(local).strip() == str(len(wanted)), vm.check(state)
+    vm.plug("archive3", disk)
     wait_for(vm, f"test $({local} || true) -eq 0", 300,
              "the doubly-archived originals were not pruned")
-    pruned = vm.check(f"{GR} sessions | tail -3")
-    vm.check("ls /var/lib/ghostroll/sessions/*/derived/ | grep -q .")
-    assert "_08" not in vm.check(
-        "ls /var/lib/ghostroll/sessions/*/originals/DCIM/100GHOST/ || true"), pruned
-    vm.check("kill $(cat /tmp/copies.pid)")
+    vm.check("ls /var/lib/ghostroll/sessions/*/derived/ | grep -q .")  # share images stay
+    assert vm.check(f"find {ARCHIVE}/20* -name '*_08*' -type f | wc -l").strip() == \
+        str(len(wanted))
+    # exFAT, the other filesystem a GR-ARCHIVE disk may have: mounted for the service too
+    vm.unplug("archive3")
+    wait_for(vm, f"! mountpoint -q {ARCHIVE}", 60, "the pulled disk was not unmounted")
+    exfat = tmp_path / "archive-exfat.img"
+    with exfat.open("wb") as fh:
+        fh.truncate(64 << 20)
+    subprocess.run(["mkfs.exfat", "-L", "GR-ARCHIVE", str(exfat)], check=True,
+                   capture_output=True)
+    vm.plug("exfat", exfat)
+    mounted = wait_for(vm, f"findmnt -n -o FSTYPE,OPTIONS {ARCHIVE}", 60,
+                       "the exFAT GR-ARCHIVE disk was not mounted")
+    assert mounted.split()[0] == "exfat" and "rw," in mounted and "noexec" in mounted, mounted
+    vm.check(f"nsenter -t $(systemctl show -P MainPID ghostroll) -m runuser -u ghostroll -- "
+             f"sh -c 'touch {ARCHIVE}/.probe && rm {ARCHIVE}/.probe'")
+    vm.unplug("exfat")
