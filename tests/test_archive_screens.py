@@ -79,7 +79,7 @@ def test_share_screen_says_the_copies_too(kit: str) -> None:
     panel = load_kit(kit).panel
     shared = replace(DONE, state=State.DONE, link="https://b.example/L/abc12345", photos=412)
     assert screen_for(shared, ENV).lines[-1] == "scan to view"  # no archive: as before
-    for copies, line in ((1, "1 copy so far"), (2, "2 copies ✓")):
+    for copies, line in ((1, "1 copy"), (2, "2 copies ✓")):
         screen = screen_for(shared, replace(ENV, copies=copies))
         assert screen.lines[-1] == line
         frame = render(screen, panel.width, panel.height)

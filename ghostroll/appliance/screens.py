@@ -177,7 +177,7 @@ def _done_copies(copies: int | None) -> str:
     archive may finish after the upload), else the hint to scan."""
     if copies is None:
         return "scan to view"
-    return f"{copies} copies ✓" if copies >= 2 else "1 copy so far"
+    return f"{copies} copies ✓" if copies >= 2 else "1 copy"
 
 
 def _count(n: int, word: str) -> str:
