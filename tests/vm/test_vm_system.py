@@ -461,7 +461,7 @@ def test_archive_disk_second_copy_survives_a_pull_and_prunes(vm: VM, tmp_path: P
     wait_for(vm, "systemctl is-active ghostroll", 60, "the service did not restart")
     start = time.monotonic()
     vm.plug("archive", disk)
-    mounted = wait_for(vm, f"findmnt -n -o FSTYPE,OPTIONS {ARCHIVE}", 60,
+    mounted = wait_for(vm, f"findmnt -n -r -o FSTYPE,OPTIONS {ARCHIVE}", 60,
                        "the GR-ARCHIVE disk was not mounted")
     TIMINGS["archive_mount_s"] = time.monotonic() - start
     assert mounted.split()[0] == "ext4" and "rw," in mounted and "nosuid" in mounted, mounted
@@ -534,7 +534,7 @@ def test_archive_disk_second_copy_survives_a_pull_and_prunes(vm: VM, tmp_path: P
     subprocess.run(["mkfs.exfat", "-L", "GR-ARCHIVE", str(exfat)], check=True,
                    capture_output=True)
     vm.plug("exfat", exfat)
-    mounted = wait_for(vm, f"findmnt -n -o FSTYPE,OPTIONS {ARCHIVE}", 60,
+    mounted = wait_for(vm, f"findmnt -n -r -o FSTYPE,OPTIONS {ARCHIVE}", 60,
                        "the exFAT GR-ARCHIVE disk was not mounted")
     assert mounted.split()[0] == "exfat" and "rw," in mounted and "noexec" in mounted, mounted
     vm.check(f"nsenter -t $(systemctl show -P MainPID ghostroll) -m runuser -u ghostroll -- "
