@@ -19,6 +19,7 @@ Points are stable names that any rewrite of the pipeline keeps:
     derive          before one file's share image is written
     zip             before share.zip is written
     upload          before one object is PUT
+    upload.part     before one part of a multipart upload is sent
     publish.index   before the final index is uploaded
     archive.file    before one original is copied to the archive disk
     archive.record  after an archive copy verified, before it is recorded

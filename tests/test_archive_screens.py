@@ -4,10 +4,12 @@ sessions; without an archive the screens are as before."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import datetime
@@ -15,14 +17,18 @@ from pathlib import Path
 
 import pytest
 
+from ghostroll.appliance.host import Devices
 from ghostroll.appliance.idle_facts import read_idle_facts
 from ghostroll.appliance.machine import Model, Receipt, State
 from ghostroll.appliance.screens import Env, render, screen_for
+from ghostroll.appliance.service import Service
 from ghostroll.archive.receipt import session_copy_count
 from ghostroll.devices.kits import kit_names, load_kit
+from ghostroll.devices.notify import Notifier
 from ghostroll.devtools.synthetic import make_demo_card
 from ghostroll.storage.db import Database
 from tests.support.browser import artifact
+from tests.support.ingest import make_config
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = Env(now=datetime(2026, 11, 24, 10, 51), free_bytes=48_200_000_000, queued=2,
@@ -67,6 +73,21 @@ def test_receipt_counts_copies_and_fits(kit: str) -> None:
 
 
 @pytest.mark.parametrize("kit", kit_names())
+def test_share_screen_says_the_copies_too(kit: str) -> None:
+    """The archive copy can finish after the upload (a disk plugged in later): the share
+    screen says how many copies there are, and fits."""
+    panel = load_kit(kit).panel
+    shared = replace(DONE, state=State.DONE, link="https://b.example/L/abc12345", photos=412)
+    assert screen_for(shared, ENV).lines[-1] == "scan to view"  # no archive: as before
+    for copies, line in ((1, "1 copy"), (2, "2 copies ✓")):
+        screen = screen_for(shared, replace(ENV, copies=copies))
+        assert screen.lines[-1] == line
+        frame = render(screen, panel.width, panel.height)
+        frame.save(artifact(f"archive-shared-{kit}-{copies}.png"))
+        assert frame.info["dropped"] == []
+
+
+@pytest.mark.parametrize("kit", kit_names())
 def test_idle_priority_problem_then_second_copy_then_space_then_last(kit: str) -> None:
     panel = load_kit(kit).panel
     env = replace(ENV, problem="verify: 2 problems · ssh: ghostroll verify",
@@ -108,3 +129,35 @@ def test_sessions_show_says_how_many_copies(tmp_path: Path, archive: Path) -> No
                            env=env, cwd=REPO, capture_output=True, text=True, check=True)
     assert "copies    2 copies ✓ · safe to format (archive-disk, local)" in shown.stdout
 
+
+
+def test_plugged_archive_disk_is_used_at_once_and_announced(
+        tmp_path: Path, archive: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The service notices the archive disk plugged (back) in, runs the background work
+    without waiting for a card, and the work child's archive_done event redraws the
+    screen at once: the idle screen's "waits for a 2nd copy" goes."""
+    run(tmp_path, make_demo_card(tmp_path / "card", photos=2), None)
+    away = archive.with_name(archive.name + "-unplugged")
+    archive.rename(away)
+    cfg = make_config(tmp_path, archive_dir=archive, runtime_dir=tmp_path / "run")
+    drawn: list[str] = []
+    service = Service(cfg, load_kit("waveshare-2in13-v4"), Devices(
+        panel_submit=lambda image, state, full: drawn.append(state), eject=lambda d: None,
+        shutdown=lambda: None, notifier=Notifier(env={})))
+    before = screen_for(service.model, service.env()).lines
+    assert "1 session waits for a 2nd copy" in before, before
+    plug = threading.Timer(2.0, lambda: away.rename(archive))
+    plug.start()
+    caplog.set_level(logging.INFO, logger="ghostroll")
+    try:
+        service.run(until=lambda m: any("archive copy complete" in r.getMessage()
+                                        for r in caplog.records), timeout_s=90)
+    finally:
+        plug.cancel()
+    assert any("archive disk is back" in r.getMessage() for r in caplog.records)
+    after = screen_for(service.model, service.env()).lines
+    assert not any("2nd copy" in line for line in after), after
+    with Database(cfg.storage.db_path) as db:
+        assert [session_copy_count(db, s.id) for s in db.sessions()] == [2]
+    assert len(drawn) >= 2  # redrawn once the copy was there
+    assert list(archive.rglob("*.JPG")), "nothing on the archive disk"

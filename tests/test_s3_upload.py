@@ -5,6 +5,11 @@ the start. Plus the pure pieces (types, cache rules, backoff, error classes)."""
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,6 +40,7 @@ s3_bucket = s3_support.s3_bucket
 pytestmark = pytest.mark.s3
 
 SESSION = "sessions/shoot-2024-05-01_120000/"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def session_files(root: Path, count: int = 3, size: int = 40_000) -> list[UploadTask]:
@@ -130,6 +136,69 @@ def test_large_files_go_up_in_parts(s3_bucket: S3Bucket, tmp_path: Path) -> None
     head = client.head_object(Bucket=s3_bucket.name, Key=task.key)
     assert head["ContentType"] == "application/zip"
     assert head["ContentLength"] == task.size
+
+
+UPLOAD_ONE = """
+import json, sys
+from pathlib import Path
+from ghostroll import config
+from ghostroll.publish.s3client import make_client
+from ghostroll.publish.upload import MIB, MemoryLedger, UploadTask, upload_all
+flags, bucket, key, path = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+client = make_client(config.load(config_file=None, env={}, flags=flags).s3)
+report = upload_all(client, bucket, [UploadTask.for_file(key, Path(path))], MemoryLedger(),
+                    workers=1, multipart_threshold_bytes=5 * MIB)
+print(report.summary())
+"""
+
+
+def test_a_multipart_upload_killed_midway_continues_its_parts_next_run(
+        s3_bucket: S3Bucket, tmp_path: Path) -> None:
+    """SIGKILL at the 4th of 5 parts (fault point upload.part): the next run finds the
+    unfinished upload in the bucket, keeps the 3 parts whose size and MD5 match the file
+    and sends only the 2 others."""
+    big = write_file(tmp_path / "MVI_0001.MOV", 4 * 8 * MIB + 123, seed=11)
+    key = "originals/shoot-2024-05-01_120000/MVI_0001.MOV"
+    env = {**os.environ, "GHOSTROLL_FAULT": "upload.part:kill@4", "PYTHONPATH": str(REPO)}
+    killed = subprocess.run([sys.executable, "-c", UPLOAD_ONE, json.dumps(
+        s3_bucket.config_flags()), s3_bucket.name, key, str(big)], env=env, cwd=REPO,
+        capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    client = make_client(s3_bucket.s3_config())
+    [left] = client.list_multipart_uploads(Bucket=s3_bucket.name)["Uploads"]
+    held = client.list_parts(Bucket=s3_bucket.name, Key=key, UploadId=left["UploadId"])
+    assert [p["PartNumber"] for p in held["Parts"]] == [1, 2, 3]
+    assert s3_bucket.keys("originals/") == []  # nothing visible before it completes
+    counter = RequestCounter(client)
+    task = UploadTask.for_file(key, big)
+    report = upload_all(client, s3_bucket.name, [task], MemoryLedger(), workers=1,
+                        multipart_threshold_bytes=5 * MIB)
+    assert report.ok, report.summary()
+    assert counter.count("CreateMultipartUpload") == 0
+    assert counter.count("UploadPart") == 2  # parts 4 and 5 only
+    assert counter.count("CompleteMultipartUpload") == 1
+    body = client.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == task.sha256
+    assert client.list_multipart_uploads(Bucket=s3_bucket.name).get("Uploads", []) == []
+
+
+def test_a_part_left_with_other_bytes_is_sent_again(s3_bucket: S3Bucket, tmp_path: Path) -> None:
+    """An unfinished upload whose parts hold other content (the file changed since) is
+    not trusted part by part: a part whose MD5 differs is sent again."""
+    key = "originals/shoot-2024-05-01_120000/MVI_0002.MOV"
+    client = make_client(s3_bucket.s3_config())
+    upload = client.create_multipart_upload(Bucket=s3_bucket.name, Key=key)["UploadId"]
+    client.upload_part(Bucket=s3_bucket.name, Key=key, UploadId=upload, PartNumber=1,
+                       Body=b"x" * (8 * MIB))
+    big = write_file(tmp_path / "MVI_0002.MOV", 8 * MIB + 5 * MIB, seed=12)
+    counter = RequestCounter(client)
+    task = UploadTask.for_file(key, big)
+    report = upload_all(client, s3_bucket.name, [task], MemoryLedger(), workers=1,
+                        multipart_threshold_bytes=5 * MIB)
+    assert report.ok, report.summary()
+    assert counter.count("UploadPart") == 2 and counter.count("CreateMultipartUpload") == 0
+    body = client.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read()
+    assert hashlib.sha256(body).hexdigest() == task.sha256
 
 
 def test_server_killed_mid_upload_then_restarted_resumes_without_resending(

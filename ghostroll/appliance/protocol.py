@@ -202,6 +202,14 @@ class WorkDone(Message):
 
 
 @dataclass(frozen=True)
+class ArchiveDone(Message):
+    """Work child → service: these sessions' originals all have their verified archive
+    copy now (the receipt's "2 copies" is true from this moment)."""
+    type: ClassVar[str] = "archive_done"
+    session_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
 class WorkFailed(Message):
     type: ClassVar[str] = "work_failed"
     message: str = ""
@@ -256,8 +264,8 @@ class Recorded(Message):
 MESSAGES: dict[str, type[Message]] = {
     cls.type: cls for cls in (Hello, Progress, Done, Failed, Grant, Wait, Refuse, Cancel,
                              Query, Status, Error, CardGone, WorkProgress, LinkReady,
-                             WorkWaiting, WorkDone, WorkFailed, Press, Hold, Battery, Tick,
-                             SetupError, Recorded)
+                             WorkWaiting, WorkDone, ArchiveDone, WorkFailed, Press, Hold,
+                             Battery, Tick, SetupError, Recorded)
 }
 
 

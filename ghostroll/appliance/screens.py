@@ -74,7 +74,8 @@ def screen_for(m: Model, env: Env) -> Screen:
         if free and env.session_bytes:
             free += f" (~{_n(env.free_bytes // env.session_bytes)} sessions)"
         queue = f"{env.queued} upload{'s' if env.queued != 1 else ''} queued"
-        second = (f"{_count(env.second_copy_waiting, 'session')} wait for a 2nd copy"
+        second = (f"{_count(env.second_copy_waiting, 'session')} "
+                  f"{'waits' if env.second_copy_waiting == 1 else 'wait'} for a 2nd copy"
                   if env.second_copy_waiting else "")
         lines = tuple(x for x in (env.problem, second,
                                   " · ".join(x for x in (free, queue) if x),
@@ -134,7 +135,8 @@ def screen_for(m: Model, env: Env) -> Screen:
         expiry = f"until {m.link_expires:%-d %b %H:%M}" if m.link_expires else ""
         return Screen("Shared ✓", "Shared ✓", tuple(x for x in (
             f"{_n(m.photos)} photos", "link valid" if expiry else "", expiry,
-            "scan to view") if x), f"or: {env.where_link}", qr=m.link, qr_large=True, **base)
+            _done_copies(env.copies)) if x), f"or: {env.where_link}", qr=m.link,
+            qr_large=True, **base)
     if m.state == State.ERROR:
         action = "button: retry" if m.error_retry else "button: dismiss"
         return Screen("Problem", m.error or "Something failed", _wrap_hint(m.error_hint),
@@ -168,6 +170,14 @@ def _card_footer(copies: int | None) -> str:
     if copies is not None and copies >= 2:
         return f"{copies} copies ✓ · safe to format"
     return "card can be removed"
+
+
+def _done_copies(copies: int | None) -> str:
+    """The share screen's last line: with an archive target, the card's copies (the
+    archive may finish after the upload), else the hint to scan."""
+    if copies is None:
+        return "scan to view"
+    return f"{copies} copies ✓" if copies >= 2 else "1 copy"
 
 
 def _count(n: int, word: str) -> str:

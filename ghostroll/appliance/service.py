@@ -40,6 +40,7 @@ from ghostroll.appliance.idle_facts import (
 from ghostroll.appliance.link import SOCKET_NAME, CardServer, Incoming
 from ghostroll.appliance.machine import Event, Model, State
 from ghostroll.appliance.screens import Env, Screen, render, screen_for, status_document
+from ghostroll.archive.disk import unmounted_archive
 from ghostroll.archive.receipt import session_copy_count
 from ghostroll.config import Config
 from ghostroll.config.handoff import spawn
@@ -87,6 +88,7 @@ class Service:
         self._work_started_at = clock()
         self._copies_key: tuple[object, ...] | None = None
         self._copies_n: int | None = None
+        self._archive_there: bool | None = None  # the archive disk, at the last tick
 
     # ------------------------------------------------------------ lifecycle
 
@@ -111,6 +113,7 @@ class Service:
                 except queue.Empty:
                     item = Event(p.Tick(), self.clock())
                     self._notice_removal()
+                    self._notice_archive()
                     if self.clock() - self._work_started_at >= RESIGN_CHECK_S:
                         self.start_work()
                 self.handle(item)
@@ -146,6 +149,9 @@ class Service:
         self.events.put(Event(message, self.clock()))
 
     def handle(self, item: object) -> None:
+        if isinstance(item, p.ArchiveDone):
+            self._archive_done(item)
+            return
         event = self._translate(item)
         if event is None:
             return
@@ -157,6 +163,24 @@ class Service:
         for effect in effects:
             self._apply(effect)
         self._render()
+
+    def _archive_done(self, message: p.ArchiveDone) -> None:
+        """Sessions got their verified archive copy: count again and redraw now."""
+        log.info("archive copy complete: %s", ", ".join(message.session_ids))
+        self._copies_key = None
+        self._facts_at = None
+        self._render()
+
+    def _notice_archive(self) -> None:
+        """The archive disk plugged (back) in: archive what waits for it now, not
+        after the next card."""
+        if self.cfg.archive.archive_dir is None:
+            return
+        there = unmounted_archive(self.cfg) is None
+        if there and self._archive_there is False:
+            log.info("archive disk is back: archiving what waits for it")
+            self.start_work()
+        self._archive_there = there
 
     def _translate(self, item: object) -> Event | None:
         if isinstance(item, Event):
@@ -265,6 +289,8 @@ class Service:
                 if isinstance(message, p.LinkReady | p.WorkProgress | p.WorkWaiting
                               | p.WorkDone | p.WorkFailed):
                     self.post(message)
+                elif isinstance(message, p.ArchiveDone):
+                    self.events.put(message)  # not the machine's: the receipt's count
             code = proc.wait()
         finally:
             if stream:

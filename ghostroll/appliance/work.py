@@ -51,7 +51,7 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
         ready, failed = (_stream(cfg, db, announced, client) if announced is not None
                          else (None, {}))
         if cfg.archive.archive_dir is not None:
-            _archive(cfg, db)
+            _archive(cfg, db, out)
         results = process_pending(cfg, db, lambda sid, d, t: _emit(
             out, p.WorkProgress("processing", d, t, sid)), ready)
         stopped = next((r.stopped for r in results if r.stopped), None)
@@ -63,24 +63,29 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
         if cfg.s3.enabled and cfg.s3.upload_originals:  # the bucket target
             from ghostroll.archive.bucket import record_bucket_copies
             record_bucket_copies(cfg, db)
+        if cfg.archive.archive_dir is not None:  # sessions just published may go now
+            from ghostroll.archive.prune import prune
+            prune(cfg, db)
         if stopped:
             _emit(out, p.WorkWaiting(stopped))
             return ExitCode.QUEUED
         return code
 
 
-def _archive(cfg: Config, db: Database) -> None:
-    """The second copy first; a missing or full archive disk never stops the rest."""
+def _archive(cfg: Config, db: Database, out: TextIO) -> None:
+    """The second copy first; a missing or full archive disk never stops the rest. The
+    sessions it completes are announced at once (the receipt turns to "2 copies")."""
     from ghostroll.archive.disk import archive_pending
-    from ghostroll.archive.prune import prune
     from ghostroll.errors import ArchiveError
 
     assert cfg.archive.archive_dir is not None
     try:
-        archive_pending(db, cfg.archive.archive_dir, cfg.storage.base_dir)
+        result = archive_pending(db, cfg.archive.archive_dir, cfg.storage.base_dir)
     except ArchiveError as exc:
         logging.getLogger("ghostroll.archive").warning("archive: %s", exc)
-    prune(cfg, db)
+        return
+    if result.sessions_done:
+        _emit(out, p.ArchiveDone(session_ids=result.sessions_done))
 
 
 def _stream(cfg: Config, db: Database, announced: BinaryIO,

@@ -64,7 +64,7 @@ def check_disk(cfg: Config) -> Iterator[Check]:
         yield Check("session disk", FAIL, f"cannot read {base}: {exc}",
                     f"create {base} or set base_dir")
         return
-    text = f"{free / 1e9:.1f} GB free in {probe}"
+    text = f"{free / 1e9:.1f} GB free in {probe}; " + _space_left(cfg, free)
     if free < cfg.storage.free_space_margin_mb * 2**20:
         yield Check("session disk", FAIL, text, "free space: delete old sessions "
                     "(ghostroll sessions) or use a larger card for the Pi")
@@ -74,6 +74,24 @@ def check_disk(cfg: Config) -> Iterator[Check]:
                     "a full card may not fit; free space first", blocking=False)
     else:
         yield Check("session disk", OK, text, blocking=False)
+
+
+def _space_left(cfg: Config, free: int) -> str:
+    """Sessions and shooting days left at the pace the database has seen."""
+    from ghostroll.errors import DatabaseError
+    from ghostroll.storage.db import Database
+    from ghostroll.storage.space import space_left, space_left_text
+
+    if not cfg.storage.db_path.exists():
+        return space_left_text(None)
+    try:
+        with Database(cfg.storage.db_path) as db:
+            sessions = db.sessions()
+            stored = db.content_bytes()
+    except (DatabaseError, OSError) as exc:
+        return f"cannot read the database to estimate how long it lasts ({exc})"
+    days = len({s.created_utc[:10] for s in sessions})
+    return space_left_text(space_left(free, stored, len(sessions), days))
 
 
 def check_database(cfg: Config) -> Iterator[Check]:

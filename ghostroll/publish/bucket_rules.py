@@ -18,6 +18,7 @@ from ghostroll.publish import links
 SHORT_LINK_RULE = "ghostroll-short-links"
 ABORT_RULE = "ghostroll-abort-incomplete"
 PAGE_DAYS = 8  # a page not rewritten for this long points at an expired signature
+RESUME_DAYS = 7  # an unfinished multipart upload a later run may still resume
 
 
 def policy_with_short_links(existing: dict[str, Any] | None, bucket: str) -> dict[str, Any]:
@@ -34,7 +35,7 @@ def our_rules() -> list[dict[str, Any]]:
         {"ID": SHORT_LINK_RULE, "Status": "Enabled",
          "Filter": {"Prefix": links.SHORT_LINK_PREFIX}, "Expiration": {"Days": PAGE_DAYS}},
         {"ID": ABORT_RULE, "Status": "Enabled", "Filter": {"Prefix": ""},
-         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}},
+         "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": RESUME_DAYS}},
     ]
 
 

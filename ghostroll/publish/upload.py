@@ -241,6 +241,9 @@ def classify_error(exc: BaseException) -> tuple[bool, bool, str]:
 # ------------------------------------------------------------------ I/O
 
 
+HeldParts = dict[int, tuple[int, str]]  # a multipart upload's parts: number -> (size, MD5 hex)
+
+
 class _EndpointDown(Exception):
     pass
 
@@ -307,11 +310,10 @@ class _Uploader:
         return str(self._call(task.key, put).get("ETag", "")).strip('"')
 
     def _multipart(self, task: UploadTask) -> str:
-        created = self._call(task.key, lambda: self.client.create_multipart_upload(
-            Bucket=self.bucket, Key=task.key, ContentType=task.content_type,
-            CacheControl=task.cache_control, **_storage(task)))
-        upload_id = created["UploadId"]
+        """Parts an interrupted run left in the bucket (same number, size and MD5 as
+        this file's) are kept; only the others are sent."""
         step = part_size(task.size)
+        upload_id, held = self._resume_or_create(task)
         parts = []
         try:
             with task.path.open("rb") as f:
@@ -320,7 +322,12 @@ class _Uploader:
                         raise RuntimeError(f"stopped: {self.down_reason}")
                     f.seek(offset)
                     chunk = f.read(step)
-                    md5 = base64.b64encode(hashlib.md5(chunk).digest()).decode()
+                    digest = hashlib.md5(chunk)
+                    if held.get(number) == (len(chunk), digest.hexdigest()):
+                        parts.append({"PartNumber": number, "ETag": f'"{digest.hexdigest()}"'})
+                        continue
+                    faults.fault("upload.part")
+                    md5 = base64.b64encode(digest.digest()).decode()
 
                     def send(chunk: bytes = chunk, number: int = number,
                              md5: str = md5) -> Any:
@@ -337,6 +344,35 @@ class _Uploader:
             self._abort(task.key, upload_id)
             raise
         return str(done.get("ETag", "")).strip('"')
+
+    def _resume_or_create(self, task: UploadTask) -> tuple[str, HeldParts]:
+        """The newest unfinished multipart upload of this key (a killed run's) and its
+        parts (number -> (size, MD5 hex)); older ones are aborted. A new upload when
+        there is none."""
+        listed = self._call(task.key, lambda: self.client.list_multipart_uploads(
+            Bucket=self.bucket, Prefix=task.key))
+        found = sorted((u for u in listed.get("Uploads", []) if u.get("Key") == task.key
+                        and (not task.storage_class
+                             or u.get("StorageClass", task.storage_class) == task.storage_class)),
+                       key=lambda u: u.get("Initiated") or 0)
+        for stale in found[:-1]:
+            self._abort(task.key, stale["UploadId"])
+        if found:
+            upload_id = found[-1]["UploadId"]
+            held = self._call(task.key, lambda: self._held_parts(task.key, upload_id))
+            log.info("%s: resuming an interrupted upload, %d part(s) already there",
+                     task.key, len(held))
+            return upload_id, held
+        created = self._call(task.key, lambda: self.client.create_multipart_upload(
+            Bucket=self.bucket, Key=task.key, ContentType=task.content_type,
+            CacheControl=task.cache_control, **_storage(task)))
+        return created["UploadId"], {}
+
+    def _held_parts(self, key: str, upload_id: str) -> HeldParts:
+        pages = self.client.get_paginator("list_parts").paginate(
+            Bucket=self.bucket, Key=key, UploadId=upload_id)
+        return {part["PartNumber"]: (int(part["Size"]), str(part["ETag"]).strip('"'))
+                for page in pages for part in page.get("Parts", [])}
 
     def _abort(self, key: str, upload_id: str) -> None:
         if self.endpoint_down.is_set():

@@ -429,3 +429,114 @@ def test_card_in_the_reader_at_power_on_is_copied_and_published(vm: VM, tmp_path
     # the service rendered the "Setup file rejected" screen with that reason (a frame may
     # be replaced by the card's before the panel's rate limit lets it be drawn)
     vm.check("journalctl -b -o cat -u ghostroll | grep -q 'state error'")
+
+
+ARCHIVE = "/var/lib/ghostroll/archive"
+
+
+def archive_disk(image: Path, size_mb: int = 256) -> Path:
+    """A USB disk formatted on the host as the photographer would: ext4, GR-ARCHIVE."""
+    with image.open("wb") as fh:
+        fh.truncate(size_mb << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-L", "GR-ARCHIVE", str(image)], check=True)
+    return image
+
+
+def test_archive_disk_second_copy_survives_a_pull_and_prunes(vm: VM, tmp_path: Path) -> None:
+    """The GR-ARCHIVE disk, hot-plugged: its own unit mounts it read-write where the
+    sandboxed service sees it; a card's originals land there byte-identical in the dated
+    layout; the disk pulled mid-copy and plugged back completes without a duplicate; the
+    receipt goes "1 copy" → "2 copies"; prune removes only originals with that copy."""
+    source = card_source(tmp_path / "h", 2, 8, big=3)
+    card = make_image(tmp_path / "arch-card.img", source)
+    disk = archive_disk(tmp_path / "archive.img")
+    wanted = {p.name: sha(p) for p in (source / "DCIM" / "100GHOST").iterdir()}
+    # The archive for this test (prune comes later), its copy slowed as the card's is, so
+    # the pull lands mid-copy.
+    vm.check(f"printf '\\n[archive]\\narchive_dir = \"{ARCHIVE}\"\\n' >> /etc/ghostroll/config.toml"
+             " && mkdir -p /etc/systemd/system/ghostroll.service.d && printf '[Service]\\n"
+             "Environment=GHOSTROLL_TEST_DELAY_MS=copy.chunk=250\\n' > "
+             "/etc/systemd/system/ghostroll.service.d/vmtest-archive.conf && "
+             "systemctl daemon-reload && systemctl restart ghostroll")
+    wait_for(vm, "systemctl is-active ghostroll", 60, "the service did not restart")
+    start = time.monotonic()
+    vm.plug("archive", disk)
+    mounted = wait_for(vm, f"findmnt -n -r -o FSTYPE,OPTIONS {ARCHIVE}", 60,
+                       "the GR-ARCHIVE disk was not mounted")
+    TIMINGS["archive_mount_s"] = time.monotonic() - start
+    assert mounted.split()[0] == "ext4" and "rw," in mounted and "nosuid" in mounted, mounted
+    # the service's own mount namespace (ProtectSystem=strict) sees it, writable
+    vm.check(f"nsenter -t $(systemctl show -P MainPID ghostroll) -m runuser -u ghostroll -- "
+             f"sh -c 'touch {ARCHIVE}/.probe && rm {ARCHIVE}/.probe'")
+    # what the receipt says, sampled as the service writes it with each frame
+    vm.check("{ (while sleep 0.3; do grep -o '\"copies\": [0-9a-z]*' "
+             "/run/ghostroll/status.json; done) > /tmp/copies.log 2>&1 & } ; "
+             "echo $! > /tmp/copies.pid")
+    vm.plug("archcard", card)
+    # the archive copy starts once the card's copy is over (from the verified local copy)
+    wait_for(vm, f"find {ARCHIVE}/.incoming {ARCHIVE}/20* -type f -name '*_08*' "
+             "2>/dev/null | grep -q .", 180, "the archive copy did not start")
+    stops = "journalctl -o cat -u ghostroll | grep -c 'archive: ' || true"
+    before = int(vm.check(stops).strip() or 0)
+    vm.unplug("archive")
+    wait_for(vm, f"! mountpoint -q {ARCHIVE}", 60, "the pulled disk was not unmounted")
+    wait_for(vm, f"test $({stops}) -gt {before}", 120,
+             "the pulled disk's archive run did not stop with a message")
+    local = "ls /var/lib/ghostroll/sessions/*/originals/DCIM/100GHOST/ | grep -c '_08'"
+    wait_for(vm, "journalctl -o cat -u 'ghostroll-ingest@*' | grep -q 'card phase complete'",
+             180, "the card's copy did not finish")
+    vm.unplug("archcard")
+    assert vm.check(local).strip() == str(len(wanted))
+    start = time.monotonic()
+    vm.plug("archive2", disk)
+    wait_for(vm, f"test $(find {ARCHIVE}/20* -name '*_08*' -type f | wc -l) -eq {len(wanted)}"
+             " && grep -q IMG_0800 " + ARCHIVE + "/20*/*/SHA256SUMS", 240,
+             "the archive copy did not complete once the disk was back")
+    TIMINGS["archive_resume_s"] = time.monotonic() - start
+    listing = vm.check(f"cd {ARCHIVE} && find 20* -type f -name '*_08*' -exec sha256sum {{}} +")
+    found = {line.split(maxsplit=1)[1]: line.split()[0] for line in listing.splitlines()}
+    assert len(found) == len(wanted), listing  # one copy each, no "~2" duplicate
+    for path, digest in found.items():
+        assert re.fullmatch(r"\d{4}/\d{4}-\d\d-\d\d [^/]+/(IMG|MVI)_08\d\d\.(JPG|MOV)", path), path
+        assert wanted[Path(path).name] == digest, path
+    folder = Path(next(iter(found))).parent
+    vm.check(f"cd '{ARCHIVE}/{folder}' && sha256sum -c --quiet SHA256SUMS")
+    state = ("cat /run/ghostroll/status.json; uniq /tmp/copies.log; "
+             "journalctl -o cat -u ghostroll | tail -30")
+    wait_for(vm, "grep -q '\"copies\": 2' /run/ghostroll/status.json", 60,
+             "the receipt did not turn to 2 copies")
+    seen = vm.check("sleep 1; uniq /tmp/copies.log")
+    assert seen.find('"copies": 1') < seen.find('"copies": 2'), vm.check(state)
+    assert seen.find('"copies": 1') >= 0, vm.check(state)
+    vm.check("kill $(cat /tmp/copies.pid)")
+    # prune = "archived" (floor above the disk's size: always wanted), one copy outside is
+    # enough: with the disk away nothing is pruned; with it back, the archived originals go
+    vm.unplug("archive2")
+    wait_for(vm, f"! mountpoint -q {ARCHIVE}", 60, "the pulled disk was not unmounted")
+    before = int(vm.check(stops).strip() or 0)
+    vm.check("printf 'prune = \"archived\"\\nprune_min_copies = 1\\nprune_keep_free_mb = "
+             "10000000\\n' >> /etc/ghostroll/config.toml && systemctl restart ghostroll")
+    wait_for(vm, f"test $({stops}) -gt {before}", 120,
+             "the service's work did not run without the disk")  # "archive disk not found"
+    assert vm.check(local).strip() == str(len(wanted)), vm.check(state)
+    vm.plug("archive3", disk)
+    wait_for(vm, f"test $({local} || true) -eq 0", 300,
+             "the doubly-archived originals were not pruned")
+    vm.check("ls /var/lib/ghostroll/sessions/*/derived/ | grep -q .")  # share images stay
+    assert vm.check(f"find {ARCHIVE}/20* -name '*_08*' -type f | wc -l").strip() == \
+        str(len(wanted))
+    # exFAT, the other filesystem a GR-ARCHIVE disk may have: mounted for the service too
+    vm.unplug("archive3")
+    wait_for(vm, f"! mountpoint -q {ARCHIVE}", 60, "the pulled disk was not unmounted")
+    exfat = tmp_path / "archive-exfat.img"
+    with exfat.open("wb") as fh:
+        fh.truncate(64 << 20)
+    subprocess.run(["mkfs.exfat", "-L", "GR-ARCHIVE", str(exfat)], check=True,
+                   capture_output=True)
+    vm.plug("exfat", exfat)
+    mounted = wait_for(vm, f"findmnt -n -r -o FSTYPE,OPTIONS {ARCHIVE}", 60,
+                       "the exFAT GR-ARCHIVE disk was not mounted")
+    assert mounted.split()[0] == "exfat" and "rw," in mounted and "noexec" in mounted, mounted
+    vm.check(f"nsenter -t $(systemctl show -P MainPID ghostroll) -m runuser -u ghostroll -- "
+             f"sh -c 'touch {ARCHIVE}/.probe && rm {ARCHIVE}/.probe'")
+    vm.unplug("exfat")
