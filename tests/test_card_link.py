@@ -218,9 +218,10 @@ def test_recorded_originals_are_announced_and_the_work_child_streams_them(
                           input=feed, env=env, capture_output=True, timeout=120)
     assert work.returncode == 0, work.stderr
     lines = [json.loads(line) for line in work.stdout.splitlines()]
-    assert lines[-1]["stage"] == "local" and lines[-1]["photos"] == 4
+    assert lines[-1]["type"] == "work_done" and lines[-1]["url"] is None  # kept local
+    assert lines[-1]["photos"] == 4
     # the four pictures came from the stream: processing made only the video's tile
-    processing = [line for line in lines if line["stage"] == "processing"]
+    processing = [line for line in lines if line.get("stage") == "processing"]
     assert processing and all(line["done"] == 5 for line in processing)
     session = tmp_path / "sessions" / recorded[0].session_id
     assert len(list((session / "derived" / "share").glob("*.jpg"))) == 4
