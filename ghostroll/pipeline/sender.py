@@ -7,8 +7,10 @@ fault point once per object as `upload_all` would, and records what the child se
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
@@ -17,16 +19,31 @@ from ghostroll.config.sections import S3Config
 from ghostroll.publish.upload import MemoryLedger, UploadLedger, UploadReport, UploadTask
 
 _client: Any = None  # the child's one S3 client
+PR_SET_PDEATHSIG = 1
 
 
-def _start(s3: S3Config) -> None:
-    """In the child: the parent passes the fault points, the child never does."""
+def _start(s3: S3Config, parent: int) -> None:
+    """In the child: it dies with its parent (a killed card run must leave no process
+    behind holding its output open), and the parent passes the fault points."""
     global _client
+    _die_with(parent)
     os.environ.pop(faults.FAULT_ENV, None)
     os.environ.pop(faults.DELAY_ENV, None)
     faults.reload()
     from ghostroll.publish.s3client import make_client
     _client = make_client(s3)
+
+
+def _die_with(parent: int) -> None:
+    """PR_SET_PDEATHSIG: SIGKILL when the thread that started this process ends (the
+    uploader thread, which shuts this process down before it ends)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the parent's shutdown still ends it
+        pass
+    if os.getppid() != parent:  # the parent died before the call above
+        os._exit(1)
 
 
 def _ready() -> None:
@@ -49,7 +66,7 @@ class UploadProcess:
 
     def __init__(self, s3: S3Config) -> None:
         self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_start, initargs=(s3,))
+                                        initializer=_start, initargs=(s3, os.getpid()))
         self.pool.submit(_ready)
 
     def upload_all(self, bucket: str, tasks: list[UploadTask], ledger: UploadLedger, *,
