@@ -10,22 +10,21 @@ With `--stream` it first reads the originals the card worker announced (`protoco
 lines after the config overrides, passed on by the service's `feed.py`) from stdin and
 derives and uploads each at once (`pipeline/stream.py`), printing nothing; at the end of
 stdin (the copy is over) it archives, processes and publishes as above, reusing what the
-stream made."""
+stream made. The sequence itself is `pipeline/flow.py`'s, shared with `ghostroll run`;
+this module turns it into messages and an exit code."""
 
 from __future__ import annotations
 
-import logging
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, BinaryIO, TextIO
 
 from ghostroll.appliance import protocol as p
 from ghostroll.config import Config
 from ghostroll.exitcodes import ExitCode
-from ghostroll.storage.db import Database, SessionRow
+from ghostroll.pipeline import flow
+from ghostroll.storage.db import Database
 
 if TYPE_CHECKING:
-    from ghostroll.process import Ready
     from ghostroll.publish.publisher import PublishEvent
 
 
@@ -34,13 +33,28 @@ def _emit(out: TextIO, message: p.Message) -> None:
     out.flush()
 
 
+class _Messages:
+    """The pipeline's progress as protocol messages, one per line on `out`."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def processing(self, session_id: str, done: int, total: int) -> None:
+        _emit(self.out, p.WorkProgress("processing", done, total, session_id))
+
+    def publishing(self, event: PublishEvent) -> None:
+        for message in publish_messages(event):
+            _emit(self.out, message)
+
+    def archived(self, session_ids: list[str]) -> None:
+        _emit(self.out, p.ArchiveDone(session_ids=session_ids))
+
+
 def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None,
              announced: BinaryIO | None = None) -> int:
     """Exit 3 when something waits (offline, or processing stopped by a full disk): the
     service runs it again later. A session set aside is skipped; the others go on.
     `announced`: the stream of recorded originals to derive and upload first."""
-    from ghostroll.process import process_pending
-
     with Database(cfg.storage.db_path) as db:
         if link_only:
             return _link(cfg, db, link_only, out)
@@ -48,78 +62,26 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
         if cfg.s3.enabled:  # one S3 client for the stream and publishing
             from ghostroll.publish.s3client import make_client
             client = make_client(cfg.s3)
-        ready, failed = (_stream(cfg, db, announced, client) if announced is not None
-                         else (None, {}))
-        if cfg.archive.archive_dir is not None:
-            _archive(cfg, db, out)
-        results = process_pending(cfg, db, lambda sid, d, t: _emit(
-            out, p.WorkProgress("processing", d, t, sid)), ready)
-        stopped = next((r.stopped for r in results if r.stopped), None)
-        if not cfg.s3.enabled:
-            for result in results:
-                if not (result.stopped or result.set_aside):
-                    _emit(out, p.WorkDone(photos=result.made, session_id=result.session_id))
-        code = _publish(cfg, db, out, failed, client) if client is not None else ExitCode.OK
-        if cfg.s3.enabled and cfg.s3.upload_originals:  # the bucket target
-            from ghostroll.archive.bucket import record_bucket_copies
-            record_bucket_copies(cfg, db)
-        if cfg.archive.archive_dir is not None:  # sessions just published may go now
-            from ghostroll.archive.prune import prune
-            prune(cfg, db)
-        if stopped:
-            _emit(out, p.WorkWaiting(stopped))
-            return ExitCode.QUEUED
-        return code
-
-
-def _archive(cfg: Config, db: Database, out: TextIO) -> None:
-    """The second copy first; a missing or full archive disk never stops the rest. The
-    sessions it completes are announced at once (the receipt turns to "2 copies")."""
-    from ghostroll.archive.disk import archive_pending
-    from ghostroll.errors import ArchiveError
-
-    assert cfg.archive.archive_dir is not None
-    try:
-        result = archive_pending(db, cfg.archive.archive_dir, cfg.storage.base_dir)
-    except ArchiveError as exc:
-        logging.getLogger("ghostroll.archive").warning("archive: %s", exc)
-        return
-    if result.sessions_done:
-        _emit(out, p.ArchiveDone(session_ids=result.sessions_done))
-
-
-def _stream(cfg: Config, db: Database, announced: BinaryIO,
-            client: Any | None) -> tuple[Ready, dict[str, str]]:
-    """Derive (and upload) each announced original until the input ends. Each is checked
-    against the database first: only a recorded, verified copy is ever used."""
-    from ghostroll.card.ingest import Recorded
-    from ghostroll.pipeline.stream import Stream
-    from ghostroll.storage import db as dbm
-
-    sessions: dict[str, SessionRow | None] = {}
-    with Stream(cfg, client) as stream:
-        for line in announced:
-            try:
-                message = p.decode(line)
-            except p.ProtocolError:
-                continue
-            if not isinstance(message, p.Recorded):
-                continue
-            if message.session_id not in sessions:
-                sessions[message.session_id] = db.session(message.session_id)
-            session = sessions[message.session_id]
-            row = db.session_file(message.session_id, message.rel_path) if session else None
-            if session is None or row is None or row["status"] != dbm.VERIFIED \
-                    or row["sha256"] != message.sha256:
-                continue
-            stream.recorded(Recorded(session, message.rel_path, Path(message.stored),
-                                     message.kind, message.group, message.sha256,
-                                     message.size))
-    return stream.ready, stream.upload_failed
+        done = flow.run_announced(cfg, db, _Messages(out), announced, client)
+    stopped = next((r.stopped for r in done.processed if r.stopped), None)
+    if not cfg.s3.enabled:
+        for result in done.processed:
+            if not (result.stopped or result.set_aside):
+                _emit(out, p.WorkDone(photos=result.made, session_id=result.session_id))
+    code = ExitCode.OK
+    if done.publish is not None and done.publish.waiting:
+        _emit(out, p.WorkWaiting(done.publish.waiting))
+        code = ExitCode.QUEUED
+    elif done.publish is not None and done.publish.failed:
+        code = ExitCode.PARTIAL
+    if stopped:
+        _emit(out, p.WorkWaiting(stopped))
+        return ExitCode.QUEUED
+    return code
 
 
 def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:
-    from ghostroll.job import early_link
+    from ghostroll.pipeline.early import early_link
     from ghostroll.publish.publisher import load_link
     from ghostroll.storage.session import SessionLayout
 
@@ -131,21 +93,6 @@ def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:
     if link is not None:
         _emit(out, p.LinkReady(link.url, link.expires.isoformat(), session_id))
     return ExitCode.OK
-
-
-def _publish(cfg: Config, db: Database, out: TextIO, failed_before: dict[str, str],
-             client: Any) -> int:
-    from ghostroll.publish.publisher import drain
-
-    def report(e: PublishEvent) -> None:
-        for message in publish_messages(e):
-            _emit(out, message)
-
-    result = drain(cfg, db, client, report, failed_before=failed_before)
-    if result.waiting:
-        _emit(out, p.WorkWaiting(result.waiting))
-        return ExitCode.QUEUED
-    return ExitCode.PARTIAL if result.failed else ExitCode.OK
 
 
 def publish_messages(e: PublishEvent) -> list[p.Message]:

@@ -26,7 +26,7 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ghostroll.card.ingest import Recorded
 from ghostroll.card.media import Kind
@@ -41,10 +41,18 @@ from ghostroll.process import gallery_item, gallery_title
 from ghostroll.storage.db import Database, SessionRow
 from ghostroll.storage.session import SessionLayout
 
+if TYPE_CHECKING:
+    from ghostroll.pipeline.sender import UploadProcess
+
 log = logging.getLogger("ghostroll.pipeline")
 PICTURES = frozenset({Kind.JPEG, Kind.HEIC, Kind.TIFF})  # always the picture of a shot
 PAGE_EVERY_S = 3.0  # progressive pages at most this often
 BATCH = 64  # derivatives per upload round
+GATHER_S = 0.25  # a round waits this long after its first derivative for more
+# Derivatives waiting for the uploader: when it is this far behind, the derive workers
+# wait (their `put` blocks) instead of piling up finished work. It cannot deadlock: the
+# uploader takes from the queue until the end mark even after it stopped sending.
+UPLOAD_QUEUE = 4 * BATCH
 
 
 @dataclass
@@ -57,7 +65,9 @@ class _Session:
 
 class Stream:
     """Derivatives (and uploads, when `client` is given) started as originals are
-    recorded. `close()` waits for both stages; `ready` then holds every derivative made."""
+    recorded. `close()` waits for both stages; `ready` then holds every derivative made.
+    Jobs wait for the derive pool unbounded (a path each; the pool's memory budget bounds
+    the pixels): the card phase hands them over and never waits for derivation."""
 
     def __init__(self, cfg: Config, client: Any | None = None) -> None:
         self.cfg = cfg
@@ -120,10 +130,11 @@ class _Uploader:
 
     def __init__(self, cfg: Config, client: Any, stream: Stream) -> None:
         self.cfg, self.client, self.stream = cfg, client, stream
-        self.queue: queue.Queue[DeriveResult | None] = queue.Queue()
+        self.queue: queue.Queue[DeriveResult | None] = queue.Queue(maxsize=UPLOAD_QUEUE)
         self.tmp = Path(tempfile.mkdtemp(prefix="ghostroll-stream-"))
         self.last_page = 0.0
         self.ended = False  # the end mark (None) was taken from the queue
+        self.sender: UploadProcess | None = None  # started by the thread: never in the way
         self.thread = threading.Thread(target=self._run, name="ghostroll-upload",
                                        daemon=True)
         self.thread.start()
@@ -137,10 +148,12 @@ class _Uploader:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _run(self) -> None:
+        from ghostroll.pipeline.sender import UploadProcess
         from ghostroll.publish.publisher import Offline, check_clock
 
         try:
             check_clock(self.cfg, self.client)
+            self.sender = UploadProcess(self.cfg.s3)
             with Database(self.cfg.storage.db_path) as db:
                 self._send_all(db)
         except Offline as exc:
@@ -150,6 +163,8 @@ class _Uploader:
                         type(exc).__name__, exc)
             log.debug("early upload failure", exc_info=True)
         finally:
+            if self.sender is not None:
+                self.sender.close()
             while not self.ended:  # the rest is publishing's: let close() return
                 self.ended = self.queue.get() is None
 
@@ -161,17 +176,8 @@ class _Uploader:
         signed: dict[str, str] = {}
         done = False
         while not done:
-            batch: list[DeriveResult] = []
-            item = self.queue.get()
-            while item is not None:
-                batch.append(item)
-                if len(batch) >= BATCH:
-                    break
-                try:
-                    item = self.queue.get_nowait()
-                except queue.Empty:
-                    break
-            done = self.ended = item is None
+            batch, done = self._gather()
+            self.ended = done
             try:
                 if batch and not self._send(batch, ledger):
                     return
@@ -180,9 +186,27 @@ class _Uploader:
             finally:
                 ledger.flush()
 
+    def _gather(self) -> tuple[list[DeriveResult], bool]:
+        """One round: what arrives within GATHER_S of its first derivative, up to BATCH,
+        and whether the end mark came. Fewer, larger rounds: each costs a ledger commit
+        (a write lock the card phase waits for) and a pool of upload threads."""
+        batch: list[DeriveResult] = []
+        item = self.queue.get()
+        deadline = time.monotonic() + GATHER_S
+        while item is not None:
+            batch.append(item)
+            left = deadline - time.monotonic()
+            if len(batch) >= BATCH or left <= 0:
+                return batch, False
+            try:
+                item = self.queue.get(timeout=left)
+            except queue.Empty:
+                return batch, False
+        return batch, True
+
     def _send(self, batch: list[DeriveResult], ledger: Any) -> bool:
         from ghostroll.publish.publisher import prefix_for
-        from ghostroll.publish.upload import UploadTask, upload_all
+        from ghostroll.publish.upload import UploadTask
 
         tasks = []
         for kind in ("thumb", "share"):  # every thumbnail of the round first
@@ -194,9 +218,10 @@ class _Uploader:
                 key = f"{path.parent.name}/{path.name}"
                 tasks.append(UploadTask.for_file(prefix_for(self.cfg, session.row.id) + key,
                                                  path))
-        report = upload_all(self.client, self.cfg.s3.s3_bucket, tasks, ledger,
-                            workers=self.cfg.s3.upload_workers,
-                            multipart_threshold_bytes=self.cfg.s3.multipart_threshold_mb << 20)
+        assert self.sender is not None
+        report = self.sender.upload_all(
+            self.cfg.s3.s3_bucket, tasks, ledger, workers=self.cfg.s3.upload_workers,
+            multipart_threshold_bytes=self.cfg.s3.multipart_threshold_mb << 20)
         if not self._ok(report, [self.stream.origin(result)[0] for result in batch]):
             return False
         for result in batch:
@@ -225,8 +250,9 @@ class _Uploader:
         link exists (the page is what the link opens)."""
         from ghostroll.publish.links import presign_get
         from ghostroll.publish.publisher import prefix_for, read_link
-        from ghostroll.publish.upload import UploadTask, upload_all
+        from ghostroll.publish.upload import UploadTask
 
+        assert self.sender is not None
         self.last_page = time.monotonic()
         sessions = (self.stream.origin(result)[0] for result in batch)
         for session in {s.row.id: s for s in sessions}.values():
@@ -254,6 +280,6 @@ class _Uploader:
                 path = self.tmp / f"{session.row.id}-{name}"
                 path.write_text(text, encoding="utf-8")
                 tasks.append(UploadTask.for_file(prefix + name, path))
-            report = upload_all(self.client, self.cfg.s3.s3_bucket, tasks, ledger,
-                                workers=2, multipart_threshold_bytes=64 << 20)
+            report = self.sender.upload_all(self.cfg.s3.s3_bucket, tasks, ledger, workers=2,
+                                            multipart_threshold_bytes=64 << 20)
             self._ok(report, [session])
