@@ -57,7 +57,6 @@ class JobResult:
                          f"{_count(p.videos, 'video')}"
                          + (f", {len(p.problems)} could not be shown" if p.problems else ""))
             lines.extend(f"  not shown: {problem}" for problem in p.problems)
-            lines.extend(f"  numbering gap: {gap}" for gap in p.info)
         if self.publish_note:
             lines.append(self.publish_note)
         if self.publish is not None:

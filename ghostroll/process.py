@@ -222,6 +222,8 @@ def _process(cfg: Config, db: Database, session: SessionRow, layout: SessionLayo
             result.made += item.kind == "photo"
             result.videos += item.kind == "video"
     result.info = _gaps(shots)
+    for line in result.info:  # for the session's log: deleted in the camera, most often
+        log.info("numbering skips %s", line)
     zip_key = None
     if cfg.images.share_zip and any(i.share for i in items):
         write_share_zip(_zip_entries(layout, items), layout.derived / "share.zip")

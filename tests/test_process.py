@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
+
+import pytest
 
 from ghostroll.job import process_pending
 from ghostroll.storage.db import Database
@@ -43,3 +46,23 @@ def test_samples_session_is_processed_with_itemised_problems(tmp_path: Path) -> 
     after = {k: hashlib.sha256(v[0].read_bytes()).hexdigest()
              for k, v in originals(cfg).items()}
     assert after == before
+
+
+def test_a_picture_deleted_in_the_camera_is_no_warning(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A skipped number is most often a picture deleted in the camera: the run's summary
+    does not warn about it; the session's log keeps it as information."""
+    import io
+
+    from ghostroll.devtools.synthetic import make_demo_card
+    from ghostroll.job import run_job
+
+    caplog.set_level(logging.INFO, logger="ghostroll")  # as `ghostroll run` sets it
+    card = make_demo_card(tmp_path / "card", photos=5)
+    (card / "DCIM" / "100GHOST" / "IMG_0003.JPG").unlink()  # deleted in the camera
+    out = io.StringIO()
+    job = run_job(card, make_config(tmp_path), out=out)
+    summary = out.getvalue()
+    assert "IMG_0003" not in summary and "missing" not in summary and "gap" not in summary
+    log = (job.ingest.session.path / "ghostroll.log").read_text()
+    assert "IMG_0003 not on the card (1 number)" in log

@@ -19,7 +19,9 @@ MAX_RANGES = 5
 
 
 def numbering_gaps(names: Iterable[str]) -> list[str]:
-    """`["DSC_0417–0419, DSC_0502 missing (4 files)"]`, or `[]` when the run is whole."""
+    """`["DSC_0417–0419, DSC_0502 not on the card (4 numbers)"]`, or `[]` when the run is
+    whole. Information, not a warning: every file on the card was read, and a skipped
+    number is most often a picture deleted in the camera."""
     numbers: dict[int, str] = {}
     width = 4
     for name in names:
@@ -40,4 +42,4 @@ def numbering_gaps(names: Iterable[str]) -> list[str]:
     if not ranges:
         return []
     shown = ", ".join(ranges[:MAX_RANGES]) + (" …" if len(ranges) > MAX_RANGES else "")
-    return [f"{shown} missing ({missing} file{'s' if missing != 1 else ''})"]
+    return [f"{shown} not on the card ({missing} number{'s' if missing != 1 else ''})"]
