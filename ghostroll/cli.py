@@ -34,7 +34,8 @@ from ghostroll.storage.db import Database, SessionRow
 
 # One line per command: an error (a missing argument) prints this, not every setting.
 USAGE = {
-    "run": "PATH [--no-publish] [--volume-id ID] [--volume-label LABEL] [settings]",
+    "run": "PATH [--no-publish] [--events] [--volume-id ID] [--volume-label LABEL] "
+           "[settings]",
     "card-worker": "--device DEV PATH [settings]",
     "watch": "[--once] [settings]",
     "sessions": "[list | show SESSION | retry SESSION | delete SESSION [--yes]] [--no-qr] "
@@ -77,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--volume-label", help="card label to show (default: from the card)")
     run.add_argument("--no-publish", action="store_true",
                      help="ingest and make the gallery, but do not upload now")
+    run.add_argument("--events", action="store_true",
+                     help="print the appliance's protocol messages (one JSON line each: "
+                          "progress, done, work_progress, link, work_done...) instead of text")
     config.add_flags(run, hidden=["appliance"])
     run.set_defaults(handler=cmd_run)
 
@@ -252,7 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = config.from_args(args)
     setup_logging(cfg)
     return run_job(args.path, cfg, volume_id=args.volume_id, label=args.volume_label,
-                   publish=not args.no_publish).exit_code
+                   publish=not args.no_publish, events=args.events).exit_code
 
 
 def cmd_card_worker(args: argparse.Namespace) -> int:

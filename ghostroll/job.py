@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ghostroll.appliance import protocol
 from ghostroll.card.ingest import IngestResult
 from ghostroll.card.progress import TerminalProgress, summary_lines
 from ghostroll.config import Config
@@ -118,7 +119,22 @@ def publish_all(cfg: Config, db: Database, out: TextIO | None,
 
 
 def run_job(path: Path, cfg: Config, volume_id: str | None = None, label: str | None = None,
-            out: TextIO = sys.stdout, publish: bool = True) -> JobResult:
+            out: TextIO = sys.stdout, publish: bool = True, events: bool = False) -> JobResult:
+    """`events`: the protocol's messages on `out` (as the service reads them), not text."""
+    if events:
+        from ghostroll.appliance.work import Messages, finished_messages
+        from ghostroll.pipeline.events import ThrottledProgress, card_outcome
+
+        def send(message: protocol.Message) -> None:
+            out.write(message.to_json() + "\n")
+            out.flush()
+
+        ingest, done = flow.run_card(path, cfg, Messages(out), ThrottledProgress(send),
+                                     volume_id=volume_id, label=label, publish=publish)
+        send(card_outcome(ingest))
+        for message in finished_messages(cfg, done):
+            send(message)
+        return JobResult(ingest, done.processed, done.publish, archive=done.archive)
     ingest, done = flow.run_card(path, cfg, TextReport(out), TerminalProgress(out),
                                  volume_id=volume_id, label=label, publish=publish)
     job = JobResult(ingest, done.processed, done.publish, archive=done.archive)

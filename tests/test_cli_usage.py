@@ -26,8 +26,8 @@ def test_a_missing_argument_prints_the_commands_usage_only(
     code, _, err = run_cli(capsys, "run")
     assert code == 2
     assert err.splitlines() == [
-        "usage: ghostroll run PATH [--no-publish] [--volume-id ID] [--volume-label LABEL] "
-        "[settings]",
+        "usage: ghostroll run PATH [--no-publish] [--events] [--volume-id ID] "
+        "[--volume-label LABEL] [settings]",
         "ghostroll run: error: the following arguments are required: path"]
 
 
@@ -100,3 +100,30 @@ def test_every_command_has_its_usage_line_and_help(
         code, out, _ = run_cli(capsys, name, "--help")
         assert code == 0, name
         assert out.startswith(f"usage: ghostroll {name} {cli.USAGE[name]}".rstrip()[:60]), name
+
+
+def test_run_events_prints_the_messages_the_service_reads(tmp_path: Path) -> None:
+    """`ghostroll run --events`: one protocol message per line, the same vocabulary the
+    card worker and the work child send to the service."""
+    import io
+
+    from ghostroll.appliance import protocol as p
+    from ghostroll.commands.demo import workdir_config
+    from ghostroll.devtools.synthetic import make_demo_card
+    from ghostroll.job import run_job
+
+    card = make_demo_card(tmp_path / "card", photos=3)
+    out = io.StringIO()
+    job = run_job(card, workdir_config(tmp_path), out=out, events=True)
+    said = [p.Message.from_json(line) for line in out.getvalue().splitlines()]
+    progress = [m for m in said if isinstance(m, p.Progress)]
+    assert progress[0].phase == "scanning" and progress[-1].phase == "done"
+    done = [m for m in said if isinstance(m, p.Done)]
+    assert len(done) == 1 and done[0].new == job.ingest.new == 7
+    assert done[0].session_id == job.ingest.session.id
+    made = [m for m in said if isinstance(m, p.WorkDone)]
+    assert made == [p.WorkDone(photos=4, session_id=job.ingest.session.id)]  # no bucket
+    again = io.StringIO()
+    run_job(card, workdir_config(tmp_path), out=again, events=True)
+    last = p.Message.from_json(again.getvalue().splitlines()[-1])
+    assert isinstance(last, p.Done) and last.new == 0 and last.skipped == 7

@@ -194,7 +194,8 @@ def test_numbering_gaps() -> None:
     assert numbering_gaps(["DSC_0416.JPG", "DSC_0416.NEF", "DSC_0420.JPG", "DSC_0421.JPG"]) == \
         ["DSC_0417–0419 not on the card (3 numbers)"]
     assert numbering_gaps(["IMG_0001.JPG", "MVI_0002.MOV", "IMG_0003.JPG"]) == []
-    assert numbering_gaps(["IMG_0001.JPG", "IMG_0003.JPG"]) == ["IMG_0002 not on the card (1 number)"]
+    assert numbering_gaps(["IMG_0001.JPG", "IMG_0003.JPG"]) == [
+        "IMG_0002 not on the card (1 number)"]
     assert numbering_gaps(["a.jpg"]) == []
     # phone names are timestamps, not counters
     phone = ["PXL_20231101_151117049.jpg", "PXL_20231101_151201512.jpg", "20231101_151117.jpg",

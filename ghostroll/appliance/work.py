@@ -33,7 +33,7 @@ def _emit(out: TextIO, message: p.Message) -> None:
     out.flush()
 
 
-class _Messages:
+class Messages:
     """The pipeline's progress as protocol messages, one per line on `out`."""
 
     def __init__(self, out: TextIO) -> None:
@@ -62,12 +62,10 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
         if cfg.s3.enabled:  # one S3 client for the stream and publishing
             from ghostroll.publish.s3client import make_client
             client = make_client(cfg.s3)
-        done = flow.run_announced(cfg, db, _Messages(out), announced, client)
+        done = flow.run_announced(cfg, db, Messages(out), announced, client)
     stopped = next((r.stopped for r in done.processed if r.stopped), None)
-    if not cfg.s3.enabled:
-        for result in done.processed:
-            if not (result.stopped or result.set_aside):
-                _emit(out, p.WorkDone(photos=result.made, session_id=result.session_id))
+    for message in finished_messages(cfg, done):
+        _emit(out, message)
     code = ExitCode.OK
     if done.publish is not None and done.publish.waiting:
         _emit(out, p.WorkWaiting(done.publish.waiting))
@@ -78,6 +76,15 @@ def run_work(cfg: Config, out: TextIO = sys.stdout, link_only: str | None = None
         _emit(out, p.WorkWaiting(stopped))
         return ExitCode.QUEUED
     return code
+
+
+def finished_messages(cfg: Config, done: flow.Finished) -> list[p.Message]:
+    """Without a bucket a processed session is done when its gallery is made (with one,
+    publishing says `work_done`)."""
+    if cfg.s3.enabled:
+        return []
+    return [p.WorkDone(photos=r.made, session_id=r.session_id) for r in done.processed
+            if not (r.stopped or r.set_aside)]
 
 
 def _link(cfg: Config, db: Database, session_id: str, out: TextIO) -> int:

@@ -11,8 +11,6 @@ import logging
 import os
 import signal
 import threading
-import time
-from dataclasses import replace
 from pathlib import Path
 
 from ghostroll.appliance import protocol as p
@@ -22,11 +20,10 @@ from ghostroll.card.volume import Volume, identify
 from ghostroll.config import Config
 from ghostroll.errors import CardError, DiskFullError
 from ghostroll.exitcodes import ExitCode
-from ghostroll.storage.db import Database
+from ghostroll.pipeline.events import ThrottledProgress, card_outcome
+from ghostroll.storage.db import Database, SessionRow
 
 log = logging.getLogger("ghostroll.worker")
-
-PROGRESS_EVERY_S = 0.5
 
 
 def udev_identity(device: str) -> tuple[str | None, str | None]:
@@ -83,7 +80,7 @@ def run_card_worker(device: str, mount: Path, cfg: Config, volume_id: str | None
             link.close()
         return ExitCode.UNUSABLE
     if link is not None:
-        link.send(_outcome(result))
+        link.send(card_outcome(result))
         link.close()
     return ExitCode.OK if result.complete and not result.failed else ExitCode.PARTIAL
 
@@ -107,18 +104,10 @@ def _stop_on_sigterm(cancel: threading.Event) -> threading.Event:
 
 def _ingest(mount: Path, cfg: Config, volume: Volume, link: WorkerLink | None,
             cancel: threading.Event, stop: threading.Event) -> IngestResult:
-    last = 0.0
-    session: list[str] = []
+    report = ThrottledProgress(link.send if link is not None else lambda _: None)
 
-    def report(progress: p.Progress) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if link is None or (now - last < PROGRESS_EVERY_S and progress.phase == "copying"
-                            and progress.files_read < progress.files_to_read):
-            return
-        last = now
-        link.send(replace(progress, elapsed_s=round(progress.elapsed_s, 3),
-                          session_id=session[0] if session else None))
+    def on_session(session: SessionRow) -> None:
+        report.session_id = session.id
 
     def announce(rec: Recorded) -> None:  # durable: the service's work child may start
         if link is not None:
@@ -128,22 +117,8 @@ def _ingest(mount: Path, cfg: Config, volume: Volume, link: WorkerLink | None,
 
     with Database(cfg.storage.db_path) as db:
         return ingest_card(mount, cfg, db, volume, progress=report, cancel=cancel,
-                           on_session=lambda s: session.append(s.id), stop=stop,
+                           on_session=on_session, stop=stop,
                            on_recorded=announce)
-
-
-def _outcome(result: IngestResult) -> p.Message:
-    session_id = result.session.id if result.session else None
-    if result.card_error:
-        return p.Failed(reason="card_removed", message=result.card_error, session_id=session_id)
-    if result.disk_full:
-        return p.Failed(reason="disk_full", message=result.disk_full, session_id=session_id)
-    if result.cancelled:
-        return p.Failed(reason="cancelled", message="cancelled: verified files are kept",
-                        session_id=session_id)
-    return p.Done(session_id=session_id, new=result.new, skipped=result.skipped,
-                  failed=result.failed, bytes_new=result.bytes_new,
-                  seconds=round(result.seconds, 3), errors=result.errors[:20])
 
 
 def _watch_cancel(link: WorkerLink, cancel: threading.Event) -> None:
