@@ -247,13 +247,16 @@ def _result(early: DeriveResult | ProcessingStopped) -> DeriveResult:
 def _check_space(cfg: Config, layout: SessionLayout, shots: list[Shot]) -> None:
     pictures = sum(1 for s in shots if s.kind == "photo")
     limit = cfg.images.share_video_max_mb * 1_000_000
-    videos = sum(s.source.size for s in shots if s.kind == "video" and s.source.size <= limit)
-    videos += sum(s.motion.size for s in shots if s.motion and s.motion.size <= limit)
-    needed = derivative_bytes(pictures, cfg.images) + videos
+    clips = [s.source.size for s in shots if s.kind == "video" and s.source.size <= limit]
+    clips += [s.motion.size for s in shots if s.motion and s.motion.size <= limit]
+    needed = derivative_bytes(pictures, cfg.images) + sum(clips)
     free = shutil.disk_usage(layout.root).free
     if free < needed:
+        what = " and ".join(f"{n} {word}{'' if n == 1 else 's'}" for n, word in
+                            ((pictures, "photo"), (len(clips), "video clip")) if n)
         raise ProcessingStopped(
-            f"not enough space for the share images of {pictures} photos: about "
+            f"not enough space for the share images and the gallery"
+            f"{f' ({what} still to make)' if what else ''}: about "
             f"{needed / 1e6:.0f} MB needed, {free / 1e6:.0f} MB free in {layout.root.parent}; "
             "free some space", errno.ENOSPC)
 
