@@ -3,7 +3,7 @@
 #
 #   ./dev.sh demo            the main job end to end on a generated card (`ghostroll demo`)
 #   ./dev.sh test [ARGS]     lint + the whole test suite (pytest ARGS); `test -m vm` runs
-#                            the VM system test instead (qemu, about 6 minutes on 2 cores);
+#                            the VM system test instead (qemu, 5-9 minutes on 2 cores);
 #                            `test -m vm_arm64 tests/vm` the same on an arm64 guest (opt-in)
 #   ./dev.sh check-image     build-image.sh --check (the image's files, no build)
 #   ./dev.sh ghostroll ARGS  any ghostroll command inside the project venv
