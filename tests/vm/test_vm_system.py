@@ -1,7 +1,7 @@
 """The appliance in a booted VM: real udev, real systemd template units, real kernel
 vfat/exfat read-only mounts, card images hot-plugged as USB mass storage, S3 inside the
 guest. Run alone: `./dev.sh test -m vm` (builds a Debian rootfs with the image's own
-install script; about 10-20 minutes on 2 cores).
+install script; 5-9 minutes on 2 cores).
 
 Set GHOSTROLL_VM_ROOTFS=DIR to reuse a rootfs built by an earlier run (local iteration
 only; CI always builds it fresh)."""
