@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from ghostroll.publish.lifetime import resign_due
+from ghostroll.storage import db as dbm
 from ghostroll.storage.session import SessionLayout
 
 
@@ -31,3 +33,11 @@ def read_link(layout: SessionLayout) -> ShareLink | None:
                          datetime.fromisoformat(ends) if ends else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def due_for_resign(sessions: list[dbm.SessionRow], expiry_s: int,
+                   now: datetime) -> list[dbm.SessionRow]:
+    """Published sessions whose short link's signature runs out soon (`resign_due`)."""
+    return [s for s in sessions if s.state == dbm.PUBLISHED
+            and (link := read_link(SessionLayout(s.path))) is not None
+            and resign_due(link, expiry_s, now)]

@@ -44,8 +44,7 @@ from ghostroll.logs import session_log_handler
 from ghostroll.process import load_gallery
 from ghostroll.publish import links, short_memo
 from ghostroll.publish.clock import clock_verdict, server_date, system_clock_synchronized
-from ghostroll.publish.lifetime import resign_due
-from ghostroll.publish.linkfile import ShareLink, read_link
+from ghostroll.publish.linkfile import ShareLink, due_for_resign, read_link
 from ghostroll.publish.lock import publish_lock
 from ghostroll.publish.qr import write_png
 from ghostroll.publish.upload import BufferedLedger, UploadReport, UploadTask, upload_all
@@ -426,9 +425,7 @@ def resign_links(cfg: Config, db: Database, client: Any, result: DrainResult) ->
     """Re-sign the short links of published sessions whose signature is running out
     (lifetime.resign_due): the same short link then points at a fresh gallery page."""
     now = datetime.now(UTC)
-    due = [s for s in db.sessions() if s.state == dbm.PUBLISHED
-           and (link := read_link(SessionLayout(s.path))) is not None
-           and resign_due(link, cfg.s3.presign_expiry_seconds, now)]
+    due = due_for_resign(db.sessions(), cfg.s3.presign_expiry_seconds, now)
     if due:
         try:
             check_clock(cfg, client)
