@@ -68,8 +68,11 @@ def test_resumed_session_never_overwrites_a_recorded_original(tmp_path: Path) ->
     card = tmp_path / "card"
     big_photos(card / FOLDER, 4, seed=10)
     first = sha(card / FOLDER / "IMG_0001.JPG")
+    # slow reads: each copy is sealed and recorded before the next is read, so the
+    # second record is in a transaction of its own (copies sealed together are recorded
+    # together, all or none)
     killed = ghostroll(tmp_path, "run", str(card), "--volume-id", "fat:0001-0001",
-                       GHOSTROLL_FAULT="db.commit@2")
+                       GHOSTROLL_FAULT="db.commit@2", GHOSTROLL_TEST_DELAY_MS="copy.chunk=200")
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     with Database(tmp_path / "ghostroll.db") as db:
         assert db.known_hashes([first]) == {first}

@@ -1,13 +1,15 @@
 """The card phase: list the card, copy what is new once, verify it, remember it.
 
 Order of durability for every new file (the crash-safety argument):
-1. stream card → `<base>/.incoming/<random>.part`, hashing; fsync;
+1. stream card → `<base>/.incoming/<random>.part`, hashing;
 2. if the content is already known: delete the temp file, remember the card path;
-3. else rename into `<session>/originals/...`, fsync the folder;
-4. a verifier thread re-reads the copy from disk and compares hashes (while the main
-   thread copies the next file, so verification never holds up the card reads);
-5. only then one SQLite transaction records the content, the card path and the session
-   entry. A crash before 5 leaves at most a stray copy that the next run overwrites.
+3. else hand it to the sealer thread (`sealer.py`), which makes it durable, re-reads it
+   from disk and compares hashes, then renames it into `<session>/originals/...` and
+   fsyncs the folder (in batches, while this thread reads the next files);
+4. only then one SQLite transaction records the content, the card path and the session
+   entry of every file sealed so far. A crash before 4 leaves at most unrecorded copies:
+   temp files are cleared, a copy under its final name is taken over by the next run
+   (same content) and never replaced.
 
 A session is created only when the first new content or failure appears, and an
 unfinished session of the same card is resumed rather than a new one started."""
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import shutil
 import threading
 import time
@@ -25,10 +26,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ghostroll.appliance.protocol import Progress
-from ghostroll.card.copier import ByteCounter, Copied, commit_new, copy_to_temp, verify
+from ghostroll.card.copier import ByteCounter, Copied, copy_to_temp
 from ghostroll.card.media import classify
 from ghostroll.card.plan import plan_card
 from ghostroll.card.scan import CardFile, CardListing, scan_card
+from ghostroll.card.sealer import Handoff, Sealed, Sealer
 from ghostroll.card.volume import Volume
 from ghostroll.config import Config
 from ghostroll.errors import CardRemovedError, DiskFullError, FileChangedError, VerifyError
@@ -82,30 +84,6 @@ class IngestResult:
 
 # the card socket's progress message is also what `ghostroll run` draws its bar from
 ProgressFn = Callable[[Progress], None]
-
-
-class _Verifier:
-    """One background thread re-hashing committed copies from disk."""
-
-    def __init__(self) -> None:
-        self.jobs: queue.Queue[tuple[Path, Copied, CardFile, str] | None] = queue.Queue()
-        self.done: queue.Queue[tuple[Path, Copied, CardFile, str, str | None]] = queue.Queue()
-        self.thread = threading.Thread(target=self._run, name="ghostroll-verify", daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (job := self.jobs.get()) is not None:
-            path, copied, card_file, kind = job
-            error = None
-            try:
-                verify(path, copied.sha256)
-            except (VerifyError, OSError) as exc:
-                error = str(exc)
-            self.done.put((path, copied, card_file, kind, error))
-
-    def finish(self) -> None:
-        self.jobs.put(None)
-        self.thread.join()
 
 
 class CardIngest:
@@ -196,15 +174,15 @@ class CardIngest:
             self._copy_files(files, incoming)
 
     def _copy_files(self, files: tuple[CardFile, ...], incoming: IncomingDir) -> None:
-        verifier = _Verifier()
+        sealer = Sealer()
         try:
-            self._copy_each(files, incoming, verifier)
+            self._copy_each(files, incoming, sealer)
         except DiskFullError as exc:  # the database's disk: nothing more can be recorded
             self._disk_full(exc)
         finally:
-            verifier.finish()
+            sealer.finish()
             try:
-                self._drain(verifier)
+                self._drain(sealer)
             except DiskFullError as exc:
                 self._disk_full(exc)  # copies left unrecorded are taken over by the next
                 #                       run (same content), never stored twice
@@ -215,9 +193,11 @@ class CardIngest:
             log.error("%s", exc)
 
     def _copy_each(self, files: tuple[CardFile, ...], incoming: IncomingDir,
-                   verifier: _Verifier) -> None:
+                   sealer: Sealer) -> None:
         for card_file in files:
-            self._drain(verifier)
+            self._drain(sealer)
+            if self.result.disk_full is not None:
+                break
             if self.cancel.is_set():
                 self._interrupted()
                 break
@@ -244,7 +224,7 @@ class CardIngest:
                 self._failed(card_file, classify(card_file.rel_path, b""),
                              f"cannot read: {exc.strerror or exc}")
                 continue
-            self._place(card_file, copied, verifier)
+            self._place(card_file, copied, sealer)
 
     def _read(self, card_file: CardFile, incoming: IncomingDir) -> tuple[CardFile, Copied]:
         """Copy one card file to a temp file; a file that changed while it was read is
@@ -252,13 +232,13 @@ class CardIngest:
         source = self.root / card_file.source
         try:
             return card_file, copy_to_temp(source, incoming.temp(), card_file.size,
-                                           self.counter, self.cancel)
+                                           self.counter, self.cancel, sync=False)
         except FileChangedError as exc:
             log.warning("%s; reading it again", exc)
         st = source.stat()
         card_file = replace(card_file, size=st.st_size, mtime_ns=st.st_mtime_ns)
         return card_file, copy_to_temp(source, incoming.temp(), card_file.size, self.counter,
-                                       self.cancel)
+                                       self.cancel, sync=False)
 
     def _interrupted(self) -> None:
         if not self.stop.is_set():
@@ -269,7 +249,7 @@ class CardIngest:
             "files are kept, insert the card again to resume")
         log.error("card phase stopped: %s", self.result.card_error)
 
-    def _place(self, card_file: CardFile, copied: Copied, verifier: _Verifier) -> None:
+    def _place(self, card_file: CardFile, copied: Copied, sealer: Sealer) -> None:
         kind = classify(card_file.rel_path, copied.head)
         self._emit(files_read=self.state.files_read + 1,
                    bytes_read=self.state.bytes_read + copied.size)
@@ -284,15 +264,8 @@ class CardIngest:
             self._duplicate(card_file, copied.sha256, kind)
             return
         layout = self._ensure_session()
-        try:
-            final = self._as_on_disk(commit_new(copied.temp, layout.original(card_file.rel_path),
-                                                  copied.sha256))
-        except OSError as exc:
-            copied.temp.unlink(missing_ok=True)
-            self._failed(card_file, kind, f"cannot store the copy: {exc.strerror or exc}")
-            return
         self.pending_hashes.add(copied.sha256)
-        verifier.jobs.put((final, copied, card_file, kind))
+        sealer.put(Handoff(copied, card_file, kind, layout.original(card_file.rel_path)))
 
     def _as_on_disk(self, path: Path) -> Path:
         """`path` with its folders spelled as the disk has them: on a case-insensitive
@@ -305,39 +278,58 @@ class CardIngest:
             self._spelling[folder] = spelled_on_disk(root, folder)
         return self._spelling[folder] / path.name
 
-    def _drain(self, verifier: _Verifier) -> None:
-        """Record every verification that finished so far (main thread: one DB user)."""
-        while True:
-            try:
-                path, copied, card_file, kind, error = verifier.done.get_nowait()
-            except queue.Empty:
-                return
-            session = self.result.session
-            assert session is not None
-            waiting = self.waiting_duplicates.pop(copied.sha256, [])
-            self.pending_hashes.discard(copied.sha256)
-            if error is not None:
-                path.unlink(missing_ok=True)
-                self._failed(card_file, kind, error)
-                continue  # its same-content twins stay unrecorded: read again next time
-            assert self.layout is not None
-            stored_path = path.relative_to(self.layout.originals).as_posix()
-            if stored_path != card_file.rel_path:
-                log.warning("%s stored as %s: another content already holds that name "
-                            "in this session", card_file.rel_path, stored_path)
-            self.db.record_ingested(
-                session_id=session.id, volume_id=self.volume.id, rel_path=card_file.rel_path,
-                size=copied.size, mtime_ns=card_file.mtime_ns, sha256=copied.sha256,
-                kind=kind, group=card_file.group, stored=path,
-                stored_path=stored_path if stored_path != card_file.rel_path else None)
+    def _drain(self, sealer: Sealer) -> None:
+        """Record every copy sealed so far, in one transaction (this thread is the one
+        database user of the card phase); then announce each of them."""
+        session = self.result.session
+        sealed = []
+        for item in sealer.results():
+            self.pending_hashes.discard(item.handoff.copied.sha256)
+            if item.stored is None:
+                self._not_sealed(item)
+            else:
+                sealed.append((item, self._as_on_disk(item.stored)))
+        if not sealed:
+            return
+        assert session is not None and self.layout is not None
+        self.db.record_ingested([self._ingested(session, item, path) for item, path in sealed])
+        for item, path in sealed:
+            copied, card_file = item.handoff.copied, item.handoff.card_file
             self.result.new += 1
             self.result.bytes_new += copied.size
             if self.on_recorded is not None:  # durable now: it may be derived and shared
-                self.on_recorded(Recorded(session, card_file.rel_path, path, kind,
+                self.on_recorded(Recorded(session, card_file.rel_path, path, item.handoff.kind,
                                           card_file.group, copied.sha256, copied.size))
-            for twin, twin_kind in waiting:
+            for twin, twin_kind in self.waiting_duplicates.pop(copied.sha256, []):
                 self._duplicate(twin, copied.sha256, twin_kind)
             self._emit(new=self.result.new, bytes_new=self.result.bytes_new)
+
+    def _ingested(self, session: SessionRow, item: Sealed, path: Path) -> dbm.Ingested:
+        assert self.layout is not None
+        card_file, copied = item.handoff.card_file, item.handoff.copied
+        stored_path = path.relative_to(self.layout.originals).as_posix()
+        if stored_path != card_file.rel_path:
+            log.warning("%s stored as %s: another content already holds that name "
+                        "in this session", card_file.rel_path, stored_path)
+        return dbm.Ingested(
+            session_id=session.id, volume_id=self.volume.id, rel_path=card_file.rel_path,
+            size=copied.size, mtime_ns=card_file.mtime_ns, sha256=copied.sha256,
+            kind=item.handoff.kind, group=card_file.group, stored=path,
+            stored_path=stored_path if stored_path != card_file.rel_path else None)
+
+    def _not_sealed(self, item: Sealed) -> None:
+        """A copy that could not be made durable or did not verify: not counted; its
+        same-content twins on the card stay unrecorded (read again next time)."""
+        self.waiting_duplicates.pop(item.handoff.copied.sha256, None)
+        if isinstance(item.error, DiskFullError):
+            self._disk_full(item.error)  # copied again by the next run, after space is made
+            return
+        error = item.error
+        text = (str(error) if isinstance(error, VerifyError)
+                else f"cannot store the copy: {error.strerror or error}"
+                if isinstance(error, OSError)
+                else f"cannot store the copy: {type(error).__name__}: {error}")
+        self._failed(item.handoff.card_file, item.handoff.kind, text)
 
     def _duplicate(self, card_file: CardFile, sha256: str, kind: str) -> None:
         session_id = self.result.session.id if self.result.session else None

@@ -146,11 +146,11 @@ def _restore_file(db: Database, sid: str, volume_id: str, folder: Path,
         result.problems.append(str(exc))
         return
     stored_path = final.relative_to(session_layout.originals).as_posix()
-    db.record_ingested(session_id=sid, volume_id=volume_id, rel_path=card_path, size=size,
-                       mtime_ns=final.stat().st_mtime_ns, sha256=sha,
-                       kind=entry.get("kind", "other"), group=entry.get("group", card_path),
-                       stored=final,
-                       stored_path=stored_path if stored_path != card_path else None)
+    db.record_ingested([dbm.Ingested(
+        session_id=sid, volume_id=volume_id, rel_path=card_path, size=size,
+        mtime_ns=final.stat().st_mtime_ns, sha256=sha, kind=entry.get("kind", "other"),
+        group=entry.get("group", card_path), stored=final,
+        stored_path=stored_path if stored_path != card_path else None)])
     db.record_copy(sha, dbm.ARCHIVE_DISK, str(source), size)
     result.files += 1
     result.bytes_restored += size

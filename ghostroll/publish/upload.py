@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ghostroll import faults
+from ghostroll.hashing import sha256_unchanged
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,7 @@ class UploadTask:
         Content-Type / Cache-Control from the key."""
         path = Path(path)
         if sha256 is None:
-            digest = hashlib.sha256()
-            with path.open("rb") as f:
-                for block in iter(lambda: f.read(MIB), b""):
-                    digest.update(block)
-            sha256 = digest.hexdigest()
+            sha256 = sha256_unchanged(path)
         return cls(key, path, sha256, path.stat().st_size, content_type_for(key),
                    cache_control_for(key))
 

@@ -37,7 +37,7 @@ import sqlite3
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -62,6 +62,7 @@ from ghostroll.storage.rows import (  # noqa: F401 - re-exported
     UNSHARED_Q,
     VERIFIED,
     CopyRow,
+    Ingested,
     SeenRow,
     SessionRow,
     _session_row,
@@ -220,23 +221,21 @@ class Database:
             "kind = excluded.kind",
             (volume_id, rel_path, size, mtime_ns, sha256, kind))
 
-    def record_ingested(self, *, session_id: str, volume_id: str, rel_path: str, size: int,
-                        mtime_ns: int, sha256: str, kind: str, group: str,
-                        stored: Path, stored_path: str | None = None) -> None:
-        """A verified copy: dedupe index, card memory, session entry and the copy's
-        location in one commit. `stored` is the copy's absolute path; `stored_path` is
-        its path under the session's originals when that differs from the card path
-        (a second content under one card path, or a case-insensitive disk)."""
+    def record_ingested(self, entries: Sequence[Ingested]) -> None:
+        """Verified copies, in one commit: for each, the dedupe index, card memory,
+        session entry and the copy's location (a batch is recorded whole or not at all)."""
         with self.transaction():
-            self.conn.execute(
-                "INSERT OR IGNORE INTO files (sha256, size, kind, session_id, rel_path, "
-                "ingested_utc) VALUES (?, ?, ?, ?, ?, ?)",
-                (sha256, size, kind, session_id, stored_path or rel_path, utc_now()))
-            self.record_seen(volume_id, rel_path, size, mtime_ns, sha256, kind)
-            self._session_file(session_id, rel_path, size, sha256, kind, group, VERIFIED, None,
-                               stored_path)
-            self.record_copy(sha256, LOCAL, str(stored), size)
-            faults.fault("db.commit")
+            for e in entries:
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO files (sha256, size, kind, session_id, rel_path, "
+                    "ingested_utc) VALUES (?, ?, ?, ?, ?, ?)",
+                    (e.sha256, e.size, e.kind, e.session_id, e.stored_path or e.rel_path,
+                     utc_now()))
+                self.record_seen(e.volume_id, e.rel_path, e.size, e.mtime_ns, e.sha256, e.kind)
+                self._session_file(e.session_id, e.rel_path, e.size, e.sha256, e.kind,
+                                   e.group, VERIFIED, None, e.stored_path)
+                self.record_copy(e.sha256, LOCAL, str(e.stored), e.size)
+                faults.fault("db.commit")
 
     def record_copy(self, sha256: str, location: str, target: str, size: int,
                     state: str = COPY_VERIFIED) -> None:

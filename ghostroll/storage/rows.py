@@ -24,6 +24,24 @@ def utc_now() -> str:
 
 
 @dataclass(frozen=True)
+class Ingested:
+    """A verified copy to record: its card path, content and where the copy is. `stored`
+    is the copy's absolute path; `stored_path` its path under the session's originals
+    when that differs from the card path (a second content under one card path, or a
+    case-insensitive disk)."""
+    session_id: str
+    volume_id: str
+    rel_path: str
+    size: int
+    mtime_ns: int
+    sha256: str
+    kind: str
+    group: str
+    stored: Path
+    stored_path: str | None = None
+
+
+@dataclass(frozen=True)
 class SessionRow:
     number: int
     id: str

@@ -5,7 +5,7 @@
 POINT is where the Nth call dies, for real (SIGKILL, no cleanup):
   fsync     the Nth os.fsync (file data or directory during copy/commit)
   in_tx     inside the Nth "ingested" DB transaction, before it commits
-  after_tx  right after the Nth "ingested" transaction committed
+  after_tx  right after the transaction that recorded the Nth new file committed
   verify    during the Nth verification read-back
   read      at the Nth chunk read from the card (mid-file)
   upload    at the Nth batch of uploads while publishing
@@ -40,6 +40,20 @@ def _dies_on(n: int, func: Callable[..., Any], after: bool = False) -> Callable[
     return wrapper
 
 
+def _dies_after_entry(n: int, record: Callable[..., Any]) -> Callable[..., Any]:
+    """Copies are recorded in batches, as many as were sealed together: count files."""
+    recorded = 0
+
+    def wrapper(db: Database, entries: list[Any]) -> None:
+        nonlocal recorded
+        record(db, entries)
+        recorded += len(entries)
+        if recorded >= n:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return wrapper
+
+
 def main() -> int:
     point, n, argv = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     if point == "fsync":
@@ -47,11 +61,10 @@ def main() -> int:
     elif point == "in_tx":
         Database._session_file = _dies_on(n, Database._session_file)  # type: ignore[method-assign]
     elif point == "after_tx":
-        Database.record_ingested = _dies_on(n, Database.record_ingested, after=True)  # type: ignore[method-assign]
+        Database.record_ingested = _dies_after_entry(n, Database.record_ingested)  # type: ignore[method-assign]
     elif point == "verify":
-        copier.verify = _dies_on(n, copier.verify)
-        import ghostroll.card.ingest
-        ghostroll.card.ingest.verify = copier.verify
+        from ghostroll.card import sealer
+        sealer.verify = _dies_on(n, copier.verify)
     elif point == "upload":
         from ghostroll.publish import publisher
         publisher.upload_all = _dies_on(n, publisher.upload_all)

@@ -12,7 +12,6 @@ from typing import Any
 from ghostroll.storage import db as dbm
 from ghostroll.storage.db import SessionRow
 
-CHUNK = 1 << 20  # bytes read at a time when re-hashing: memory stays bounded
 GALLERY_JSON = "gallery.json"  # process.GALLERY_JSON (not imported: it loads the decoders)
 DISK_LOCATIONS = (dbm.LOCAL, dbm.ARCHIVE_DISK)
 

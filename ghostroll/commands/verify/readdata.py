@@ -4,16 +4,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ghostroll import faults
 from ghostroll.commands.verify.model import (
-    CHUNK,
     COPY_DAMAGED,
     COPY_UNREADABLE,
     HashProgress,
@@ -23,6 +20,7 @@ from ghostroll.commands.verify.model import (
 )
 from ghostroll.commands.verify.rules import session_of
 from ghostroll.config import Config
+from ghostroll.hashing import sha256_file
 from ghostroll.storage.db import CopyRow
 
 
@@ -97,7 +95,7 @@ def check_data(cfg: Config, report: Report, intact: list[CopyRow], roots: dict[s
         for copy in todo:
             try:
                 faults.fault("verify.read")
-                digest = sha256_file(Path(copy.target), on_bytes)
+                digest = sha256_file(Path(copy.target), from_disk=True, on_bytes=on_bytes)
             except OSError as exc:
                 report.problems.append(Problem(
                     COPY_UNREADABLE, session_of(copy.target, roots), copy.target,
@@ -123,17 +121,3 @@ def check_data(cfg: Config, report: Report, intact: list[CopyRow], roots: dict[s
     checkpoint.finish()
 
 
-def sha256_file(path: Path, on_bytes: Callable[[int], object] | None = None) -> str:
-    """The file's sha256 read from disk (not the page cache), `CHUNK` bytes at a time;
-    `on_bytes` gets the size of each chunk read."""
-    digest = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-        while chunk := os.read(fd, CHUNK):
-            digest.update(chunk)
-            if on_bytes is not None:
-                on_bytes(len(chunk))
-    finally:
-        os.close(fd)
-    return digest.hexdigest()
