@@ -173,7 +173,6 @@ class _Uploader:
 
         ledger = BufferedLedger(db.upload_ledger(self.cfg.s3.endpoint_id,
                                                  self.cfg.s3.s3_bucket))
-        signed: dict[str, str] = {}
         done = False
         while not done:
             batch, done = self._gather()
@@ -182,7 +181,7 @@ class _Uploader:
                 if batch and not self._send(batch, ledger):
                     return
                 if batch and (done or time.monotonic() - self.last_page >= PAGE_EVERY_S):
-                    self._pages(batch, ledger, signed)
+                    self._pages(batch, ledger)
             finally:
                 ledger.flush()
 
@@ -245,10 +244,10 @@ class _Uploader:
                     session.row.id, f"upload failed: {report.summary()}")
         return False
 
-    def _pages(self, batch: list[DeriveResult], ledger: Any, signed: dict[str, str]) -> None:
+    def _pages(self, batch: list[DeriveResult], ledger: Any) -> None:
         """A progressive index.html + progress.json for each session of the round whose
         link exists (the page is what the link opens)."""
-        from ghostroll.publish.links import presign_get
+        from ghostroll.publish.links import asset_url
         from ghostroll.publish.publisher import prefix_for, read_link
         from ghostroll.publish.upload import UploadTask
 
@@ -263,11 +262,8 @@ class _Uploader:
             prefix = prefix_for(self.cfg, session.row.id)
 
             def resolve(key: str, prefix: str = prefix) -> str:
-                if prefix + key not in signed:
-                    signed[prefix + key] = presign_get(
-                        self.client, self.cfg.s3.s3_bucket, prefix + key,
-                        self.cfg.s3.presign_expiry_seconds)
-                return signed[prefix + key]
+                return asset_url(self.client, self.cfg.s3.s3_bucket, prefix + key,
+                                 self.cfg.s3.presign_expiry_seconds)
 
             done, total = len(session.items), session.submitted
             gallery = gm.Gallery(gallery_title(layout, session.row, session.items), session.row.id,
