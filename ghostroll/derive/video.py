@@ -11,6 +11,7 @@ ffmpeg/ffprobe run with one thread, 1 GiB of address space and a timeout."""
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import resource
 import shutil
@@ -158,21 +159,20 @@ def remux(source: Path, dest: Path, creation_time: str | None, skip: int = 0) ->
 EMBEDDED_BRANDS = (b"mp41", b"mp42", b"isom", b"iso2", b"avc1", b"qt  ", b"MSNV")
 
 
-def embedded_video_offset(path: Path, chunk: int = 1 << 20) -> int | None:
+def embedded_video_offset(path: Path) -> int | None:
     """Where the MP4 of a motion photo (Google/Samsung: a JPEG with the clip appended)
-    starts, or None: the first ISO-BMFF `ftyp` box with a video brand after the start."""
-    overlap = 16
+    starts, or None: the first ISO-BMFF `ftyp` box with a video brand after the start.
+    Searched in a memory map: no copy of the file is made (every JPEG is searched)."""
     with path.open("rb") as f:
-        base, tail = 0, b""
-        while block := f.read(chunk):
-            data = tail + block
-            start = 0
-            while (at := data.find(b"ftyp", start)) != -1:
-                start = at + 1
-                box = base - len(tail) + at - 4
-                size = int.from_bytes(data[at - 4:at], "big") if at >= 4 else 0
-                if box > 0 and 8 <= size <= 256 and data[at + 4:at + 8] in EMBEDDED_BRANDS:
-                    return box
-            tail = data[-overlap:]
-            base += len(block)
+        try:
+            data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except ValueError:  # an empty file cannot be mapped
+            return None
+    with data:
+        at = data.find(b"ftyp", 4)
+        while at != -1:
+            size = int.from_bytes(data[at - 4:at], "big")
+            if at > 4 and 8 <= size <= 256 and data[at + 4:at + 8] in EMBEDDED_BRANDS:
+                return at - 4
+            at = data.find(b"ftyp", at + 1)
     return None
