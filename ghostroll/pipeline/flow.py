@@ -12,6 +12,7 @@ the CLI, protocol messages for the service)."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,30 +62,73 @@ def run_card(path: Path, cfg: Config, reporter: Reporter, progress: ProgressFn, 
     volume = identify(path, volume_id, label)
     uploads = cfg.s3.enabled and publish
     client = OneClient(cfg)
-    stream: Stream | None = None
-
-    def recorded(rec: Recorded) -> None:
-        nonlocal stream
-        if stream is None:  # the first new original: only now Pillow (and boto3)
-            from ghostroll.pipeline.stream import Stream
-            stream = Stream(cfg, client() if uploads else None)
-        stream.recorded(rec)
+    stream = StreamStarter(cfg, client if uploads else None)
 
     with Database(cfg.storage.db_path) as db:
         links = EarlyLinks(cfg, client) if uploads else None
+
+        def session_started(session: SessionRow) -> None:
+            stream.start()  # the first new original was read: it will need the stream
+            if links is not None:
+                links(session)
+
         try:
             ingest = ingest_card(path, cfg, db, volume, progress=progress,
-                                 on_session=links, on_recorded=recorded)
+                                 on_session=session_started,
+                                 on_recorded=lambda rec: stream.get().recorded(rec))
         finally:
             if links is not None:
                 links.wait()  # the copy is over: waiting costs it nothing
-            if stream is not None:
-                stream.close()
-        streamed = (Streamed(stream.ready, stream.upload_failed) if stream is not None
-                    else Streamed())
+            stream.close()
+        streamed = stream.streamed()
         done = finish(cfg, db, reporter, pending(db, cfg), streamed,
                       client if uploads else None, ingest)
     return ingest, done
+
+
+class StreamStarter:
+    """The stream of `run_card`, built on a thread of its own once the card brings
+    something new (importing Pillow and boto3, starting the derive pool and the upload
+    child cost ~0.2 s that the first copy need not wait for); never built otherwise."""
+
+    def __init__(self, cfg: Config, client: Callable[[], Any] | None) -> None:
+        self.cfg, self.client = cfg, client
+        self.thread: threading.Thread | None = None
+        self.stream: Stream | None = None
+        self.error: BaseException | None = None
+
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._build, name="ghostroll-stream-start",
+                                           daemon=True)
+            self.thread.start()
+
+    def _build(self) -> None:
+        try:
+            from ghostroll.pipeline.stream import Stream
+            self.stream = Stream(self.cfg, self.client() if self.client else None)
+        except BaseException as exc:  # raised where the stream is used: the card phase
+            self.error = exc
+
+    def get(self) -> Stream:
+        self.start()
+        assert self.thread is not None
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.stream is not None
+        return self.stream
+
+    def close(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+        if self.stream is not None:
+            self.stream.close()
+
+    def streamed(self) -> Streamed:
+        if self.stream is None:
+            return Streamed()
+        return Streamed(self.stream.ready, self.stream.upload_failed)
 
 
 def run_announced(cfg: Config, db: Database, reporter: Reporter,
