@@ -269,7 +269,7 @@ def test_critical_battery_follows_the_configured_policy() -> None:
 
 
 def test_skipped_counts_during_copy_status_and_cancel_receipt() -> None:
-    """Regression: `Copy.skipped` stayed 0 while copying (progress sends duplicates and
+    """Regression: the copy's skipped count stayed 0 while copying (progress sends duplicates and
     known), and the cancel receipt gave bytes read as the new bytes."""
     s = Story()
     s(hello("sda1", "EOS"))

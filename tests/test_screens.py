@@ -10,7 +10,8 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from ghostroll.appliance.machine import Copy, Model, Receipt, State
+from ghostroll.appliance import protocol as p
+from ghostroll.appliance.machine import Model, Receipt, State
 from ghostroll.appliance.screens import Env, qr_fit, render, screen_for
 from ghostroll.devices.kits import kit_names, load_kit
 from tests.support.browser import artifact
@@ -23,8 +24,8 @@ FULL = ("https://ghostroll-photos.s3.eu-west-1.amazonaws.com/sessions/shoot-2026
         "EXAMPLE%2F20261124%2Feu-west-1%2Fs3%2Faws4_request&X-Amz-Date=20261124T105100Z&X-Amz"
         "-Expires=604800&X-Amz-SignedHeaders=host&X-Amz-Signature=" + "ab12" * 16)
 BASE = Model(battery=82.0)
-COPY = Copy(files_total=1700, files_to_read=412, files_read=287, bytes_to_read=12_400_000_000,
-            bytes_read=8_900_000_000, new=287, elapsed_s=300)
+COPY = p.Progress(files_total=1700, files_to_read=412, files_read=287,
+                  bytes_to_read=12_400_000_000, bytes_read=8_900_000_000, new=287, elapsed_s=300)
 MODELS = {
     "idle": BASE,
     "checking": replace(BASE, state=State.CHECKING, card="sda1", label="EOS_DIGITAL"),

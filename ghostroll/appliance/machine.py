@@ -37,7 +37,6 @@ from ghostroll.appliance.effects import (  # noqa: F401 - re-exported
     Wait,
 )
 from ghostroll.appliance.model import (  # noqa: F401 - re-exported
-    Copy,
     Event,
     Model,
     Policy,

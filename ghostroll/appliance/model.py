@@ -3,7 +3,7 @@ policy, and the model it steps (pure)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -49,20 +49,6 @@ class Policy:
 
 
 @dataclass(frozen=True)
-class Copy:
-    files_total: int = 0
-    files_to_read: int = 0
-    files_read: int = 0
-    bytes_to_read: int = 0
-    bytes_read: int = 0
-    new: int = 0
-    bytes_new: int = 0
-    skipped: int = 0  # already safe: duplicates read plus files known without reading
-    failed: int = 0
-    elapsed_s: float = 0.0
-
-
-@dataclass(frozen=True)
 class Receipt:
     label: str
     new: int
@@ -81,7 +67,7 @@ class Model:
     label: str = ""
     waiting_card: str | None = None  # a second card, waiting its turn
     waiting_label: str = ""
-    copy: Copy = Copy()
+    copy: p.Progress = field(default_factory=p.Progress)  # the card phase's last progress
     receipt: Receipt | None = None
     session_id: str | None = None
     work: str = ""  # "", "processing", "publishing", "waiting", "done", "failed"

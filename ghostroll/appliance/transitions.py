@@ -19,7 +19,7 @@ from ghostroll.appliance.effects import (
     StartWork,
     Wait,
 )
-from ghostroll.appliance.model import Copy, Event, Model, Receipt, State
+from ghostroll.appliance.model import Event, Model, Receipt, State
 
 Result = tuple[Model, list[Effect]]
 Handler = Callable[[Model, Event], Result]
@@ -88,7 +88,7 @@ def card_added(m: Model, e: Event) -> Result:
         return (replace(m, state=State.LOW_BATTERY, card=None, label=hello.label),
                 [Refuse(e.device, f"battery at {m.battery:.0f} %, below "
                                   f"{m.policy.battery_min:.0f} %: charge, then reinsert")])
-    return (replace(m, state=State.CHECKING, card=e.device, label=hello.label, copy=Copy(),
+    return (replace(m, state=State.CHECKING, card=e.device, label=hello.label, copy=p.Progress(),
                     receipt=None, error="", cancel_armed_until=None), [Grant(e.device)])
 
 
@@ -101,11 +101,7 @@ def card_added_while_busy(m: Model, e: Event) -> Result:
 
 def phase_progress(m: Model, e: Event) -> Result:
     g = _msg(e, p.Progress)
-    copy = Copy(files_total=g.files_total, files_to_read=g.files_to_read,
-                files_read=g.files_read, bytes_to_read=g.bytes_to_read,
-                bytes_read=g.bytes_read, new=g.new, bytes_new=g.bytes_new,
-                skipped=g.skipped, failed=g.failed, elapsed_s=g.elapsed_s)
-    return replace(m, state=State.COPYING, copy=copy,
+    return replace(m, state=State.COPYING, copy=g,
                    session_id=g.session_id or m.session_id), []
 
 
@@ -115,7 +111,7 @@ def _next_card(m: Model, effects: list[Effect]) -> Model:
         return m
     effects.append(Grant(m.waiting_card))
     return replace(m, state=State.CHECKING, card=m.waiting_card, label=m.waiting_label,
-                   waiting_card=None, waiting_label="", copy=Copy())
+                   waiting_card=None, waiting_label="", copy=p.Progress())
 
 
 def phase_done(m: Model, e: Event) -> Result:
