@@ -91,7 +91,7 @@ def test_share_screen_says_the_copies_too(kit: str) -> None:
 def test_idle_priority_problem_then_second_copy_then_space_then_last(kit: str) -> None:
     panel = load_kit(kit).panel
     env = replace(ENV, problem="verify: 2 problems · ssh: ghostroll verify",
-                  second_copy_waiting=3, session_bytes=4_000_000_000)
+                  second_copy_waiting=3, stored_bytes=12_000_000_000, sessions=3)
     screen = screen_for(Model(), env)
     assert screen.lines == ("verify: 2 problems · ssh: ghostroll verify",
                             "3 sessions wait for a 2nd copy",
@@ -115,7 +115,8 @@ def test_facts_and_counts_from_the_database(tmp_path: Path, archive: Path) -> No
     assert read_idle_facts(db_path, archive=True).second_copy_waiting == 1
     run(tmp_path, make_demo_card(tmp_path / "card2", photos=3), archive)  # archives both
     facts = read_idle_facts(db_path, archive=True)
-    assert facts.second_copy_waiting == 0 and facts.session_bytes > 0
+    assert facts.second_copy_waiting == 0 and facts.stored_bytes > 0
+    assert facts.sessions == 2
     with Database(db_path) as db:
         assert [session_copy_count(db, s.id) for s in db.sessions()] == [2, 2]
 

@@ -27,7 +27,8 @@ class IdleFacts:
     last_session: str = ""  # "24 Nov 10:42 · 412 new"
     problem: str = ""  # "#3 not processed: ssh in, ghostroll sessions"
     second_copy_waiting: int = 0  # archive configured: sessions without their 2nd copy
-    session_bytes: int = 0  # the average session's originals, for "space for ~N sessions"
+    stored_bytes: int = 0  # the originals of all `sessions`, for "space for ~N sessions"
+    sessions: int = 0
 
 
 def last_session_text(created_utc: str, new_shots: int) -> str:
@@ -67,7 +68,7 @@ def read_idle_facts(db_path: Path, archive: bool = False) -> IdleFacts:
                                           if s.state != COPYING) if archive else 0
         stored = db.content_bytes()
     return IdleFacts(queued, last_session_text(last.created_utc, len(shots)), problem,
-                     waiting, stored // len(sessions))
+                     waiting, stored, len(sessions))
 
 
 def last_link_text(layout: SessionLayout, now: datetime) -> str:

@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw, ImageFont
 from ghostroll.appliance.machine import Model, State
 from ghostroll.publish.qr import QUIET_ZONE, qr_matrix
 from ghostroll.publish.qr import render as qr_render
+from ghostroll.storage.space import sessions_left
 
 FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"))
 MIN_FONT = 10
@@ -40,7 +41,8 @@ class Env:
     where_link: str = "ghostroll sessions"
     copies: int | None = None  # archive configured: verified copies of this card's photos
     second_copy_waiting: int = 0  # archive configured: sessions without their 2nd copy
-    session_bytes: int = 0  # the average session, for "space for ~N sessions"
+    stored_bytes: int = 0  # the originals of all `sessions`, for "space for ~N sessions"
+    sessions: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,8 +73,9 @@ def screen_for(m: Model, env: Env) -> Screen:
     bg = _background(m)
     if m.state == State.IDLE:
         free = f"free {_gb(env.free_bytes)}" if env.free_bytes is not None else ""
-        if free and env.session_bytes:
-            free += f" (~{_n(env.free_bytes // env.session_bytes)} sessions)"
+        fit = sessions_left(env.free_bytes or 0, env.stored_bytes, env.sessions)
+        if free and fit is not None:
+            free += f" (~{_n(fit)} sessions)"
         queue = f"{env.queued} upload{'s' if env.queued != 1 else ''} queued"
         second = (f"{_count(env.second_copy_waiting, 'session')} "
                   f"{'waits' if env.second_copy_waiting == 1 else 'wait'} for a 2nd copy"

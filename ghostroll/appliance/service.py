@@ -312,7 +312,7 @@ class Service:
                    ip=self.ip, queued=facts.queued, last_session=facts.last_session,
                    problem=facts.problem, copies=self._copies(),
                    second_copy_waiting=facts.second_copy_waiting,
-                   session_bytes=facts.session_bytes)
+                   stored_bytes=facts.stored_bytes, sessions=facts.sessions)
 
     def _copies(self) -> int | None:
         """With an archive target: the current session's copy count, read again when the

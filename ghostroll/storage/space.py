@@ -14,9 +14,18 @@ class SpaceLeft:
 
 def space_left(free: int, stored: int, sessions: int, days: int) -> SpaceLeft | None:
     """None while there is no history to judge by (no session, nothing stored)."""
-    if sessions <= 0 or days <= 0 or stored <= 0:
+    fit, fit_days = sessions_left(free, stored, sessions), sessions_left(free, stored, days)
+    if fit is None or fit_days is None:
         return None
-    return SpaceLeft(free * sessions // stored, free * days // stored)
+    return SpaceLeft(fit, fit_days)
+
+
+def sessions_left(free: int, stored: int, sessions: int) -> int | None:
+    """How many more of `sessions` that stored `stored` bytes fit in `free` (also days:
+    sessions of one shooting day); None without history."""
+    if sessions <= 0 or stored <= 0:
+        return None
+    return free * sessions // stored
 
 
 def space_left_text(left: SpaceLeft | None) -> str:
