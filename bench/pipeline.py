@@ -2,7 +2,9 @@
 them, card → published on a local SeaweedFS. Prints one JSON document:
 
 - card A (20 x 24 MP JPEG, ~194 MB) and card C (1000 x 640x480 JPEG, ~131 MB): wall,
-  peak RSS and CPU of the `ghostroll run` process, card bytes copied / card bytes (from
+  peak RSS and CPU of the `ghostroll run` process, how many cores the whole machine kept
+  busy meanwhile (ours, the local S3 server's, anyone else's: 2.0 on 2 cores is
+  saturated), card bytes copied / card bytes (from
   the manifest), time to the first share link (link.json written, seconds after the
   process started), ratio to the 2-core floor;
 - the re-insert of card A (nothing new): wall and card bytes read;
@@ -70,6 +72,7 @@ def run_ghostroll(card: Path, work: Path, volume: str) -> dict:
     env = {**os.environ, "GHOSTROLL_CONFIG": str(work / "config.toml")}
     logs = (work / "run.out").open("w"), (work / "run.err").open("w")
     usage_file = work / "run.usage"
+    busy_before = busy_cpu_s()
     start = time.perf_counter()
     proc = subprocess.Popen(["/usr/bin/time", "-f", "%M %U %S", "-o", str(usage_file),
                              sys.executable, "-m", "ghostroll", "run", str(card),
@@ -77,13 +80,22 @@ def run_ghostroll(card: Path, work: Path, volume: str) -> dict:
                             stdout=logs[0], stderr=logs[1])
     proc.wait()
     wall = time.perf_counter() - start
+    machine_busy = (busy_cpu_s() - busy_before) / wall
     for fh in logs:
         fh.close()
     if proc.returncode != 0:
         raise SystemExit(f"ghostroll run failed ({proc.returncode}), see {work}/run.*")
     rss_kb, user, system = usage_file.read_text().split()[-3:]
     return {"wall_s": round(wall, 3), "peak_rss_mb": round(int(rss_kb) / 1024, 1),
-            "cpu_s": round(float(user) + float(system), 2)}
+            "cpu_s": round(float(user) + float(system), 2),
+            "machine_busy_cores": round(machine_busy, 2)}
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy (not idle, not waiting for I/O): what
+    this run and the local S3 server (and anything else) used, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def first_link_s(work: Path, started_epoch: float) -> float | None:
@@ -156,7 +168,8 @@ def measure_card(name: str, card: Path, work: Path, s3flags: dict[str, str],
     result = run_ghostroll(card, work, f"fat:BENC-{name}")
     size = tree_size(card)
     report = {"wall_s": result["wall_s"], "peak_rss_mb": result["peak_rss_mb"],
-              "cpu_s": result["cpu_s"], "card_bytes": size,
+              "cpu_s": result["cpu_s"], "machine_busy_cores": result["machine_busy_cores"],
+              "card_bytes": size,
               "card_bytes_copied_per_card_byte": round(card_bytes_read(work) / size, 3),
               "first_share_link_s": first_link_s(work, started_epoch)}
     if floor_2core:
