@@ -5,8 +5,9 @@ them, card → published on a local SeaweedFS. Prints one JSON document:
   peak RSS and CPU of the `ghostroll run` process, how many cores the whole machine kept
   busy meanwhile (ours, the local S3 server's, anyone else's: 2.0 on 2 cores is
   saturated), card bytes copied / card bytes (from
-  the manifest), time to the first share link (link.json written, seconds after the
-  process started), ratio to the 2-core floor;
+  the manifest), time to "safe to remove" (the card phase over: every new file verified
+  and recorded) and to the first share link (link.json written), both in seconds after
+  the process started, ratio to the 2-core floor;
 - the re-insert of card A (nothing new): wall and card bytes read;
 - the floor: single-process draft decode + resize + SHA-256 of card A, halved for 2 cores;
 - with `--slow-mb-s R`: card A read through `bench/slowcard.py` (a read-only FUSE
@@ -98,6 +99,16 @@ def busy_cpu_s() -> float:
     return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
 
 
+def safe_to_remove_s(work: Path, started_epoch: float) -> float | None:
+    """When the card phase ended (every new file verified and recorded: the card may be
+    pulled), seconds after the process started, from its log line."""
+    for line in (work / "run.err").read_text().splitlines():
+        if "card phase complete" in line:
+            stamp = datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+            return round(stamp.timestamp() - started_epoch, 3)
+    return None
+
+
 def first_link_s(work: Path, started_epoch: float) -> float | None:
     links = list((work / "sessions").glob("*/derived/link.json"))
     if not links:
@@ -171,6 +182,7 @@ def measure_card(name: str, card: Path, work: Path, s3flags: dict[str, str],
               "cpu_s": result["cpu_s"], "machine_busy_cores": result["machine_busy_cores"],
               "card_bytes": size,
               "card_bytes_copied_per_card_byte": round(card_bytes_read(work) / size, 3),
+              "safe_to_remove_s": safe_to_remove_s(work, started_epoch),
               "first_share_link_s": first_link_s(work, started_epoch)}
     if floor_2core:
         report["ratio_to_2core_floor"] = round(result["wall_s"] / floor_2core, 2)
