@@ -9,12 +9,14 @@ them, card → published on a local SeaweedFS. Prints one JSON document:
   and recorded) and to the first share link (link.json written), both in seconds after
   the process started, ratio to the 2-core floor;
 - the re-insert of card A (nothing new): wall and card bytes read;
+- card C's card phase alone (copy, seal, record), in the benchmark's own process;
 - the floor: single-process draft decode + resize + SHA-256 of card A, halved for 2 cores;
 - with `--slow-mb-s R`: card A read through `bench/slowcard.py` (a read-only FUSE
   passthrough limited to R MB/s), its wall against the card's read time at that rate and
   the card bytes really read (counted by the passthrough) / card bytes.
 
-    python bench/pipeline.py [--slow-mb-s 40] [--only A,C,reinsert,floor] [--keep DIR]"""
+    python bench/pipeline.py [--slow-mb-s 40] [--only A,C,reinsert,floor,cardphase]
+                             [--keep DIR]"""
 
 from __future__ import annotations
 
@@ -126,6 +128,25 @@ def card_bytes_read(work: Path) -> int:
     return sum(f["size"] for f in data.get("files", []) if f.get("status") == "verified")
 
 
+def card_phase_alone(card: Path, work: Path) -> dict:
+    """The card phase by itself (copy, seal, record; nothing derived or sent), in this
+    process: what the appliance's card worker does before "safe to remove"."""
+    from ghostroll.card.ingest import ingest_card
+    from ghostroll.card.volume import Volume
+    from ghostroll.config.layers import load
+    from ghostroll.storage.db import Database
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    cfg = load(config_file=write_config(work, {}), env={})
+    start = time.perf_counter()
+    with Database(cfg.storage.db_path) as db:
+        result = ingest_card(card, cfg, db, Volume("fat:BENC-P", "BENC-P"))
+    seconds = time.perf_counter() - start
+    return {"files": result.new, "seconds": round(seconds, 3),
+            "ms_per_file": round(seconds * 1000 / max(1, result.new), 2)}
+
+
 def floor_seconds(card: Path) -> float:
     """Single process: draft decode + resize (bench/derive.py's path) + SHA-256 of card
     A, the CPU every card A run must spend at least once."""
@@ -191,7 +212,7 @@ def measure_card(name: str, card: Path, work: Path, s3flags: dict[str, str],
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="floor,A,C,reinsert")
+    parser.add_argument("--only", default="floor,A,C,reinsert,cardphase")
     parser.add_argument("--slow-mb-s", type=float, default=0.0,
                         help="also run card A through a read-only FUSE card at this rate")
     parser.add_argument("--keep", type=Path, help="work folder to keep (cards are reused)")
@@ -204,7 +225,7 @@ def main() -> None:
     card_a, card_c = work / "card-a", work / "card-c"
     if not card_a.exists():
         make_card(card_a, 20, 6000, 4000)
-    if "C" in parts and not card_c.exists():
+    if parts & {"C", "cardphase"} and not card_c.exists():
         make_card(card_c, 1000, 640, 480)
     report: dict = {"cpus": os.cpu_count(), "load_avg_at_start": os.getloadavg()[0],
                     "date": datetime.now().isoformat(timespec="seconds")}
@@ -220,6 +241,8 @@ def main() -> None:
                 shutil.rmtree(work / f"run-{name}", ignore_errors=True)
                 report[f"card_{name}"] = measure_card(name, card, work / f"run-{name}",
                                                       flags, floor)
+        if "cardphase" in parts:
+            report["card_phase_alone_C"] = card_phase_alone(card_c, work / "phase-C")
         if "reinsert" in parts and "A" in parts:
             again = run_ghostroll(card_a, work / "run-A", "fat:BENC-A")
             report["reinsert_A"] = {"wall_s": again["wall_s"],
