@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ghostroll.appliance.simulate import simulate
-from ghostroll.commands.doctor import OK, check_disk
+from ghostroll.commands.doctor import OK, WARN, check_disk
 from ghostroll.devtools.synthetic import MOV_HEADER, make_blob, make_demo_card
 from ghostroll.storage.space import SpaceLeft, space_left, space_left_text
 from tests.support.ingest import ingest, make_config
@@ -35,7 +35,8 @@ def test_doctor_says_how_many_sessions_and_days_are_left(tmp_path: Path) -> None
     assert "no session yet" in before.detail
     ingest(make_demo_card(tmp_path / "card", photos=2), cfg)
     [after] = check_disk(cfg)
-    assert after.status == OK and "GB free in" in after.detail
+    # a warning only when this machine's disk has less free than a typical card
+    assert after.status in (OK, WARN) and "GB free in" in after.detail
     assert "sessions" in after.detail and "shooting days at the pace so far" in after.detail
     sessions = int(after.detail.split("room for ~")[1].split(" ")[0].replace(",", ""))
     free = shutil.disk_usage(cfg.storage.base_dir).free
