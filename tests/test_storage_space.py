@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from ghostroll.commands.doctor import OK, WARN, check_disk
 from ghostroll.devtools.synthetic import MOV_HEADER, make_blob, make_demo_card
 from ghostroll.storage.space import SpaceLeft, space_left, space_left_text
 from tests.support.ingest import ingest, make_config
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_space_left_at_the_pace_so_far() -> None:
@@ -73,3 +76,35 @@ def test_a_card_that_does_not_fit_is_refused_before_a_byte_is_copied(
     written = [p for p in small_disk.rglob("*") if p.is_file()]
     assert sum(p.stat().st_size for p in written) < 64 << 10, written  # not a byte of a photo
     assert not [p for p in written if "originals" in p.parts or p.suffix in (".part",)]
+
+
+@pytest.mark.root
+def test_the_originals_keep_their_room_while_pictures_are_derived(
+        tmp_path: Path, small_disk: Path) -> None:
+    """20 small camera JPEGs (~5 MB) fit an 8 MB disk; their share images (the same
+    pictures again, shared as they are) do not fit beside them. The stream must leave
+    the originals their room: every original copied, the pictures made once there is
+    space."""
+    from PIL import Image
+
+    folder = tmp_path / "card" / "DCIM" / "100GHOST"
+    folder.mkdir(parents=True)
+    for i in range(20):
+        noise = Image.effect_noise((640, 480), 60).convert("RGB")
+        noise.save(folder / f"IMG_{i:04d}.JPG", "JPEG", quality=92)
+    card_bytes = sum(p.stat().st_size for p in folder.iterdir())
+    assert 4 << 20 < card_bytes < 6 << 20
+    env = {"GHOSTROLL_BASE_DIR": str(small_disk / "sessions"),
+           "GHOSTROLL_DB_PATH": str(tmp_path / "ghostroll.db"),
+           "GHOSTROLL_FREE_SPACE_MARGIN_MB": "1", "GHOSTROLL_SHARE_ZIP": "false",
+           "HOME": str(tmp_path), "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "ghostroll", "run", str(tmp_path / "card"),
+                           "--volume-id", "fat:0000-0020", "--no-publish"],
+                          capture_output=True, text=True, env=env, cwd=REPO, timeout=180)
+    assert "Traceback" not in done.stderr, done.stderr
+    assert "card phase complete: 20 new" in done.stderr, done.stderr
+    stored = list((small_disk / "sessions").glob("shoot-*/originals/DCIM/100GHOST/*.JPG"))
+    assert len(stored) == 20
+    # what did not fit beside them waits for space, said so, never half written
+    if done.returncode != 0:
+        assert "free some space" in done.stderr

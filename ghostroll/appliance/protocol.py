@@ -259,6 +259,7 @@ class Recorded(Message):
     group: str
     sha256: str
     size: int
+    card_bytes_left: int = 0  # of the card, still to copy: the originals come first
 
 
 MESSAGES: dict[str, type[Message]] = {

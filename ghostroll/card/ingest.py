@@ -53,6 +53,9 @@ class Recorded:
     group: str
     sha256: str
     size: int
+    # card bytes not copied yet: what the card phase still needs on the session disk,
+    # which whatever starts on this original must leave free
+    card_bytes_left: int = 0
 
 
 @dataclass
@@ -298,8 +301,10 @@ class CardIngest:
             self.result.new += 1
             self.result.bytes_new += copied.size
             if self.on_recorded is not None:  # durable now: it may be derived and shared
-                self.on_recorded(Recorded(session, card_file.rel_path, path, item.handoff.kind,
-                                          card_file.group, copied.sha256, copied.size))
+                self.on_recorded(Recorded(
+                    session, card_file.rel_path, path, item.handoff.kind, card_file.group,
+                    copied.sha256, copied.size,
+                    max(0, self.state.bytes_to_read - self.state.bytes_read)))
             for twin, twin_kind in self.waiting_duplicates.pop(copied.sha256, []):
                 self._duplicate(twin, copied.sha256, twin_kind)
             self._emit(new=self.result.new, bytes_new=self.result.bytes_new)

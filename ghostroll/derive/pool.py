@@ -54,16 +54,23 @@ def estimate_cost(job: DeriveJob, images: ImagesConfig) -> int:
     return min(cost, budget)
 
 
+class Deferred(Exception):
+    """A job its pool's gate held back: made later (by processing), not now."""
+
+
 class DerivePool:
     """Derivatives made in parallel under one memory budget, as jobs arrive (the
     streaming pipeline submits each picture as soon as its original is recorded).
-    After the first environmental failure (`ProcessingStopped`) no further job starts."""
+    After the first environmental failure (`ProcessingStopped`) no further job starts;
+    a job `gate` refuses when it is its turn ends in `Deferred`."""
 
     def __init__(self, images: ImagesConfig,
-                 on_result: Callable[[DeriveResult], None] | None = None) -> None:
+                 on_result: Callable[[DeriveResult], None] | None = None,
+                 gate: Callable[[DeriveJob], bool] | None = None) -> None:
         return_freed_memory()
         self.images = images
         self.on_result = on_result
+        self.gate = gate
         self.budget = Budget(images.decode_budget_mb << 20)
         self.lock = threading.Lock()
         self.halted = threading.Event()
@@ -76,6 +83,8 @@ class DerivePool:
     def _run(self, job: DeriveJob) -> DeriveResult:
         if self.halted.is_set():  # the disk failed under another job: do no more
             raise ProcessingStopped("processing stopped", errno.ECANCELED)
+        if self.gate is not None and not self.gate(job):
+            raise Deferred(str(job.source))
         cost = self.budget.acquire(estimate_cost(job, self.images))
         try:
             result = derive_one(job, self.images)

@@ -214,5 +214,5 @@ def stream_announced(cfg: Config, db: Database, announced: BinaryIO,
                 continue
             stream.recorded(Recorded(session, message.rel_path, Path(message.stored),
                                      message.kind, message.group, message.sha256,
-                                     message.size))
+                                     message.size, message.card_bytes_left))
     return Streamed(stream.ready, stream.upload_failed)

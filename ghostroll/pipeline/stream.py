@@ -78,11 +78,14 @@ class Stream:
         # session id -> why an upload failed (not offline): publishing reports it
         self.upload_failed: dict[str, str] = {}
         self.lock = threading.Lock()
-        self.pool = DerivePool(cfg.images, on_result=self._derived)
+        self.card_needs = 0  # bytes the card phase still needs on the session disk
+        self.deferring = False  # a derivative waits for processing: room was short
+        self.pool = DerivePool(cfg.images, on_result=self._derived, gate=self._room_for)
         self.uploader = _Uploader(cfg, client, self) if client is not None else None
 
     def recorded(self, rec: Recorded) -> None:
         """Called by the card phase, on its thread, for each durable original."""
+        self.card_needs = rec.card_bytes_left + (self.cfg.storage.free_space_margin_mb << 20)
         if rec.kind not in PICTURES:
             return  # RAW, video, sidecars: their shot depends on the rest of the group
         entry = CardEntry(rec.rel_path, rec.kind, rec.group, rec.sha256, rec.size)
@@ -98,6 +101,24 @@ class Stream:
                             layout.thumbs_dir / f"{shot.id}.jpg")
             self.shots[job] = (session, shot)
         self.futures.append((job, self.pool.submit(job)))
+
+    def _room_for(self, job: DeriveJob) -> bool:
+        """The originals still to copy come first: a picture is derived now only if the
+        session disk keeps their room (and the margin) once its derivatives, up to its
+        original's size (a small JPEG shared as it is), are written. Otherwise
+        processing makes them after the card, with its own space check."""
+        try:
+            free = shutil.disk_usage(job.source.parent).free
+            needed = self.card_needs + job.source.stat().st_size
+        except OSError:
+            return True  # the derive itself says what is wrong
+        if free >= needed:
+            return True
+        if not self.deferring:
+            self.deferring = True
+            log.info("share images wait until the card is copied: the session disk keeps "
+                     "its room for the originals (%d MB free)", free >> 20)
+        return False
 
     def _derived(self, result: DeriveResult) -> None:
         with self.lock:
