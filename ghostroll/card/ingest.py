@@ -6,10 +6,11 @@ Order of durability for every new file (the crash-safety argument):
 3. else hand it to the sealer thread (`sealer.py`), which makes it durable, re-reads it
    from disk and compares hashes, then renames it into `<session>/originals/...` and
    fsyncs the folder (in batches, while this thread reads the next files);
-4. only then one SQLite transaction records the content, the card path and the session
-   entry of every file sealed so far. A crash before 4 leaves at most unrecorded copies:
-   temp files are cleared, a copy under its final name is taken over by the next run
-   (same content) and never replaced.
+4. only then, on the sealer thread and its own connection, one SQLite transaction
+   records the content, the card path and the session entry of every file of the batch;
+   this thread counts and announces them. A crash before 4 leaves at most unrecorded
+   copies: temp files are cleared, a copy under its final name is taken over by the next
+   run (same content) and never replaced.
 
 A session is created only when the first new content or failure appears, and an
 unfinished session of the same card is resumed rather than a new one started."""
@@ -33,7 +34,13 @@ from ghostroll.card.scan import CardFile, CardListing, scan_card
 from ghostroll.card.sealer import Handoff, Sealed, Sealer
 from ghostroll.card.volume import Volume
 from ghostroll.config import Config
-from ghostroll.errors import CardRemovedError, DiskFullError, FileChangedError, VerifyError
+from ghostroll.errors import (
+    CardRemovedError,
+    DatabaseError,
+    DiskFullError,
+    FileChangedError,
+    VerifyError,
+)
 from ghostroll.logs import session_log_handler
 from ghostroll.storage import db as dbm
 from ghostroll.storage.db import Database, SessionRow
@@ -120,6 +127,7 @@ class CardIngest:
         self.on_session = on_session
         self.on_recorded = on_recorded
         self._spelling: dict[Path, Path] = {}  # folder under originals -> as on disk
+        self._sealer_db: Database | None = None  # the sealer thread's own connection
 
     # ------------------------------------------------------------ public
 
@@ -177,13 +185,15 @@ class CardIngest:
             self._copy_files(files, incoming)
 
     def _copy_files(self, files: tuple[CardFile, ...], incoming: IncomingDir) -> None:
-        sealer = Sealer()
+        sealer = Sealer(self._record_sealed)
         try:
             self._copy_each(files, incoming, sealer)
         except DiskFullError as exc:  # the database's disk: nothing more can be recorded
             self._disk_full(exc)
         finally:
             sealer.finish()
+            if self._sealer_db is not None:
+                self._sealer_db.close()
             try:
                 self._drain(sealer)
             except DiskFullError as exc:
@@ -281,29 +291,44 @@ class CardIngest:
             self._spelling[folder] = spelled_on_disk(root, folder)
         return self._spelling[folder] / path.name
 
-    def _drain(self, sealer: Sealer) -> None:
-        """Record every copy sealed so far, in one transaction (this thread is the one
-        database user of the card phase); then announce each of them."""
+    def _record_sealed(self, results: list[Sealed]) -> list[Sealed]:
+        """On the sealer thread, the moment a batch's names are durable: its copies
+        recorded in one transaction (on that thread's own connection). A batch the
+        database refuses (a full disk, a lock held too long) comes back failed: its
+        copies stay unrecorded, and the next run takes them over."""
         session = self.result.session
-        sealed = []
+        assert session is not None
+        sealed = [replace(r, stored=self._as_on_disk(r.stored)) if r.stored is not None
+                  else r for r in results]
+        entries = [self._ingested(session, r, r.stored) for r in sealed
+                   if r.stored is not None]
+        if not entries:
+            return sealed
+        try:
+            if self._sealer_db is None:
+                self._sealer_db = Database(self.db.path)
+            self._sealer_db.record_ingested(entries)
+        except (OSError, DatabaseError) as exc:
+            return [Sealed(r.handoff, error=exc) if r.stored is not None else r
+                    for r in sealed]
+        return sealed
+
+    def _drain(self, sealer: Sealer) -> None:
+        """Count and announce every copy the sealer recorded so far; report the rest."""
+        session = self.result.session
         for item in sealer.results():
             self.pending_hashes.discard(item.handoff.copied.sha256)
             if item.stored is None:
                 self._not_sealed(item)
-            else:
-                sealed.append((item, self._as_on_disk(item.stored)))
-        if not sealed:
-            return
-        assert session is not None and self.layout is not None
-        self.db.record_ingested([self._ingested(session, item, path) for item, path in sealed])
-        for item, path in sealed:
+                continue
+            assert session is not None
             copied, card_file = item.handoff.copied, item.handoff.card_file
             self.result.new += 1
             self.result.bytes_new += copied.size
             if self.on_recorded is not None:  # durable now: it may be derived and shared
                 self.on_recorded(Recorded(
-                    session, card_file.rel_path, path, item.handoff.kind, card_file.group,
-                    copied.sha256, copied.size,
+                    session, card_file.rel_path, item.stored, item.handoff.kind,
+                    card_file.group, copied.sha256, copied.size,
                     max(0, self.state.bytes_to_read - self.state.bytes_read)))
             for twin, twin_kind in self.waiting_duplicates.pop(copied.sha256, []):
                 self._duplicate(twin, copied.sha256, twin_kind)

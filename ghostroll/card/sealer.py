@@ -8,8 +8,11 @@ for it, in this order:
    it reports that file's own write errors);
 2. re-reads each copy from the disk with its page cache dropped and compares hashes;
 3. renames each verified copy into the session (`commit_new`: never over another file)
-   and fsyncs each folder once.
-Only then does the card thread record the batch in one transaction. A file's data is
+   and fsyncs each folder once;
+4. hands the batch to `record` (the card phase's: one transaction, on this thread's own
+   database connection), so a copy under its final name is unrecorded for milliseconds
+   only, whatever the card thread is reading meanwhile.
+The card thread then counts and announces what was recorded. A file's data is
 durable before its name appears in the session, and its name before its record: a crash
 anywhere leaves at most unrecorded copies, which the next run takes over (same content)
 or clears (temp files). One journal commit per batch instead of three per file: on an
@@ -21,6 +24,7 @@ import errno
 import logging
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,10 +63,16 @@ class Sealed:
     error: Exception | None = None
 
 
-class Sealer:
-    """One background thread sealing handoffs in batches; results come back in order."""
+Record = Callable[[list["Sealed"]], list["Sealed"]]
 
-    def __init__(self) -> None:
+
+class Sealer:
+    """One background thread sealing handoffs in batches; results come back in order.
+    `record` gets each sealed batch and returns it with what it could not record marked
+    as failed."""
+
+    def __init__(self, record: Record | None = None) -> None:
+        self._record = record
         self._jobs: queue.Queue[Handoff | None] = queue.Queue(maxsize=MAX_WAITING)
         self._done: queue.Queue[Sealed] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="ghostroll-seal", daemon=True)
@@ -90,7 +100,10 @@ class Sealer:
         while not last:
             batch, last = self._next_batch()
             if batch:
-                for sealed in seal(batch):
+                results = seal(batch)
+                if self._record is not None:
+                    results = self._record(results)
+                for sealed in results:
                     self._done.put(sealed)
 
     def _next_batch(self) -> tuple[list[Handoff], bool]:
