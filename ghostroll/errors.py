@@ -4,6 +4,13 @@ Library code raises these; only the CLI turns them into messages and exit codes.
 
 from __future__ import annotations
 
+import errno
+
+
+def is_disk_full(exc: OSError) -> bool:
+    """The write failed because its disk (or the user's quota on it) is full."""
+    return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
 
 class GhostRollError(Exception):
     """Base of our own errors. `str(exc)` is a message fit for a person."""

@@ -24,7 +24,7 @@ from ghostroll import faults
 from ghostroll.archive import layout
 from ghostroll.card.copier import ByteCounter, commit_new, copy_to_temp, verify
 from ghostroll.config import Config
-from ghostroll.errors import ArchiveError, CardError, DiskFullError, VerifyError
+from ghostroll.errors import ArchiveError, CardError, DiskFullError, VerifyError, is_disk_full
 from ghostroll.storage import db as dbm
 from ghostroll.storage.db import CopyRow, Database, SessionRow
 from ghostroll.storage.incoming import IncomingDir, clear_stale, held_lock
@@ -261,7 +261,7 @@ def _describe(folder: Path, session: SessionRow, album: str,
         write_json_atomic(folder / layout.MANIFEST,
                           layout.manifest(session, album, entries, complete))
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        if is_disk_full(exc):
             raise ArchiveError(f"the archive disk {folder} is full: its SHA256SUMS and "
                                "manifest could not be written; the copies on it are "
                                "verified and kept") from exc

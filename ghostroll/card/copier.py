@@ -24,10 +24,15 @@ from pathlib import Path
 
 from ghostroll import faults
 from ghostroll.card.media import HEAD_BYTES
-from ghostroll.errors import CardRemovedError, DiskFullError, FileChangedError, VerifyError
-from ghostroll.hashing import sha256_file
+from ghostroll.errors import (
+    CardRemovedError,
+    DiskFullError,
+    FileChangedError,
+    VerifyError,
+    is_disk_full,
+)
+from ghostroll.hashing import CHUNK, sha256_file
 
-CHUNK = 1 << 20
 CARD_GONE_ERRNOS = frozenset({errno.EIO, errno.ENODEV, errno.ENXIO, errno.ENOENT,
                               errno.ESTALE, errno.ENOTCONN, errno.EBADF})
 
@@ -204,7 +209,7 @@ def _write_all(fd: int, data: bytes, path: Path) -> None:
         try:
             written = os.write(fd, view)
         except OSError as exc:
-            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            if is_disk_full(exc):
                 raise DiskFullError(f"the session disk is full while writing {path}") from exc
             raise
         view = view[written:]

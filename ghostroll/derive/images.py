@@ -31,7 +31,7 @@ from ghostroll.derive.adobe_rgb import adobe_rgb_icc, marked_adobe_rgb
 from ghostroll.derive.metadata import PhotoMeta, meta_from_exif
 from ghostroll.derive.shared_metadata import shared_exif
 from ghostroll.derive.sources import NotAPicture, open_picture, upright
-from ghostroll.errors import ProcessingStopped
+from ghostroll.errors import ProcessingStopped, is_disk_full
 
 log = logging.getLogger("ghostroll.derive")
 # OSErrors that say the machine, not the photo, is the problem (EPIPE: the service that
@@ -81,7 +81,7 @@ def environmental(exc: BaseException) -> bool:
 def describe(exc: OSError) -> str:
     """`No space left on device: free some space on the session disk (IMG_0001.JPG)`."""
     reason = exc.strerror or str(exc)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if is_disk_full(exc):
         reason += ": free some space on the session disk"
     return reason + (f" ({exc.filename})" if exc.filename else "")
 

@@ -30,7 +30,6 @@ here: callers know them as `db.COPYING`, `db.SessionRow`, ...).
 from __future__ import annotations
 
 import contextlib
-import errno
 import grp
 import os
 import sqlite3
@@ -42,7 +41,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ghostroll import faults
-from ghostroll.errors import DatabaseError, DiskFullError
+from ghostroll.errors import DatabaseError, DiskFullError, is_disk_full
 from ghostroll.storage.ledger import BucketLedger
 from ghostroll.storage.rows import (  # noqa: F401 - re-exported
     ARCHIVE_DISK,
@@ -437,5 +436,5 @@ def _create_private(path: Path) -> None:
 
 def _is_disk_full(exc: Exception) -> bool:
     if isinstance(exc, OSError):
-        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        return is_disk_full(exc)
     return "full" in str(exc).lower()
