@@ -13,7 +13,7 @@ import pytest
 from ghostroll import faults
 from ghostroll.card.copier import Copied
 from ghostroll.card.scan import CardFile
-from ghostroll.card.sealer import Handoff, Sealer, seal
+from ghostroll.card.sealer import Handoff, Sealed, Sealer, seal
 from ghostroll.errors import DiskFullError, VerifyError
 
 
@@ -83,3 +83,18 @@ def test_the_thread_seals_everything_handed_over_before_finish_returns(
     results = sealer.results()
     assert [r.handoff for r in results] == batch  # in order, none lost
     assert all(r.stored == r.handoff.final and r.error is None for r in results)
+
+
+def test_a_record_that_fails_unexpectedly_fails_each_copy_not_silently(
+        tmp_path: Path) -> None:
+    def broken(results: list[Sealed]) -> list[Sealed]:
+        raise AssertionError("a bug in recording")
+
+    sealer = Sealer(broken)
+    batch = [handoff(tmp_path, f"IMG_{i:04d}.JPG", os.urandom(1000)) for i in range(3)]
+    for h in batch:
+        sealer.put(h)
+    sealer.finish()
+    results = sealer.results()
+    assert [r.handoff for r in results] == batch
+    assert all(isinstance(r.error, AssertionError) and r.stored is None for r in results)

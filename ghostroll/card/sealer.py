@@ -20,7 +20,6 @@ SD card that is the difference between ~0.5 ms and ~20 ms a file."""
 
 from __future__ import annotations
 
-import errno
 import logging
 import queue
 import threading
@@ -38,7 +37,7 @@ from ghostroll.card.copier import (
     verify,
 )
 from ghostroll.card.scan import CardFile
-from ghostroll.errors import DiskFullError
+from ghostroll.errors import DiskFullError, is_disk_full
 
 log = logging.getLogger("ghostroll.ingest")
 
@@ -100,11 +99,18 @@ class Sealer:
         while not last:
             batch, last = self._next_batch()
             if batch:
-                results = seal(batch)
-                if self._record is not None:
-                    results = self._record(results)
-                for sealed in results:
+                for sealed in self._recorded(seal(batch)):
                     self._done.put(sealed)
+
+    def _recorded(self, results: list[Sealed]) -> list[Sealed]:
+        if self._record is None:
+            return results
+        try:
+            return self._record(results)
+        except Exception as exc:  # a bug: still each copy's failure, never a silent loss
+            log.exception("unexpected failure recording a sealed batch")
+            return [Sealed(r.handoff, error=exc) if r.stored is not None else r
+                    for r in results]
 
     def _next_batch(self) -> tuple[list[Handoff], bool]:
         first = self._jobs.get()
@@ -157,6 +163,6 @@ def _seal_one(handoff: Handoff) -> Sealed:
 
 
 def _disk_error(exc: OSError) -> Exception:
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+    if is_disk_full(exc):
         return DiskFullError(f"the session disk is full ({exc.strerror or exc})")
     return exc
