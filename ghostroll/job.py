@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ghostroll.appliance import protocol
 from ghostroll.card.ingest import IngestResult
 from ghostroll.card.progress import TerminalProgress, summary_lines
 from ghostroll.config import Config
@@ -125,15 +124,12 @@ def run_job(path: Path, cfg: Config, volume_id: str | None = None, label: str | 
         from ghostroll.appliance.work import Messages, finished_messages
         from ghostroll.pipeline.events import ThrottledProgress, card_outcome
 
-        def send(message: protocol.Message) -> None:
-            out.write(message.to_json() + "\n")
-            out.flush()
-
-        ingest, done = flow.run_card(path, cfg, Messages(out), ThrottledProgress(send),
+        messages = Messages(out)
+        ingest, done = flow.run_card(path, cfg, messages, ThrottledProgress(messages.send),
                                      volume_id=volume_id, label=label, publish=publish)
-        send(card_outcome(ingest))
+        messages.send(card_outcome(ingest))
         for message in finished_messages(cfg, done):
-            send(message)
+            messages.send(message)
         return JobResult(ingest, done.processed, done.publish, archive=done.archive)
     ingest, done = flow.run_card(path, cfg, TextReport(out), TerminalProgress(out),
                                  volume_id=volume_id, label=label, publish=publish)

@@ -39,6 +39,9 @@ class Messages:
     def __init__(self, out: TextIO) -> None:
         self.out = out
 
+    def send(self, message: p.Message) -> None:
+        _emit(self.out, message)
+
     def processing(self, session_id: str, done: int, total: int) -> None:
         _emit(self.out, p.WorkProgress("processing", done, total, session_id))
 

@@ -111,10 +111,7 @@ def _ingest(mount: Path, cfg: Config, volume: Volume, link: WorkerLink | None,
 
     def announce(rec: Recorded) -> None:  # durable: the service's work child may start
         if link is not None:
-            link.send(p.Recorded(session_id=rec.session.id, rel_path=rec.rel_path,
-                                 stored=str(rec.stored), kind=rec.kind, group=rec.group,
-                                 sha256=rec.sha256, size=rec.size,
-                                 card_bytes_left=rec.card_bytes_left))
+            link.send(rec.message())
 
     with Database(cfg.storage.db_path) as db:
         return ingest_card(mount, cfg, db, volume, progress=report, cancel=cancel,

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ghostroll.appliance.protocol import Progress
+from ghostroll.appliance.protocol import Recorded as RecordedMessage
 from ghostroll.card.copier import ByteCounter, Copied, copy_to_temp
 from ghostroll.card.media import classify
 from ghostroll.card.plan import plan_card
@@ -63,6 +64,18 @@ class Recorded:
     # card bytes not copied yet: what the card phase still needs on the session disk,
     # which whatever starts on this original must leave free
     card_bytes_left: int = 0
+
+    def message(self) -> RecordedMessage:
+        """As the card worker announces it to the service's work child."""
+        return RecordedMessage(
+            session_id=self.session.id, rel_path=self.rel_path, stored=str(self.stored),
+            kind=self.kind, group=self.group, sha256=self.sha256, size=self.size,
+            card_bytes_left=self.card_bytes_left)
+
+    @classmethod
+    def from_message(cls, session: SessionRow, m: RecordedMessage) -> Recorded:
+        return cls(session, m.rel_path, Path(m.stored), m.kind, m.group, m.sha256, m.size,
+                   m.card_bytes_left)
 
 
 @dataclass
@@ -119,7 +132,7 @@ class CardIngest:
         self.result = IngestResult(volume=volume)
         self.layout: SessionLayout | None = None
         self._early_duplicates: list[tuple[str, int, str, str, str]] = []
-        self.pending_hashes: set[str] = set()  # committed, verification pending
+        self.pending_hashes: set[str] = set()  # handed to the sealer, not recorded yet
         self.waiting_duplicates: dict[str, list[tuple[CardFile, str]]] = {}
         self.state = Progress(phase="scanning")
         self.started = time.monotonic()

@@ -53,6 +53,10 @@ class Streamed:
     ready: Ready | None = None
     upload_failed: dict[str, str] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, stream: Stream) -> Streamed:
+        return cls(stream.ready, stream.upload_failed)
+
 
 def run_card(path: Path, cfg: Config, reporter: Reporter, progress: ProgressFn, *,
              volume_id: str | None = None, label: str | None = None,
@@ -126,9 +130,7 @@ class StreamStarter:
             self.stream.close()
 
     def streamed(self) -> Streamed:
-        if self.stream is None:
-            return Streamed()
-        return Streamed(self.stream.ready, self.stream.upload_failed)
+        return Streamed() if self.stream is None else Streamed.of(self.stream)
 
 
 def run_announced(cfg: Config, db: Database, reporter: Reporter,
@@ -212,7 +214,5 @@ def stream_announced(cfg: Config, db: Database, announced: BinaryIO,
             if session is None or row is None or row["status"] != dbm.VERIFIED \
                     or row["sha256"] != message.sha256:
                 continue
-            stream.recorded(Recorded(session, message.rel_path, Path(message.stored),
-                                     message.kind, message.group, message.sha256,
-                                     message.size, message.card_bytes_left))
-    return Streamed(stream.ready, stream.upload_failed)
+            stream.recorded(Recorded.from_message(session, message))
+    return Streamed.of(stream)
