@@ -482,7 +482,9 @@ def test_archive_disk_second_copy_survives_a_pull_and_prunes(vm: VM, tmp_path: P
     wait_for(vm, f"! mountpoint -q {ARCHIVE}", 60, "the pulled disk was not unmounted")
     wait_for(vm, f"test $({stops}) -gt {before}", 120,
              "the pulled disk's archive run did not stop with a message")
-    local = "ls /var/lib/ghostroll/sessions/*/originals/DCIM/100GHOST/ | grep -c '_08'"
+    # find, not ls: ls heads each folder with its name, and a session's name holds the
+    # time it was made ("shoot-…_0812…"), so "_08" may match it too
+    local = "find /var/lib/ghostroll/sessions/*/originals -type f -name '*_08*' | wc -l"
     wait_for(vm, "journalctl -o cat -u 'ghostroll-ingest@*' | grep -q 'card phase complete'",
              180, "the card's copy did not finish")
     vm.unplug("archcard")
@@ -522,7 +524,8 @@ def test_archive_disk_second_copy_survives_a_pull_and_prunes(vm: VM, tmp_path: P
     vm.plug("archive3", disk)
     wait_for(vm, f"test $({local} || true) -eq 0", 300,
              "the doubly-archived originals were not pruned")
-    vm.check("ls /var/lib/ghostroll/sessions/*/derived/ | grep -q .")  # share images stay
+    vm.check("find /var/lib/ghostroll/sessions/*/derived -type f -path '*_080*' "
+             "| grep -q .")  # share images stay
     assert vm.check(f"find {ARCHIVE}/20* -name '*_08*' -type f | wc -l").strip() == \
         str(len(wanted))
     # exFAT, the other filesystem a GR-ARCHIVE disk may have: mounted for the service too
