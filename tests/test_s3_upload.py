@@ -155,8 +155,9 @@ print(report.summary())
 def test_a_multipart_upload_killed_midway_continues_its_parts_next_run(
         s3_bucket: S3Bucket, tmp_path: Path) -> None:
     """SIGKILL at the 4th of 5 parts (fault point upload.part): the next run finds the
-    unfinished upload in the bucket, keeps the 3 parts whose size and MD5 match the file
-    and sends only the 2 others."""
+    unfinished upload in the bucket, keeps the parts that landed (size and MD5 match the
+    file) and sends only the others. Parts go out several at a time, so which of parts
+    1-3 had landed varies; at least one had (the 4th starts only when a sender is free)."""
     big = write_file(tmp_path / "MVI_0001.MOV", 4 * 8 * MIB + 123, seed=11)
     key = "originals/shoot-2024-05-01_120000/MVI_0001.MOV"
     env = {**os.environ, "GHOSTROLL_FAULT": "upload.part:kill@4", "PYTHONPATH": str(REPO)}
@@ -167,7 +168,8 @@ def test_a_multipart_upload_killed_midway_continues_its_parts_next_run(
     client = make_client(s3_bucket.s3_config())
     [left] = client.list_multipart_uploads(Bucket=s3_bucket.name)["Uploads"]
     held = client.list_parts(Bucket=s3_bucket.name, Key=key, UploadId=left["UploadId"])
-    assert [p["PartNumber"] for p in held["Parts"]] == [1, 2, 3]
+    landed = [p["PartNumber"] for p in held["Parts"]]
+    assert landed and set(landed) <= {1, 2, 3}, landed
     assert s3_bucket.keys("originals/") == []  # nothing visible before it completes
     counter = RequestCounter(client)
     task = UploadTask.for_file(key, big)
@@ -175,7 +177,7 @@ def test_a_multipart_upload_killed_midway_continues_its_parts_next_run(
                         multipart_threshold_bytes=5 * MIB)
     assert report.ok, report.summary()
     assert counter.count("CreateMultipartUpload") == 0
-    assert counter.count("UploadPart") == 2  # parts 4 and 5 only
+    assert counter.count("UploadPart") == 5 - len(landed)  # only the parts not there
     assert counter.count("CompleteMultipartUpload") == 1
     body = client.get_object(Bucket=s3_bucket.name, Key=key)["Body"].read()
     assert hashlib.sha256(body).hexdigest() == task.sha256
