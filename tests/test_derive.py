@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from ghostroll.card.media import HEAD_BYTES, Kind, classify
 from ghostroll.derive import DeriveJob, derive_many, derive_one, meta_from_exif, numbering_gaps
@@ -141,8 +141,18 @@ def test_all_eight_orientations_and_cmyk(tmp_path: Path) -> None:
     assert red > 200 and green < 60 and blue < 60  # cyan-free, magenta+yellow = red
 
 
-def test_gps_and_exif_never_leave(tmp_path: Path) -> None:
+@pytest.mark.parametrize("icc", [False, True], ids=["no-profile", "srgb-profile"])
+def test_gps_and_exif_never_leave(tmp_path: Path, icc: bool) -> None:
+    """Re-encoded (larger than the share size): GPS, make, model, the comment, XMP and
+    the ICC profile of the camera's file are all gone; the capture time stays."""
     src = make_jpeg(tmp_path / "gps.jpg", PhotoSpec(width=3000, height=2000, gps=True))
+    with Image.open(src) as camera:
+        camera.load()
+        profile = {"icc_profile": ImageCms.ImageCmsProfile(
+            ImageCms.createProfile("sRGB")).tobytes()} if icc else {}
+        camera.save(src, "JPEG", quality=90, exif=camera.info["exif"], **profile,
+                    comment=b"owner: Jane", xmp=b"<x:xmpmeta>Jane</x:xmpmeta>")
+    assert b"owner: Jane" in src.read_bytes() and b"xmpmeta" in src.read_bytes()
     assert b"GPS" in src.read_bytes() or Image.open(src).getexif().get_ifd(0x8825)
     result = derive_one(job_for(src, tmp_path / "out"), make_config(tmp_path).images)
     assert result.width == 2048 and result.height == 1365
@@ -154,6 +164,7 @@ def test_gps_and_exif_never_leave(tmp_path: Path) -> None:
     assert kept == {0x9003: "2026:11:24 10:42:00", 0x9011: "+01:00"}
     share_bytes = result.share.read_bytes()
     assert b"GhostRoll" not in share_bytes and b"Synthetic Camera" not in share_bytes
+    assert b"Jane" not in share_bytes and b"Jane" not in result.thumb.read_bytes()
 
 
 @pytest.mark.filterwarnings("ignore::PIL.Image.DecompressionBombWarning")

