@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
@@ -31,14 +32,42 @@ def sha256_file(path: Path, *, from_disk: bool = False,
 
 
 def sha256_unchanged(path: Path) -> str:
-    """sha256_file, read once per version of the file in this process: the streaming
-    pipeline and the publishing after it ask for the same derivatives' hashes. A version
-    is the inode, size and modification time: files are replaced by rename, never
-    rewritten in place."""
+    """sha256_file, read once per version of the file in this process (or never, when
+    its writer said what it wrote: `remember_sha256`): the streaming pipeline and the
+    publishing after it ask for the same derivatives' hashes. A version is the inode,
+    size and modification time: files are replaced by rename, never rewritten in place."""
+    version = _version(path)
+    with _lock:
+        digest = _known.get(version)
+        if digest is not None:
+            _known.move_to_end(version)
+            return digest
+    digest = sha256_file(path)
+    _remember(version, digest)
+    return digest
+
+
+def remember_sha256(path: Path, digest: str, written: os.stat_result) -> None:
+    """The hash of what was just written to `path` (`written`: the stat of the file
+    renamed there, never to be rewritten), from the bytes in hand: no one reads the file
+    again to learn it."""
+    _remember((os.fspath(path), written.st_ino, written.st_size, written.st_mtime_ns), digest)
+
+
+Version = tuple[str, int, int, int]
+_known: OrderedDict[Version, str] = OrderedDict()
+_lock = threading.Lock()
+KNOWN_MAX = 1 << 14  # versions remembered (a card's derivatives, and then some)
+
+
+def _version(path: Path) -> Version:
     st = os.stat(path)
-    return _sha256_of(os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    return os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns
 
 
-@functools.lru_cache(maxsize=1 << 14)
-def _sha256_of(path: str, _ino: int, _size: int, _mtime_ns: int) -> str:
-    return sha256_file(Path(path))
+def _remember(version: Version, digest: str) -> None:
+    with _lock:
+        _known[version] = digest
+        _known.move_to_end(version)
+        while len(_known) > KNOWN_MAX:
+            _known.popitem(last=False)

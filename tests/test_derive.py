@@ -4,6 +4,8 @@ clear per-file message for what cannot be a picture."""
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image, ImageCms
 
+from ghostroll import hashing
 from ghostroll.card.media import HEAD_BYTES, Kind, classify
 from ghostroll.derive import DeriveJob, derive_many, derive_one, meta_from_exif, numbering_gaps
 from ghostroll.derive.images import OWN_THUMB_RATIO
@@ -351,3 +354,28 @@ def test_jpegs_that_need_pixels_changed_are_still_re_encoded(tmp_path: Path) -> 
         scan = src.read_bytes().index(b"\xff\xda")
         assert not result.share.read_bytes().endswith(src.read_bytes()[scan:])
     assert derive_one(job_for(turned, tmp_path / "out"), images).height == 640
+
+
+def test_derivatives_hashes_are_known_without_reading_them_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each derivative's hash is remembered from the bytes written (the upload after it
+    asks for it); a file replaced since is hashed again, never given the old hash."""
+    src = make_jpeg(tmp_path / "big.jpg", PhotoSpec(width=3000, height=2000))
+    small = make_jpeg(tmp_path / "small.jpg", PhotoSpec(width=1200, height=800))
+    results = [derive_one(job_for(s, tmp_path / "out"), make_config(tmp_path).images)
+               for s in (src, small)]
+    written = [p for r in results for p in (r.share, r.thumb) if p is not None]
+    assert len(written) == 4
+    expected = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in written}
+
+    def no_reading(path: Path, **_: object) -> str:
+        raise AssertionError(f"{path} was read again")
+
+    monkeypatch.setattr(hashing, "sha256_file", no_reading)
+    assert {p: hashing.sha256_unchanged(p) for p in written} == expected
+    monkeypatch.undo()
+    replaced = written[0]
+    other = replaced.with_name("other.jpg")
+    other.write_bytes(b"not the share image")
+    os.replace(other, replaced)
+    assert hashing.sha256_unchanged(replaced) == hashlib.sha256(b"not the share image").hexdigest()

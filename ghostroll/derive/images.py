@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import hashlib
 import io
 import logging
 import os
@@ -32,6 +33,7 @@ from ghostroll.derive.metadata import PhotoMeta, meta_from_exif
 from ghostroll.derive.shared_metadata import shared_exif
 from ghostroll.derive.sources import NotAPicture, open_picture, target_size, upright
 from ghostroll.errors import ProcessingStopped, is_disk_full
+from ghostroll.hashing import remember_sha256
 
 log = logging.getLogger("ghostroll.derive")
 # OSErrors that say the machine, not the photo, is the problem (EPIPE: the service that
@@ -245,18 +247,13 @@ def _transform(icc: bytes, mode: str) -> ImageCms.ImageCmsTransform:
 
 def save_jpeg(image: Image.Image, path: Path, quality: int, exif: bytes | None = None) -> None:
     """A JPEG with no XMP, ICC or comments and only the allow-listed EXIF (`exif`, from
-    `shared_exif`); written to a temp file, then renamed. Pillow writes what it is given,
-    except a comment, which it copies from `image.info` unless given one: an empty one
-    here (every shared file is checked for all of them by the tests)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp")
-    try:
-        extra = {"exif": exif} if exif else {}
-        image.save(temp, "JPEG", quality=quality, optimize=False, comment=b"", **extra)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)  # a full disk leaves nothing behind
-        raise
+    `shared_exif`), written by `_write_bytes`. Pillow writes what it is given, except a
+    comment, which it copies from `image.info` unless given one: an empty one here
+    (every shared file is checked for all of them by the tests)."""
+    encoded = io.BytesIO()
+    extra = {"exif": exif} if exif else {}
+    image.save(encoded, "JPEG", quality=quality, optimize=False, comment=b"", **extra)
+    _write_bytes(path, encoded.getbuffer())
 
 
 def fitted(image: Image.Image, long_edge: int) -> Image.Image:
@@ -267,16 +264,20 @@ def fitted(image: Image.Image, long_edge: int) -> Image.Image:
                                                                  reducing_gap=2.0)
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Like `save_jpeg`: temp + rename, no fsync (a derivative can always be made again)."""
+def _write_bytes(path: Path, data: bytes | memoryview) -> None:
+    """A derivative written to a temp file, then renamed (no fsync: it can always be made
+    again; a full disk leaves nothing behind); its hash, from the bytes in hand, is
+    remembered for the upload that follows."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp")
     try:
         temp.write_bytes(data)
+        written = temp.stat()  # the version renamed into place: no window for another
         os.replace(temp, path)
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    remember_sha256(path, hashlib.sha256(data).hexdigest(), written)
 
 
 def _video(job: DeriveJob, images: ImagesConfig) -> DeriveResult:

@@ -7,7 +7,7 @@ folder, or presigned URLs in the bucket)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -103,9 +103,10 @@ def video_label(duration_s: float | None, size_bytes: int) -> str:
 
 def items_to_json(items: Iterable[GalleryItem]) -> list[dict[str, Any]]:
     """For derived/gallery.json, so publishing can rebuild the page later."""
+    names = [f.name for f in fields(GalleryItem)]  # flat: no deep copy (asdict) needed
     rows = []
     for item in items:
-        row = asdict(item)
+        row = {name: getattr(item, name) for name in names}
         row["captured"] = item.captured.isoformat() if item.captured else None
         rows.append(row)
     return rows
