@@ -49,13 +49,17 @@ class Finished:
 
 @dataclass
 class Streamed:
-    """What the stream leaves for processing and publishing."""
+    """What the stream leaves for processing and publishing: its derivatives (complete),
+    and its uploads, which may still be going out while processing runs: `settle` waits
+    for them (then `upload_failed` is complete)."""
     ready: Ready | None = None
     upload_failed: dict[str, str] = field(default_factory=dict)
+    settle: Callable[[], None] = lambda: None
 
     @classmethod
     def of(cls, stream: Stream) -> Streamed:
-        return cls(stream.ready, stream.upload_failed)
+        stream.derivations_done()
+        return cls(stream.ready, stream.upload_failed, stream.close)
 
 
 def run_card(path: Path, cfg: Config, reporter: Reporter, progress: ProgressFn, *,
@@ -80,13 +84,17 @@ def run_card(path: Path, cfg: Config, reporter: Reporter, progress: ProgressFn, 
             ingest = ingest_card(path, cfg, db, volume, progress=progress,
                                  on_session=session_started,
                                  on_recorded=lambda rec: stream.get().recorded(rec))
+        except BaseException:
+            stream.close()
+            raise
         finally:
             if links is not None:
                 links.wait()  # the copy is over: waiting costs it nothing
+        try:
+            done = finish(cfg, db, reporter, pending(db, cfg), stream.streamed(),
+                          client if uploads else None, ingest)
+        finally:
             stream.close()
-        streamed = stream.streamed()
-        done = finish(cfg, db, reporter, pending(db, cfg), streamed,
-                      client if uploads else None, ingest)
     return ingest, done
 
 
@@ -130,6 +138,8 @@ class StreamStarter:
             self.stream.close()
 
     def streamed(self) -> Streamed:
+        if self.thread is not None:
+            self.thread.join()
         return Streamed() if self.stream is None else Streamed.of(self.stream)
 
 
@@ -148,15 +158,19 @@ def finish(cfg: Config, db: Database, reporter: Reporter, todo: Pending, streame
     """Archive → process → publish. `client` None: nothing is published in this run;
     `ingest`: the card phase this follows (its archive receipt is part of the result)."""
     done = Finished()
-    if cfg.archive.archive_dir is not None:  # the second copy before anything else
-        if ingest is not None:
-            from ghostroll.archive.receipt import archive_after_card
-            done.archive = archive_after_card(cfg, db, ingest)
-        else:
-            _archive(cfg, db, reporter)
-    if todo.process:
-        from ghostroll.process import process_pending
-        done.processed = process_pending(cfg, db, reporter.processing, streamed.ready)
+    try:
+        if cfg.archive.archive_dir is not None:  # the second copy before anything else,
+            streamed.settle()  # the stream's last uploads included
+            if ingest is not None:
+                from ghostroll.archive.receipt import archive_after_card
+                done.archive = archive_after_card(cfg, db, ingest)
+            else:
+                _archive(cfg, db, reporter)
+        if todo.process:  # (while the stream's last uploads go out)
+            from ghostroll.process import process_pending
+            done.processed = process_pending(cfg, db, reporter.processing, streamed.ready)
+    finally:
+        streamed.settle()
     if client is not None and todo.publish:
         from ghostroll.publish.publisher import drain
 
@@ -199,7 +213,8 @@ def stream_announced(cfg: Config, db: Database, announced: BinaryIO,
     from ghostroll.storage import db as dbm
 
     sessions: dict[str, SessionRow | None] = {}
-    with Stream(cfg, client) as stream:
+    stream = Stream(cfg, client)
+    try:
         for line in announced:
             try:
                 message = p.decode(line)
@@ -215,4 +230,7 @@ def stream_announced(cfg: Config, db: Database, announced: BinaryIO,
                     or row["sha256"] != message.sha256:
                 continue
             stream.recorded(Recorded.from_message(session, message))
-    return Streamed.of(stream)
+    except BaseException:
+        stream.close()
+        raise
+    return Streamed.of(stream)  # its last uploads go on while processing runs

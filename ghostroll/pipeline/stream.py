@@ -80,6 +80,7 @@ class Stream:
         self.lock = threading.Lock()
         self.card_needs = 0  # bytes the card phase still needs on the session disk
         self.deferring = False  # a derivative waits for processing: room was short
+        self.derived = False  # derivations_done() has run
         self.pool = DerivePool(cfg.images, on_result=self._derived, gate=self._room_for)
         self.uploader = _Uploader(cfg, client, self) if client is not None else None
 
@@ -126,14 +127,23 @@ class Stream:
         if self.uploader is not None and result.share and result.thumb:
             self.uploader.put(result)
 
-    def close(self) -> None:
+    def derivations_done(self) -> None:
+        """Wait for the derive pool: `ready` is complete (the uploads may still run)."""
+        if self.derived:
+            return
+        self.derived = True
         self.pool.close()
         for job, future in self.futures:
             exc = future.exception()
             if isinstance(exc, ProcessingStopped) and exc.errno != errno.ECANCELED:
                 self.ready[job] = exc  # the machine failed: processing stops on it
+
+    def close(self) -> None:
+        """Wait for both stages; `upload_failed` is then complete. Idempotent."""
+        self.derivations_done()
         if self.uploader is not None:
             self.uploader.close()
+            self.uploader = None
 
     def __enter__(self) -> Stream:
         return self
