@@ -1,8 +1,17 @@
 """GhostRoll: camera card in, private share link out."""
 
-from importlib.metadata import PackageNotFoundError, version
+from __future__ import annotations
 
-try:
-    __version__ = version("ghostroll")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+source"
+
+def __getattr__(name: str) -> str:
+    """`__version__`, read from the installed package's metadata only when asked:
+    importing importlib.metadata costs ~25 ms that every process start (a card worker
+    per insertion, the upload child) would otherwise pay."""
+    if name != "__version__":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("ghostroll")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0.0.0+source"

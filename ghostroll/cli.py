@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ghostroll import __version__, config, logs
+from ghostroll import config, logs
 from ghostroll.errors import (
     ArchiveError,
     CardError,
@@ -66,10 +66,23 @@ class _HelpFormatter(argparse.HelpFormatter):
         super().__init__(prog, max_help_position=40)
 
 
+class _Version(argparse.Action):
+    """`--version`, the package metadata read only when asked (see ghostroll/__init__)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: object) -> None:
+        import ghostroll
+        print(f"ghostroll {ghostroll.__version__}")  # on stdout, as argparse's own does
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ghostroll", description="Camera card in, private share link out.")
-    parser.add_argument("--version", action="version", version=f"ghostroll {__version__}")
+    parser.add_argument("--version", action=_Version)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="ingest one mounted card or folder")

@@ -4,6 +4,8 @@ session and for a path given inside the card's DCIM/ folder."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -100,6 +102,20 @@ def test_every_command_has_its_usage_line_and_help(
         code, out, _ = run_cli(capsys, name, "--help")
         assert code == 0, name
         assert out.startswith(f"usage: ghostroll {name} {cli.USAGE[name]}".rstrip()[:60]), name
+
+
+def test_version_is_read_only_when_asked(capsys: pytest.CaptureFixture[str]) -> None:
+    """`--version` prints the installed package's version; starting the CLI without it
+    does not import importlib.metadata (~25 ms at every process start)."""
+    from importlib.metadata import version
+
+    code, out, _ = run_cli(capsys, "--version")
+    assert code == 0 and out == f"ghostroll {version('ghostroll')}\n"
+    started = subprocess.run(
+        [sys.executable, "-c", "import sys, ghostroll.cli; "
+         "print('importlib.metadata' in sys.modules)"],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
+    assert started.stdout.strip() == "False"
 
 
 def test_run_events_prints_the_messages_the_service_reads(tmp_path: Path) -> None:
