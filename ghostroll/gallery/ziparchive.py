@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path, PurePosixPath
 
 from ghostroll import faults
+from ghostroll.hashing import sha256_unchanged
 
 # An undated entry: a fixed time, so the same photos give the same bytes (idempotent uploads)
 UNDATED = (1980, 1, 1, 0, 0, 0)
@@ -51,7 +52,9 @@ def zip_time(captured: datetime | None) -> tuple[int, int, int, int, int, int]:
 
 def write_share_zip(files: list[ZipEntry], dest: Path) -> Path:
     """Written to a temp file, then renamed. On any failure (a full disk) the temp file
-    is removed and an older zip stays."""
+    is removed and an older zip stays. Hashed at once for the upload that follows (it
+    is still in the page cache, and processing runs while the stream's last uploads go
+    out: publishing would otherwise read it all again before sending it)."""
     faults.fault("zip")
     temp = dest.with_name(f".{dest.name}.tmp")
     try:
@@ -67,4 +70,5 @@ def write_share_zip(files: list[ZipEntry], dest: Path) -> Path:
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
+    sha256_unchanged(dest)
     return dest
