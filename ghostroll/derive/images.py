@@ -157,12 +157,14 @@ def _picture(job: DeriveJob, images: ImagesConfig) -> DeriveResult:
                         note=note, video=clip, video_codec=codec)
 
 
-def _motion_clip(job: DeriveJob, images: ImagesConfig) -> tuple[Path | None, str, str | None]:
+def _motion_clip(job: DeriveJob, images: ImagesConfig,
+                 after: int = 0) -> tuple[Path | None, str, str | None]:
     """A Live Photo's clip, or the one a motion photo (Pixel, Samsung) carries after its
-    JPEG, shared like a video: (copy, codec, why not)."""
+    JPEG (searched from `after` when the JPEG's end is known), shared like a video:
+    (copy, codec, why not)."""
     source, skip = job.motion, 0
     if source is None and job.kind in (Kind.JPEG, Kind.HEIC):  # Samsung: HEIC + MP4 too
-        skip = video.embedded_video_offset(job.source) or 0
+        skip = video.embedded_video_offset(job.source, after) or 0
         source = job.source if skip else None
     if source is None or images.share_video_max_mb == 0:
         return None, "", None
@@ -205,16 +207,16 @@ def _shared_as_is(job: DeriveJob, images: ImagesConfig, mtime: float) -> DeriveR
         image.draft("RGB", (1, 1) if own_thumb else (images.thumb_max_long_edge,) * 2)
         thumb = to_srgb(image.convert("RGB") if image.mode != "RGB" else image.copy())
     try:
-        data = lossless.rewrite_metadata(job.source.read_bytes(), shared_exif(exif))
+        rewritten = lossless.rewrite_metadata(job.source.read_bytes(), shared_exif(exif))
     except lossless.NotJpeg:
         return None
     faults.delay("derive")
     faults.fault("derive")
-    _write_bytes(job.share, data)
+    _write_bytes(job.share, rewritten.data)
     if not own_thumb:
         thumb.thumbnail((images.thumb_max_long_edge,) * 2, RESAMPLE)
         save_jpeg(thumb, job.thumb, images.thumb_quality)
-    clip, codec, note = _motion_clip(job, images)
+    clip, codec, note = _motion_clip(job, images, after=rewritten.image_end)
     return DeriveResult(job, job.share, job.share if own_thumb else job.thumb, size[0],
                         size[1], meta_from_exif(exif, mtime), note=note, video=clip,
                         video_codec=codec)

@@ -9,6 +9,8 @@ bytes → bytes function."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from PIL import Image
 
 SOI, SOS, EOI = 0xD8, 0xDA, 0xD9
@@ -73,7 +75,13 @@ def end_of_image(data: bytes, pos: int) -> int:
     raise NotJpeg("the scan has no end of image")
 
 
-def rewrite_metadata(data: bytes, exif: bytes | None) -> bytes:
+class Rewritten(NamedTuple):
+    data: bytes  # the JPEG to share
+    image_end: int  # where the original's image ended (past its EOI): what follows
+    #                 (a motion photo's clip, a maker's trailer) was left out
+
+
+def rewrite_metadata(data: bytes, exif: bytes | None) -> Rewritten:
     """`data` with its metadata segments replaced by `exif` (an APP1 payload starting
     with b"Exif\\0\\0", or None); the frame, tables and scan data unchanged."""
     if data[:2] != b"\xff\xd8":
@@ -102,8 +110,9 @@ def rewrite_metadata(data: bytes, exif: bytes | None) -> bytes:
         if marker == SOS:
             # the scans untouched, up to the end of the image: whatever a camera appends
             # after it (a motion photo's MP4, a maker's trailer) is not shared
-            out.append(data[pos:end_of_image(data, pos)])
-            return b"".join(out)
+            image_end = end_of_image(data, pos)
+            out.append(data[pos:image_end])
+            return Rewritten(b"".join(out), image_end)
         if _kept(marker, data[pos + 4:end]):
             out.append(data[pos:end])
         pos = end

@@ -159,17 +159,20 @@ def remux(source: Path, dest: Path, creation_time: str | None, skip: int = 0) ->
 EMBEDDED_BRANDS = (b"mp41", b"mp42", b"isom", b"iso2", b"avc1", b"qt  ", b"MSNV")
 
 
-def embedded_video_offset(path: Path) -> int | None:
+def embedded_video_offset(path: Path, after: int = 0) -> int | None:
     """Where the MP4 of a motion photo (Google/Samsung: a JPEG with the clip appended)
-    starts, or None: the first ISO-BMFF `ftyp` box with a video brand after the start.
-    Searched in a memory map: no copy of the file is made (every JPEG is searched)."""
+    starts, or None: the first ISO-BMFF `ftyp` box with a video brand after the start
+    (or at `after` or later: where the picture is known to end). Searched in a memory
+    map: no copy of the file is made (every JPEG is searched)."""
     with path.open("rb") as f:
+        if os.fstat(f.fileno()).st_size < after + 8:
+            return None  # nothing after the picture but, at most, a few bytes
         try:
             data = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
         except ValueError:  # an empty file cannot be mapped
             return None
     with data:
-        at = data.find(b"ftyp", 4)
+        at = data.find(b"ftyp", max(4, after + 4))
         while at != -1:
             size = int.from_bytes(data[at - 4:at], "big")
             if at > 4 and 8 <= size <= 256 and data[at + 4:at + 8] in EMBEDDED_BRANDS:
