@@ -21,6 +21,7 @@ from ghostroll.publish.upload import (
     IMMUTABLE,
     MIB,
     NO_CACHE,
+    PARTS_AT_ONCE,
     MemoryLedger,
     UploadEvent,
     UploadTask,
@@ -349,3 +350,36 @@ def test_which_errors_are_retried(exc: BaseException, retryable: bool, down: boo
     got_retryable, got_down, message = classify_error(exc)
     assert (got_retryable, got_down) == (retryable, down)
     assert message
+
+
+def test_parts_go_out_together_and_their_memory_stays_bounded(
+        s3_bucket: S3Bucket, tmp_path: Path) -> None:
+    """A large file's parts are sent several at a time, and all files' parts together
+    never exceed max(upload workers, PARTS_AT_ONCE) in flight: each holds a part-sized
+    buffer, and a Pi has little memory to spare."""
+    import threading
+
+    files = [write_file(tmp_path / f"MVI_000{i}.MOV", 2 * 8 * MIB + 1, seed=30 + i)
+             for i in range(3)]
+    client = make_client(s3_bucket.s3_config())
+    lock, in_flight, most = threading.Lock(), [0], [0]
+
+    def started(**_: object) -> None:
+        with lock:
+            in_flight[0] += 1
+            most[0] = max(most[0], in_flight[0])
+
+    def ended(**_: object) -> None:
+        with lock:
+            in_flight[0] -= 1
+
+    client.meta.events.register("before-call.s3.UploadPart", started)
+    client.meta.events.register("after-call.s3.UploadPart", ended)
+    tasks = [UploadTask.for_file(f"originals/{f.name}", f) for f in files]
+    report = upload_all(client, s3_bucket.name, tasks, MemoryLedger(), workers=3,
+                        multipart_threshold_bytes=5 * MIB)
+    assert report.ok, report.summary()
+    assert 1 < most[0] <= max(3, PARTS_AT_ONCE), most[0]
+    for task, path in zip(tasks, files, strict=True):
+        body = client.get_object(Bucket=s3_bucket.name, Key=task.key)["Body"].read()
+        assert body == path.read_bytes()

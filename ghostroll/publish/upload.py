@@ -37,7 +37,7 @@ MIB = 1024 * 1024
 MIN_PART_BYTES = 5 * MIB  # S3's minimum for every part but the last
 MAX_PARTS = 10_000
 DEFAULT_PART_BYTES = 8 * MIB
-PARTS_AT_ONCE = 3  # of one file, each in memory while it is sent
+PARTS_AT_ONCE = 3  # of one file; of all files together, max(this, upload workers)
 
 NO_CACHE = "no-cache"
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -250,8 +250,10 @@ class _EndpointDown(Exception):
 class _Uploader:
     def __init__(self, client: Any, bucket: str, *, multipart_threshold_bytes: int,
                  max_attempts: int, base_delay_s: float, max_delay_s: float,
-                 sleep: Callable[[float], None]) -> None:
+                 sleep: Callable[[float], None], parts_in_flight: int = PARTS_AT_ONCE) -> None:
         self.client = client
+        # every file's parts together: the memory they hold stays that many parts
+        self.part_slots = threading.BoundedSemaphore(max(1, parts_in_flight))
         self.bucket = bucket
         self.threshold = multipart_threshold_bytes
         self.max_attempts = max_attempts
@@ -338,18 +340,19 @@ class _Uploader:
               offset: int, step: int) -> dict[str, Any]:
         """One part, read where it lies in the file (each part's own read: only the parts
         in flight are in memory)."""
-        if self.endpoint_down.is_set():
-            raise RuntimeError(f"stopped: {self.down_reason}")
-        chunk = os.pread(fd, step, offset)
-        digest = hashlib.md5(chunk)
-        if held.get(number) == (len(chunk), digest.hexdigest()):
-            return {"PartNumber": number, "ETag": f'"{digest.hexdigest()}"'}
-        faults.fault("upload.part")
-        md5 = base64.b64encode(digest.digest()).decode()
-        response = self._call(f"{task.key} part {number}", lambda: self.client.upload_part(
-            Bucket=self.bucket, Key=task.key, UploadId=upload_id, PartNumber=number,
-            Body=chunk, ContentMD5=md5))
-        return {"PartNumber": number, "ETag": response["ETag"]}
+        with self.part_slots:
+            if self.endpoint_down.is_set():
+                raise RuntimeError(f"stopped: {self.down_reason}")
+            chunk = os.pread(fd, step, offset)
+            digest = hashlib.md5(chunk)
+            if held.get(number) == (len(chunk), digest.hexdigest()):
+                return {"PartNumber": number, "ETag": f'"{digest.hexdigest()}"'}
+            faults.fault("upload.part")
+            md5 = base64.b64encode(digest.digest()).decode()
+            response = self._call(f"{task.key} part {number}", lambda: self.client.upload_part(
+                Bucket=self.bucket, Key=task.key, UploadId=upload_id, PartNumber=number,
+                Body=chunk, ContentMD5=md5))
+            return {"PartNumber": number, "ETag": response["ETag"]}
 
     def _resume_or_create(self, task: UploadTask) -> tuple[str, HeldParts]:
         """The newest unfinished multipart upload of this key (a killed run's) and its
@@ -441,7 +444,8 @@ def upload_all(client: Any, bucket: str, tasks: Iterable[UploadTask], ledger: Up
 
     uploader = _Uploader(client, bucket, multipart_threshold_bytes=multipart_threshold_bytes,
                          max_attempts=max_attempts, base_delay_s=base_delay_s,
-                         max_delay_s=max_delay_s, sleep=sleep)
+                         max_delay_s=max_delay_s, sleep=sleep,
+                         parts_in_flight=max(workers, PARTS_AT_ONCE))
 
     def run(task: UploadTask) -> int:
         etag, sent = uploader.upload(task)
