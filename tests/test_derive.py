@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import sys
 import threading
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -17,7 +18,7 @@ from ghostroll import hashing
 from ghostroll.card.media import HEAD_BYTES, Kind, classify
 from ghostroll.derive import DeriveJob, derive_many, derive_one, meta_from_exif, numbering_gaps
 from ghostroll.derive.images import OWN_THUMB_RATIO
-from ghostroll.derive.pool import Budget
+from ghostroll.derive.pool import WORKER_NICE, Budget, DerivePool
 from ghostroll.devtools.synthetic import PhotoSpec, make_jpeg
 from tests.support.ingest import make_config
 from tests.support.samples import manifest, require_samples
@@ -379,3 +380,19 @@ def test_derivatives_hashes_are_known_without_reading_them_again(
     other.write_bytes(b"not the share image")
     os.replace(other, replaced)
     assert hashing.sha256_unchanged(replaced) == hashlib.sha256(b"not the share image").hexdigest()
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread nice values are Linux's")
+def test_derive_workers_yield_the_cpu_to_the_card_copy(tmp_path: Path) -> None:
+    """The derive workers run at a lower priority than the thread that made the pool
+    (the card's copy, in `ghostroll run`), which keeps its own."""
+    def nice() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    mine = nice()
+    pool = DerivePool(make_config(tmp_path).images)
+    try:
+        workers = {pool.executor.submit(nice).result() for _ in range(4)}
+    finally:
+        pool.close()
+    assert workers == {min(19, mine + WORKER_NICE)} and nice() == mine

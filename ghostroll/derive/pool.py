@@ -4,11 +4,19 @@ Workers are threads (Pillow and libheif release the GIL while decoding and resiz
 Before a job starts it must fit a decoded-pixel budget: its cost is estimated from the
 file header (`sources.estimate_cost`: a 24 MP JPEG drafted to 1/2 scale costs ~60 MB
 with its resized copies, a 12 MP HEIC decoded in full ~125 MB). No job is larger than
-the budget: one that would be is refused by the opener (`TooLarge`) before decoding."""
+the budget: one that would be is refused by the opener (`TooLarge`) before decoding.
+
+The workers run at a lower CPU priority (`WORKER_NICE`) than the rest: the copy of the
+card, which the photographer waits on to pull it, never waits for them for a core
+(measured on 2 cores, card C: "safe to remove" at ~2.5 s instead of ~3.1 s, the whole
+run unchanged)."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,6 +27,18 @@ from ghostroll.derive import sources
 from ghostroll.derive.images import DeriveJob, DeriveResult, derive_one
 from ghostroll.errors import ProcessingStopped
 from ghostroll.memory import return_freed_memory
+
+WORKER_NICE = 5  # added to a worker thread's nice value (and its ffmpeg children's)
+
+
+def _lower_priority() -> None:
+    """Linux schedules each thread on its own: a worker thread's nice value is its own.
+    (Elsewhere a thread id is no process id: nothing is changed.)"""
+    if sys.platform != "linux":
+        return
+    tid = threading.get_native_id()
+    with contextlib.suppress(OSError):  # refused here: the same work, at equal priority
+        os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + WORKER_NICE)
 
 
 class Budget:
@@ -75,7 +95,8 @@ class DerivePool:
         self.lock = threading.Lock()
         self.halted = threading.Event()
         self.executor = ThreadPoolExecutor(max_workers=images.process_workers,
-                                           thread_name_prefix="ghostroll-derive")
+                                           thread_name_prefix="ghostroll-derive",
+                                           initializer=_lower_priority)
 
     def submit(self, job: DeriveJob) -> Future[DeriveResult]:
         return self.executor.submit(self._run, job)
