@@ -5,7 +5,7 @@ ICC, maker notes, IPTC) except the two that say how to read the pixels (JFIF, Ad
 colour transform), and the allow-listed EXIF of `shared_metadata.shared_exif` is added.
 
 `eligible` decides from the header Pillow has read (pure); `rewrite_metadata` is a pure
-bytes → bytes function."""
+function of the bytes (the bytes to share, and where the original's picture ended)."""
 
 from __future__ import annotations
 
