@@ -32,7 +32,7 @@ from ghostroll.card.copier import ByteCounter, Copied, copy_to_temp
 from ghostroll.card.media import classify
 from ghostroll.card.plan import plan_card
 from ghostroll.card.scan import CardFile, CardListing, scan_card
-from ghostroll.card.sealer import Handoff, Sealed, Sealer
+from ghostroll.card.sealer import Handoff, Sealed, Sealer, unrecorded
 from ghostroll.card.volume import Volume
 from ghostroll.config import Config
 from ghostroll.errors import (
@@ -322,8 +322,7 @@ class CardIngest:
                 self._sealer_db = Database(self.db.path)
             self._sealer_db.record_ingested(entries)
         except (OSError, DatabaseError) as exc:
-            return [Sealed(r.handoff, error=exc) if r.stored is not None else r
-                    for r in sealed]
+            return unrecorded(sealed, exc)
         return sealed
 
     def _drain(self, sealer: Sealer) -> None:

@@ -109,8 +109,7 @@ class Sealer:
             return self._record(results)
         except Exception as exc:  # a bug: still each copy's failure, never a silent loss
             log.exception("unexpected failure recording a sealed batch")
-            return [Sealed(r.handoff, error=exc) if r.stored is not None else r
-                    for r in results]
+            return unrecorded(results, exc)
 
     def _next_batch(self) -> tuple[list[Handoff], bool]:
         first = self._jobs.get()
@@ -126,6 +125,12 @@ class Sealer:
                 return batch, True
             batch.append(item)
         return batch, False
+
+
+def unrecorded(results: list[Sealed], error: Exception) -> list[Sealed]:
+    """`results` with every sealed copy marked as failed by `error`: a batch whose record
+    was refused stays unrecorded (the next run takes its copies over)."""
+    return [Sealed(r.handoff, error=error) if r.stored is not None else r for r in results]
 
 
 def seal(batch: list[Handoff]) -> list[Sealed]:
