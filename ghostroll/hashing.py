@@ -51,7 +51,7 @@ def remember_sha256(path: Path, digest: str, written: os.stat_result) -> None:
     """The hash of what was just written to `path` (`written`: the stat of the file
     renamed there, never to be rewritten), from the bytes in hand: no one reads the file
     again to learn it."""
-    _remember((os.fspath(path), written.st_ino, written.st_size, written.st_mtime_ns), digest)
+    _remember(_version(path, written), digest)
 
 
 Version = tuple[str, int, int, int]
@@ -60,8 +60,8 @@ _lock = threading.Lock()
 KNOWN_MAX = 1 << 14  # versions remembered (a card's derivatives, and then some)
 
 
-def _version(path: Path) -> Version:
-    st = os.stat(path)
+def _version(path: Path, st: os.stat_result | None = None) -> Version:
+    st = os.stat(path) if st is None else st
     return os.fspath(path), st.st_ino, st.st_size, st.st_mtime_ns
 
 
