@@ -145,12 +145,6 @@ class Stream:
             self.uploader.close()
             self.uploader = None
 
-    def __enter__(self) -> Stream:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     def origin(self, result: DeriveResult) -> tuple[_Session, Shot]:
         with self.lock:
             return self.shots[result.job]
